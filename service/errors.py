@@ -1,0 +1,43 @@
+"""Every error langdu raises on purpose; no HTTP or CLI knowledge lives here."""
+
+from __future__ import annotations
+
+
+class LangduError(Exception):
+    """Base class: a problem a caller can be told about in one line."""
+
+
+class InputError(LangduError):
+    """The article given to us cannot be read aloud (empty, undecodable, nothing speakable)."""
+
+
+class EmptyArticleError(InputError):
+    """The input holds no text at all, or only whitespace."""
+
+
+class NothingToSpeakError(InputError):
+    """The input has text, but no character an engine could pronounce."""
+
+
+class DecodeError(InputError):
+    """The input bytes are not valid text in the expected encoding."""
+
+
+class UnknownVoiceError(LangduError):
+    """The requested voice is not in the catalog."""
+
+
+class VoiceCatalogError(LangduError):
+    """A voice preset file in voices/ is malformed."""
+
+
+class OptionError(LangduError):
+    """An option value (rate, pitch, ...) is malformed or out of range."""
+
+
+class EngineError(LangduError):
+    """A speech engine failed to produce audio for a chunk."""
+
+
+class AudioError(LangduError):
+    """Stitching or encoding audio failed."""
