@@ -1,0 +1,269 @@
+"""Article extraction: raw page (text or HTML) -> title + body paragraphs, without page chrome."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from service.errors import DecodeError, EmptyArticleError, InputError
+
+
+@dataclass(frozen=True, slots=True)
+class Paragraph:
+    """One block of the article: body text, or a (sub)heading read as its own sentence."""
+
+    text: str
+    heading: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """What gets read aloud: an optional title, then the body paragraphs in page order."""
+
+    title: str | None
+    paragraphs: tuple[Paragraph, ...]
+
+    def blocks(self) -> tuple[Paragraph, ...]:
+        """The title (as a heading) followed by the body: the order a listener hears them."""
+        if self.title:
+            return (Paragraph(self.title, heading=True), *self.paragraphs)
+        return self.paragraphs
+
+
+# --- decoding -----------------------------------------------------------------------------
+
+_GB_ALIASES = {"gb2312", "gbk", "gb_2312-80", "x-gbk", "cp936", "ms936", "euc-cn", "gb18030"}
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-]+)""", re.IGNORECASE)
+
+
+def _codec_for(charset: str) -> str:
+    name = charset.strip().lower()
+    # gb2312/gbk pages routinely contain characters outside their nominal set; gb18030 is
+    # a strict superset, so decoding as gb18030 never loses a character they could hold.
+    return "gb18030" if name in _GB_ALIASES else name
+
+
+def decode(data: bytes, *, charset: str | None = None) -> str:
+    """Decode page bytes: BOM first, then the given or declared charset, else strict UTF-8.
+
+    Raises:
+        DecodeError: the bytes are not valid in the chosen encoding.
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        codec = "utf-8-sig"
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        codec = "utf-16"
+    elif charset:
+        codec = _codec_for(charset)
+    else:
+        declared = _META_CHARSET.search(data[:4096])
+        codec = _codec_for(declared.group(1).decode("ascii")) if declared else "utf-8"
+    try:
+        return data.decode(codec)
+    except LookupError as exc:
+        raise DecodeError(f"unknown text encoding {codec!r}") from exc
+    except UnicodeDecodeError as exc:
+        raise DecodeError(
+            f"input is not valid {codec.upper()} (bad byte at offset {exc.start})"
+        ) from exc
+
+
+# --- line filters shared by the text and HTML paths ---------------------------------------
+
+_SPACES = re.compile(r"[\s\u3000\u00a0\u200b\ufeff]+")
+_SENTENCE_END = re.compile(r"[。！？!?…；;]")
+_DATE = r"\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?"
+_META_LINE = re.compile(
+    rf"^(发布时间|发布日期|时间|日期)?[:：]?\s*{_DATE}(\s+\d{{1,2}}:\d{{2}}(:\d{{2}})?)?"
+)
+_LABELS = (
+    "智能朗读", "关闭", "关闭窗口", "打印", "打印本页", "分享到", "分享", "收藏", "返回顶部",
+    "返回",
+    "来源", "稿源", "作者", "编辑", "责任编辑", "责编", "审核", "校对", "点击", "浏览", "阅读",
+    "字号", "【字号", "上一篇", "下一篇", "相关新闻", "相关阅读", "扫一扫", "【打印", "【关闭",
+)
+_LABEL_LINE = re.compile(
+    r"^[【\[]?(" + "|".join(re.escape(x) for x in _LABELS) + r")[】\]]?\s*([:：].{0,60})?$"
+)
+_BREADCRUMB = re.compile(r"^(您的位置|你的位置|当前位置|所在位置|位置)\s*[:：]|.+\s[>＞»]\s.+")
+_NAV_SEPARATORS = re.compile(r"[|｜丨]")
+
+
+def clean_line(line: str) -> str:
+    """Collapse runs of whitespace (incl. ideographic and no-break spaces) to one space."""
+    return _SPACES.sub(" ", line).strip()
+
+
+def is_junk_line(line: str) -> bool:
+    """Page chrome: navigation bars, breadcrumbs, date/meta lines, widget labels, source lines."""
+    if len(_NAV_SEPARATORS.findall(line)) >= 3:
+        return True
+    if len(line) <= 80 and (_BREADCRUMB.match(line) or _META_LINE.match(line)):
+        return True
+    return bool(_LABEL_LINE.match(line))
+
+
+def is_body_like(line: str) -> bool:
+    """A line that reads as running prose rather than a label, caption or heading."""
+    return (bool(_SENTENCE_END.search(line)) and len(line) >= 20) or len(line) >= 60
+
+
+def _drop_repeated_captions(lines: Sequence[str]) -> list[str]:
+    """A short unpunctuated line repeated back to back is an image's alt text plus caption."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        j = i
+        while j + 1 < len(lines) and lines[j + 1] == lines[i]:
+            j += 1
+        if j == i or is_body_like(lines[i]):
+            out.append(lines[i])
+        i = j + 1
+    return out
+
+
+def _paragraphs_from_lines(lines: Iterable[str]) -> list[Paragraph]:
+    kept = [x for x in (clean_line(raw) for raw in lines) if x and not is_junk_line(x)]
+    return [
+        Paragraph(text, heading=not is_body_like(text))
+        for text in _drop_repeated_captions(kept)
+    ]
+
+
+def _require_body(paragraphs: Sequence[Paragraph]) -> tuple[Paragraph, ...]:
+    if not paragraphs:
+        raise EmptyArticleError("the input has no text to read")
+    return tuple(paragraphs)
+
+
+# --- plain text ---------------------------------------------------------------------------
+
+
+def extract_text(text: str) -> Article:
+    """Clean a page scraped as plain text: find the title, keep body paragraphs and headings.
+
+    The header (everything before the first prose paragraph) yields only the title: the line
+    just above the date line if there is one, else its longest line. Short lines after the
+    last prose paragraph are footers (source, editor, "关闭") and are dropped.
+
+    Raises:
+        EmptyArticleError: nothing but whitespace or page chrome.
+    """
+    raw = [clean_line(x) for x in text.splitlines()]
+    lines = [x for x in raw if x]
+    if not lines:
+        raise EmptyArticleError("the input is empty or whitespace only")
+    prose = [i for i, x in enumerate(lines) if is_body_like(x) and not is_junk_line(x)]
+    if not prose:
+        # A short note with no prose: read every line that is not page chrome.
+        return Article(None, _require_body(_paragraphs_from_lines(lines)))
+    first_body, last_body = prose[0], prose[-1]
+    header = lines[:first_body]
+    title = _title_from_header(header)
+    body = _paragraphs_from_lines(lines[first_body : last_body + 1])
+    return Article(title, _require_body(body))
+
+
+def _title_from_header(header: Sequence[str]) -> str | None:
+    for i, line in enumerate(header):
+        if _META_LINE.match(line) and i > 0:
+            candidate = header[i - 1]
+            if not is_junk_line(candidate):
+                return candidate
+    candidates = [x for x in header if not is_junk_line(x)]
+    return max(candidates, key=len) if candidates else None
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+_HTML_HINT = re.compile(r"<\s*(html|body|p|div|article|h[1-6]|br|span|!doctype)\b", re.I)
+_BLOCK_TAGS = frozenset(
+    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "dd", "dt", "td", "th"}
+)
+_CONTAINER_TAGS = frozenset({"div", "section", "article", "main", "body", "center", "font"})
+_DROP_TAGS = ("script", "style", "noscript", "figure", "figcaption", "img", "nav", "header",
+              "footer", "aside", "form", "button", "select", "iframe", "video", "audio", "svg")
+
+
+def looks_like_html(text: str) -> bool:
+    """True when the text carries HTML markup rather than plain prose."""
+    return bool(_HTML_HINT.search(text[:20000]))
+
+
+def extract_html(html: str) -> Article:
+    """Extract title and body from a page with readability, then drop chrome it let through.
+
+    Raises:
+        EmptyArticleError: the page holds no readable text.
+        InputError: the markup cannot be parsed at all.
+    """
+    import lxml.etree
+    import lxml.html
+    from readability import Document
+
+    if not html.strip():
+        raise EmptyArticleError("the input is empty or whitespace only")
+    try:
+        doc = Document(html)
+        title = clean_line(doc.short_title() or "") or None
+        summary = doc.summary(html_partial=True)
+        root = lxml.html.fragment_fromstring(summary, create_parent="div")
+    except (lxml.etree.ParserError, ValueError) as exc:
+        raise InputError(f"cannot parse the HTML page: {exc}") from exc
+    for bad in root.xpath("|".join(f"//{t}" for t in _DROP_TAGS)):
+        bad.drop_tree()
+    blocks = list(_html_blocks(root))
+    paragraphs = _paragraphs_from_blocks(blocks)
+    if title and paragraphs and paragraphs[0].text == title:
+        paragraphs = paragraphs[1:]
+    if title and (is_junk_line(title) or title in {"[no-title]", "no-title"}):
+        title = None
+    return Article(title, _require_body(paragraphs))
+
+
+def _paragraphs_from_blocks(blocks: Sequence[tuple[str, bool]]) -> list[Paragraph]:
+    lines: list[tuple[str, bool]] = []
+    for text, heading in blocks:
+        lines.extend((clean_line(x), heading) for x in text.split("\n"))
+    kept = [(x, h) for x, h in lines if x and not is_junk_line(x)]
+    survivors = set(_drop_repeated_captions([x for x, _ in kept]))
+    return [Paragraph(x, heading=h or not is_body_like(x)) for x, h in kept if x in survivors]
+
+
+def _html_blocks(root: object) -> Iterable[tuple[str, bool]]:
+    """Text of each block-level element, with <br> kept as a line break."""
+    import lxml.html
+
+    assert isinstance(root, lxml.html.HtmlElement)
+    for br in root.iter("br"):
+        br.tail = "\n" + (br.tail or "")
+    for el in root.iter():
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag in _BLOCK_TAGS:
+            if any(isinstance(a.tag, str) and a.tag in _BLOCK_TAGS for a in el.iterancestors()):
+                continue
+            yield el.text_content(), tag.startswith("h") and len(tag) == 2
+        elif tag in _CONTAINER_TAGS:
+            # Text sitting directly in a container (no <p>) is still article text.
+            loose = [el.text or ""] + [
+                c.tail or "" for c in el if isinstance(c.tag, str) and c.tag in _BLOCK_TAGS
+            ] + [
+                c.text_content() + (c.tail or "")
+                for c in el
+                if isinstance(c.tag, str) and c.tag not in _BLOCK_TAGS | _CONTAINER_TAGS
+            ]
+            text = "".join(loose)
+            if text.strip():
+                yield text, False
+
+
+def extract(text: str, *, html: bool | None = None) -> Article:
+    """Extract an article from page text, sniffing HTML unless told which it is.
+
+    Raises:
+        EmptyArticleError: nothing to read.
+        InputError: unparseable HTML.
+    """
+    is_html = looks_like_html(text) if html is None else html
+    return extract_html(text) if is_html else extract_text(text)

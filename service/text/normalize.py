@@ -1,0 +1,120 @@
+"""Spoken form of a sentence: numbers, dates, percentages, units, phones read as an announcer would.
+
+WeNet's compiled grammars (wetext) do the bulk; the rules here run first and handle what
+they misread in news copy: phone numbers, "1+N" formulas, Latin-digit names, temperatures
+below zero, ranges written with a dash, year ranges and full-width characters.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+
+_DIGITS = "零一二三四五六七八九"
+_FULLWIDTH = str.maketrans(
+    {**{chr(0xFF10 + i): str(i) for i in range(10)},
+     **{chr(0xFF21 + i): chr(0x41 + i) for i in range(26)},
+     **{chr(0xFF41 + i): chr(0x61 + i) for i in range(26)},
+     "％": "%", "＋": "+", "．": ".", "／": "/", "－": "-", "～": "~", "＄": "$", "￥": "¥"}
+)
+
+
+def read_digits(digits: str) -> str:
+    """Read a digit string one digit at a time: 0931 -> 零九三一."""
+    return "".join(_DIGITS[int(d)] if d.isdigit() else "" for d in digits)
+
+
+def _digits_of(m: re.Match[str]) -> str:
+    return read_digits(m.group(0))
+
+
+_Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str] | str]
+
+# Order matters: each rule sees the output of the ones above it.
+_RULES: tuple[_Rule, ...] = (
+    # Phone numbers: area code + number, mobiles, and digits after a hotline word.
+    (re.compile(r"(?<![\d.])(?:\+?86[-\s]?)?0\d{2,3}[-—–\s]?\d{7,8}(?:[-—–]\d{1,4})?(?![\d.])"),
+     _digits_of),
+    (re.compile(r"(?<![\d.])1[3-9]\d[-\s]?\d{4}[-\s]?\d{4}(?![\d.])"), _digits_of),
+    (re.compile(r"(?<=电话|热线|手机|拨打|致电|传真|号码|专线)([:：]?\s*)([\d-]{3,})"),
+     lambda m: m.group(1) + read_digits(m.group(2))),
+    (re.compile(r"(?<![\d.])(\d{3,5})(?=热线|服务热线|专线)"), _digits_of),
+    # Room, flight and similar codes read digit by digit.
+    (re.compile(r"(?<![\d.])\d{3,5}(?=室|房间|号房|号楼|号线)"), _digits_of),
+    # Year ranges: 2019-2020年 -> 二零一九年至二零二零年 (not 两千零一十九).
+    (re.compile(r"(?<!\d)(\d{4})\s*[-—–~至到]\s*(\d{4})\s*年"),
+     lambda m: f"{read_digits(m.group(1))}年至{read_digits(m.group(2))}年"),
+    # Temperatures below zero: -5℃ -> 零下5℃.
+    (re.compile(r"(?<![\d.A-Za-z])[-−](?=\d+(?:\.\d+)?\s*(?:℃|°C|摄氏度|度))"), "零下"),
+    # Dash between a Latin name and a number is a hyphen, not a minus: COVID-19.
+    (re.compile(r"(?<=[A-Za-z])-(?=\d)"), " "),
+    (re.compile(r"\bNo\.\s?(?=\d)", re.IGNORECASE), "第"),
+    # Ranges: 12%-15%, 3-5天 -> 至 (a dash between numbers is never a minus sign).
+    (re.compile(r"(?<=\d[%‰]|\d[万亿])\s*[-—–~]\s*(?=\d)"), "至"),
+    # "1+N", "互联网+": plus reads 加.
+    (re.compile(r"(?<=[\dA-Za-z\u4e00-\u9fff])\+"), "加"),
+    # Currency sign before a number with a magnitude: ¥5万 -> 5万元.
+    (re.compile(r"[¥￥](\d+(?:\.\d+)?)([万亿]?)"), lambda m: f"{m.group(1)}{m.group(2)}元"),
+)
+# What wetext leaves that an engine would read badly or as a symbol name.
+_POST_RULES: tuple[_Rule, ...] = (
+    (re.compile(r"(?<=[\u4e00-\u9fff])/(?=[\u4e00-\u9fff])"), "、"),
+    # An ordinal is never 两: 第2名 -> 第二名 (the grammars pick 两 before measure words).
+    (re.compile(r"第两"), "第二"),
+)
+
+_DIGIT = re.compile(r"\d")
+_SPEAKABLE = re.compile(r"[0-9A-Za-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff０-９Ａ-Ｚａ-ｚ]")
+
+
+def is_speakable(text: str) -> bool:
+    """True when `text` has at least one character an engine can pronounce."""
+    return bool(_SPEAKABLE.search(text))
+
+
+def _apply(rules: tuple[_Rule, ...], text: str) -> str:
+    for pattern, repl in rules:
+        text = pattern.sub(repl, text)
+    return text
+
+
+class Normalizer:
+    """Text normalization for Mandarin news; the grammars load once, on first use or warm-up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tn: Callable[[str], str] | None = None
+
+    def warm_up(self) -> None:
+        """Load the wetext grammars now (about 0.6 s) rather than on the first number."""
+        with self._lock:
+            if self._tn is None:
+                from wetext import Normalizer as WeText
+
+                engine = WeText(lang="zh", operator="tn")
+                engine.normalize("1")  # the grammars load lazily on the first call
+                self._tn = engine.normalize
+
+    def _grammars(self, text: str) -> str:
+        if self._tn is None:
+            self.warm_up()
+        assert self._tn is not None
+        try:
+            return self._tn(text)
+        except Exception:
+            # Text the grammars cannot handle is read as written rather than dropped.
+            return text.strip()
+
+    def normalize(self, text: str) -> str:
+        """The spoken form of one sentence (or line). Never empty for speakable input."""
+        if not text.strip():
+            return text
+        pre = _apply(_RULES, text.translate(_FULLWIDTH))
+        # The grammars only rewrite text with digits (wetext checks the same); skipping
+        # them otherwise is faster and lets digit-free sentences flow while they load.
+        spoken = self._grammars(pre) if _DIGIT.search(pre) else pre.strip()
+        spoken = _apply(_POST_RULES, spoken)
+        if not is_speakable(spoken) and is_speakable(text):
+            return text
+        return spoken

@@ -1,0 +1,63 @@
+"""Shared fixtures: the sample page, a synthesizer on the real offline engine, MP3 decoding."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LANGDU_SHARED", ROOT.parent / "shared"))
+
+
+def _shared_file(relative: str) -> Path:
+    path = SHARED / relative
+    if not path.exists():
+        pytest.fail(f"shared test data missing: {path} (set LANGDU_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_txt() -> Path:
+    return _shared_file("fixtures/anning-page.txt")
+
+
+@pytest.fixture(scope="session")
+def sample_html() -> Path:
+    return _shared_file("fixtures/anning-page.html")
+
+
+@pytest.fixture(scope="session")
+def cases_tsv() -> Path:
+    return _shared_file("tn/cases.tsv")
+
+
+def decoded_samples(mp3: bytes) -> tuple[int, int]:
+    """Decode MP3 bytes with the bundled ffmpeg: (samples, sample rate). Fails on bad data."""
+    import imageio_ffmpeg
+
+    proc = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-xerror", "-i", "pipe:0",
+         "-f", "s16le", "-ac", "1", "pipe:1"],
+        input=mp3, capture_output=True, check=True,
+    )
+    assert not proc.stderr, proc.stderr.decode(errors="replace")
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", "pipe:0"], input=mp3[:4096],
+                           capture_output=True)
+    rate = 22050
+    for token in probe.stderr.decode(errors="replace").split(","):
+        if token.strip().endswith("Hz"):
+            rate = int(token.strip().split()[0])
+    return len(proc.stdout) // 2, rate
+
+
+def decoded_pcm(mp3: bytes) -> bytes:
+    import imageio_ffmpeg
+
+    return subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", "pipe:0",
+         "-f", "s16le", "-ac", "1", "pipe:1"],
+        input=mp3, capture_output=True, check=True,
+    ).stdout

@@ -1,0 +1,82 @@
+"""Extraction on the real sample page, as text and as HTML, and decoding of page bytes."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.errors import DecodeError, EmptyArticleError
+from service.text.extract import Article, decode, extract, extract_html, extract_text
+from tests.sample import JUNK, TITLE, body_blocks, squash
+
+
+def _check_sample(article: Article, blocks: list[str]) -> None:
+    assert article.title == TITLE
+    assert [p.text for p in article.paragraphs] == blocks
+    headings = [p.text for p in article.paragraphs if p.heading]
+    assert headings == ["科学谋划抓统筹上下联动同发力", "做优“三社联动”精细服务再聚力",
+                        "共驻共建促融合 创新治理激活力"]
+    for p in article.paragraphs:
+        for junk in JUNK:
+            assert junk not in p.text, (junk, p.text)
+
+
+def test_sample_text_page_keeps_title_body_and_headings_only(sample_txt, sample_html):
+    article = extract_text(sample_txt.read_text(encoding="utf-8"))
+    _check_sample(article, body_blocks(sample_html))
+
+
+def test_sample_html_page_keeps_title_body_and_headings_only(sample_html):
+    article = extract_html(sample_html.read_text(encoding="utf-8"))
+    _check_sample(article, body_blocks(sample_html))
+
+
+def test_text_and_html_of_one_page_agree(sample_txt, sample_html):
+    a = extract(sample_txt.read_text(encoding="utf-8"))
+    b = extract(sample_html.read_text(encoding="utf-8"))
+    assert a == b
+
+
+def test_gbk_page_is_decoded_as_gb18030(sample_html):
+    html = sample_html.read_text(encoding="utf-8").replace('charset="utf-8"', 'charset="gb2312"')
+    # 玥 (in the byline) is outside GB2312: real gb2312 pages carry it as GBK/GB18030 bytes.
+    data = html.encode("gb18030")
+    text = decode(data)
+    assert "田玥" in text
+    assert squash(extract(text).paragraphs[-1].text).endswith("田玥文/图")
+
+
+def test_charset_from_caller_wins_and_bom_is_honoured():
+    assert decode("新闻".encode("gbk"), charset="GBK") == "新闻"
+    assert decode("\ufeff新闻".encode()) == "新闻"
+
+
+def test_invalid_utf8_is_a_clear_error():
+    with pytest.raises(DecodeError, match="not valid UTF-8"):
+        decode(b"\xe6\x96\xb0\xff\xfe news")
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t\u3000 \n", "<html><body>  </body></html>"])
+def test_empty_input_is_an_error(text):
+    with pytest.raises(EmptyArticleError):
+        extract(text)
+
+
+def test_short_note_without_prose_is_read_whole():
+    article = extract("今天停水\n明天恢复")
+    assert [p.text for p in article.paragraphs] == ["今天停水", "明天恢复"]
+
+
+def test_html_fragment_with_br_and_loose_text():
+    article = extract("<div>第一段文字，没有段落标签。<br>第二行也是正文内容，应当保留下来。</div>")
+    texts = [p.text for p in article.paragraphs]
+    assert texts == ["第一段文字，没有段落标签。", "第二行也是正文内容，应当保留下来。"]
+
+
+def test_footer_lines_after_the_body_are_dropped():
+    page = ("标题在这里\n2024-01-02 来源：兰州晚报\n"
+            "这是正文的第一段，讲述了一件重要的事情。后来又发生了许多变化。\n"
+            "责任编辑：张三\n关闭\n打印本页")
+    article = extract(page)
+    assert article.title == "标题在这里"
+    assert [p.text for p in article.paragraphs] == [
+        "这是正文的第一段，讲述了一件重要的事情。后来又发生了许多变化。"]
