@@ -1,0 +1,103 @@
+"""One espeak-ng worker process: reads requests on stdin, writes PCM on stdout.
+
+Run as `python -m service.engines.espeak_worker`. It imports only ctypes and the
+`espeakng-loader` wheel, so it starts in a few tens of milliseconds. Protocol, one
+request at a time: a JSON line {"text", "voice", "wpm", "pitch"} in; a JSON line
+{"ok": true, "rate": int, "bytes": int} followed by that many bytes of 16-bit mono
+PCM out, or {"ok": false, "error": str}.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import sys
+from typing import BinaryIO
+
+_AUDIO_OUTPUT_RETRIEVAL = 1
+_CHARS_UTF8 = 1
+_PARAM_RATE = 1
+_PARAM_PITCH = 3
+
+_SynthCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
+
+
+class Espeak:
+    """libespeak-ng loaded in this process (it has global state: one per process)."""
+
+    def __init__(self) -> None:
+        import espeakng_loader
+
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p,
+                                          ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+        ]
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_RETRIEVAL, 0,
+                                     espeakng_loader.get_data_path().encode(), 0)
+        if rate <= 0:
+            raise RuntimeError(f"espeak_Initialize failed ({rate})")
+        self._lib = lib
+        self.sample_rate: int = rate
+        self._buffer = bytearray()
+        self._voice = ""
+
+        def on_audio(wav: ctypes._Pointer[ctypes.c_short], n: int, _events: int) -> int:
+            if wav and n > 0:
+                self._buffer.extend(ctypes.string_at(wav, n * 2))
+            return 0
+
+        self._callback = _SynthCallback(on_audio)  # kept referenced: the C side holds it
+        lib.espeak_SetSynthCallback(self._callback)
+
+    def synth(self, text: str, *, voice: str, wpm: int, pitch: int) -> bytes:
+        """Speak `text`; 16-bit mono PCM at `sample_rate`.
+
+        Raises:
+            ValueError: espeak-ng has no such voice.
+            RuntimeError: synthesis failed.
+        """
+        if voice != self._voice:
+            if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise ValueError(f"espeak-ng has no voice {voice!r}")
+            self._voice = voice
+        self._lib.espeak_SetParameter(_PARAM_RATE, wpm, 0)
+        self._lib.espeak_SetParameter(_PARAM_PITCH, pitch, 0)
+        self._buffer.clear()
+        data = text.encode("utf-8") + b"\0"
+        rc = self._lib.espeak_Synth(data, len(data), 0, 0, 0, _CHARS_UTF8, None, None)
+        if rc != 0:
+            raise RuntimeError(f"espeak_Synth failed ({rc})")
+        self._lib.espeak_Synchronize()
+        return bytes(self._buffer)
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
+    """Answer requests until stdin closes."""
+    engine = Espeak()
+    stdout.write(json.dumps({"ok": True, "rate": engine.sample_rate, "bytes": 0}).encode()
+                 + b"\n")
+    stdout.flush()
+    for line in stdin:
+        try:
+            req = json.loads(line)
+            pcm = engine.synth(str(req["text"]), voice=str(req["voice"]),
+                               wpm=int(req["wpm"]), pitch=int(req["pitch"]))
+            head: dict[str, object] = {"ok": True, "rate": engine.sample_rate,
+                                       "bytes": len(pcm)}
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            pcm = b""
+            head = {"ok": False, "error": str(exc)}
+        stdout.write(json.dumps(head).encode() + b"\n" + pcm)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)
