@@ -1,0 +1,283 @@
+"""The `langdu` command line: synth | normalize | voices."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, NoReturn
+
+from service import __version__
+from service.config import Settings, get_settings
+from service.errors import DecodeError, InputError, LangduError, OptionError
+from service.pipeline import Sentence, split_article
+from service.voices import Voice, VoiceCatalog
+
+if TYPE_CHECKING:
+    from service.timings import Timeline
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, as every langdu entry point answers bad input.
+        self.exit(EXIT_USAGE, f"langdu: error: {message} (see --help)\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="langdu", description="朗读 — read Chinese news articles aloud.")
+    parser.add_argument("--version", action="version", version=f"langdu {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    synth = sub.add_parser("synth", help="read an article (.txt/.html file or - for stdin) aloud")
+    synth.add_argument("input", help="article file (.txt or .html), or - for stdin")
+    synth.add_argument("-o", "--output", help="MP3 to write (default: INPUT with .mp3; - = stdout)")
+    synth.add_argument("--voice", help="voice id (see `langdu voices`)")
+    synth.add_argument("--rate", help="speaking rate, e.g. +20%% or -10%%")
+    synth.add_argument("--pitch", help="pitch offset, e.g. +10Hz or -5%%")
+    synth.add_argument("--timings", metavar="OUT.json", help="write sentence timings as JSON")
+    synth.add_argument("--vtt", metavar="OUT.vtt", help="write WebVTT captions")
+    synth.add_argument("--format", choices=("auto", "text", "html"), default="auto",
+                       help="how to read INPUT (default: by extension, else sniffed)")
+    synth.add_argument("--encoding", help="input text encoding (default: UTF-8 or the page's)")
+    synth.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    sub.add_parser("normalize", help="print the spoken form of stdin, line for line")
+    voices = sub.add_parser("voices", help="list the voice catalog")
+    voices.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `langdu` console script; returns the exit code."""
+    args = _build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+        if args.command == "synth":
+            return _cmd_synth(args, settings)
+        if args.command == "normalize":
+            return _cmd_normalize()
+        return _cmd_voices(args, settings)
+    except (InputError, OptionError, LangduError) as exc:
+        code = EXIT_USAGE if _is_bad_input(exc) else EXIT_FAILURE
+        print(f"langdu: error: {exc}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        print("langdu: interrupted", file=sys.stderr)
+        return 130
+
+
+def _is_bad_input(exc: LangduError) -> bool:
+    from service.errors import UnknownVoiceError
+
+    return isinstance(exc, InputError | OptionError | UnknownVoiceError)
+
+
+# --- synth --------------------------------------------------------------------------------
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _output_path(args: argparse.Namespace) -> str:
+    if args.output:
+        return str(args.output)
+    if args.input == "-":
+        raise InputError("reading from stdin needs -o OUT.mp3 (or -o - for stdout)")
+    return str(Path(args.input).with_suffix(".mp3"))
+
+
+def load_sentences(data: bytes, *, fmt: str = "auto", name: str = "",
+                   encoding: str | None = None) -> list[Sentence]:
+    """Bytes of a page -> its speakable sentences.
+
+    Raises:
+        DecodeError: the bytes are not text in the expected encoding.
+        EmptyArticleError: there is no text.
+        NothingToSpeakError: there is text but nothing speakable.
+    """
+    from service.text.extract import decode, extract
+
+    html: bool | None = {"html": True, "text": False}.get(fmt)
+    if html is None and name:
+        suffix = Path(name).suffix.lower()
+        html = True if suffix in {".html", ".htm", ".xhtml"} else None
+    return split_article(extract(decode(data, charset=encoding), html=html))
+
+
+def _cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
+    catalog = VoiceCatalog.load(settings.voices_dir)
+    voice = catalog.get(args.voice or settings.default_voice)
+    options = voice.options(rate=args.rate, pitch=args.pitch)
+    _validate_options(options.rate, options.pitch)
+    output = _output_path(args)
+    sentences = load_sentences(_read_input(args.input), fmt=args.format,
+                               name="" if args.input == "-" else args.input,
+                               encoding=args.encoding)
+    progress = _Progress(len(sentences), enabled=not args.quiet and sys.stderr.isatty())
+    with _atomic_output(output) as out:
+        timeline = asyncio.run(_synthesize(sentences, voice, args, settings, out, progress.update))
+        # Sidecars are written inside the same transaction: all files appear, or none.
+        sidecars: list[tuple[str, str]] = []
+        if args.timings:
+            sidecars.append((args.timings, json.dumps(timeline.to_json(voice=voice.id),
+                                                      ensure_ascii=False, indent=1)))
+        if args.vtt:
+            from service.timings import to_vtt
+
+            sidecars.append((args.vtt, to_vtt(timeline.sentences)))
+        for path, text in sidecars:
+            _write_atomic(path, text.encode("utf-8"))
+    progress.done(timeline.duration_ms)
+    return 0
+
+
+def _validate_options(rate: str, pitch: str) -> None:
+    from service.engines.base import parse_pitch, parse_rate
+
+    parse_rate(rate)
+    parse_pitch(pitch, base_hz=120.0)
+
+
+async def _synthesize(sentences: list[Sentence], voice: Voice, args: argparse.Namespace,
+                      settings: Settings, out: IO[bytes],
+                      on_progress: Callable[[int, int], None]) -> Timeline:
+    from service.audio import AudioFormat
+    from service.engines import create_engine
+    from service.pipeline import Pauses, Synthesizer
+    from service.text.chunks import Segmenter
+    from service.text.normalize import Normalizer
+    from service.timings import Timeline
+
+    engine = create_engine(voice.engine, workers=settings.workers)
+    normalizer = Normalizer()
+    synth = Synthesizer(
+        engine, normalizer=normalizer, segmenter=Segmenter(),
+        audio_format=AudioFormat(sample_rate=engine.sample_rate,
+                                 bitrate_kbps=settings.bitrate_kbps),
+        pauses=Pauses(settings.sentence_pause_ms, settings.paragraph_pause_ms),
+        lookahead=4 * settings.workers, audio_threads=settings.workers,
+    )
+    timeline = Timeline()
+    # Worker processes start and the grammars load while the first sentences are spoken.
+    warming = asyncio.ensure_future(asyncio.gather(engine.warm_up(),
+                                                   asyncio.to_thread(normalizer.warm_up)))
+    try:
+        async for part in synth.render(sentences, voice.options(rate=args.rate,
+                                                                pitch=args.pitch)):
+            out.write(part.speech.data)
+            if part.pause is not None:
+                out.write(part.pause.data)
+            timeline.add(part)
+            on_progress(part.sentence.index + 1, timeline.duration_ms)
+        await warming
+    finally:
+        synth.close()
+        if not warming.done():
+            warming.cancel()
+        await asyncio.gather(warming, return_exceptions=True)
+        await engine.aclose()
+    return timeline
+
+
+@contextlib.contextmanager
+def _atomic_output(path: str) -> Iterator[IO[bytes]]:
+    """Write to a temp file beside `path`, renamed into place only when everything succeeded."""
+    if path == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"output {path} is a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
+                                   dir=target.parent if str(target.parent) else ".")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    with _atomic_output(path) as out:
+        out.write(data)
+
+
+class _Progress:
+    """A one-line progress report on stderr when it is a terminal."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self._total = total
+        self._enabled = enabled
+        self._started = time.monotonic()
+
+    def update(self, done: int, audio_ms: int) -> None:
+        if self._enabled:
+            m, s = divmod(audio_ms // 1000, 60)
+            sys.stderr.write(f"\r朗读 {done}/{self._total} sentences, {m}:{s:02d} of audio")
+            sys.stderr.flush()
+
+    def done(self, audio_ms: int) -> None:
+        if self._enabled:
+            m, s = divmod(audio_ms // 1000, 60)
+            took = time.monotonic() - self._started
+            sys.stderr.write(f"\r朗读 {self._total} sentences, {m}:{s:02d} of audio "
+                             f"in {took:.1f} s\n")
+
+
+# --- normalize, voices --------------------------------------------------------------------
+
+
+def _cmd_normalize() -> int:
+    from service.text.normalize import Normalizer
+
+    try:
+        text = sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"stdin is not valid UTF-8 (bad byte at offset {exc.start})") from exc
+    normalizer = Normalizer()
+    out = sys.stdout
+    # One output line per input line, always: other tools pair them up by position.
+    for line in text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"):
+        spoken = normalizer.normalize(line.rstrip("\r"))
+        out.write(spoken.replace("\n", " ") + "\n")
+    out.flush()
+    return 0
+
+
+def _cmd_voices(args: argparse.Namespace, settings: Settings) -> int:
+    catalog = VoiceCatalog.load(settings.voices_dir)
+    if args.json:
+        print(json.dumps([asdict(v) for v in catalog], ensure_ascii=False, indent=1))
+        return 0
+    width = max(len(v.id) for v in catalog)
+    for v in catalog:
+        mark = "*" if v.id == settings.default_voice else " "
+        print(f"{mark} {v.id:<{width}}  {v.language:<6} {v.gender:<7} {v.engine:<7} "
+              f"{v.description}")
+    return 0

@@ -1,0 +1,161 @@
+"""The synthesizer: article sentences in, ordered MP3 parts out, with bounded parallelism."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from service.audio import AudioFormat, Mp3Part, render_speech, silence_part
+from service.engines.base import Clip, Engine, SpeechOptions
+from service.errors import NothingToSpeakError
+from service.text.chunks import Segmenter, chunk, utf8_len
+from service.text.extract import Article
+from service.text.normalize import Normalizer, is_speakable
+from service.text.sentences import split_sentences
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """The unit timings, captions, highlighting and the per-sentence cache share."""
+
+    index: int
+    paragraph: int
+    text: str  # as on the page, for captions and highlighting
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceAudio:
+    """A sentence's spoken form and audio, and the pause that follows it (if any)."""
+
+    sentence: Sentence
+    spoken: str
+    speech: Mp3Part
+    pause: Mp3Part | None
+
+
+def split_article(article: Article) -> list[Sentence]:
+    """The article's speakable sentences in reading order; paragraph 0 is the title if any.
+
+    Raises:
+        NothingToSpeakError: no sentence has a character an engine can pronounce.
+    """
+    out: list[Sentence] = []
+    for p_index, paragraph in enumerate(article.blocks()):
+        for text in split_sentences(paragraph.text):
+            if is_speakable(text):
+                out.append(Sentence(index=len(out), paragraph=p_index, text=text))
+    if not out:
+        raise NothingToSpeakError("the text has no speakable characters")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Pauses:
+    """Silence after a sentence, and after the last sentence of a paragraph or heading."""
+
+    sentence_ms: int = 300
+    paragraph_ms: int = 700
+
+
+class Synthesizer:
+    """Runs sentences through normalize -> chunk -> engine -> audio, in order, overlapped.
+
+    Up to `lookahead` sentences are in flight at once; their chunks queue at the engine
+    (which bounds its own parallelism). The text front-end (wetext, jieba) runs on one
+    thread of its own and audio rendering on `audio_threads`, never on the event loop.
+    """
+
+    def __init__(self, engine: Engine, *, normalizer: Normalizer, segmenter: Segmenter,
+                 audio_format: AudioFormat, pauses: Pauses, lookahead: int = 8,
+                 audio_threads: int = 2) -> None:
+        self._engine = engine
+        self._normalizer = normalizer
+        self._segmenter = segmenter
+        self._format = audio_format
+        self._pauses = pauses
+        self._lookahead = max(1, lookahead)
+        self._text_pool = ThreadPoolExecutor(1, thread_name_prefix="langdu-text")
+        self._audio_pool = ThreadPoolExecutor(audio_threads, thread_name_prefix="langdu-audio")
+        self._silence: dict[int, Mp3Part] = {}
+
+    @property
+    def engine(self) -> Engine:
+        """The engine this synthesizer speaks with."""
+        return self._engine
+
+    async def warm_up(self) -> None:
+        """Load the normalizer grammars and jieba's dictionary before the first request."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            loop.run_in_executor(self._text_pool, self._normalizer.warm_up),
+            loop.run_in_executor(self._audio_pool, self._segmenter.warm_up),
+        )
+
+    def _prepare(self, text: str) -> tuple[str, list[str]]:
+        """Text thread: the spoken form of a sentence and its engine-sized chunks."""
+        spoken = self._normalizer.normalize(text)
+        budget = self._engine.chunk_budget
+        if utf8_len(spoken) <= budget:
+            return spoken, [spoken]
+        return spoken, chunk(spoken, budget=budget, segmenter=self._segmenter)
+
+    async def _silence_part(self, ms: int) -> Mp3Part:
+        if ms not in self._silence:
+            loop = asyncio.get_running_loop()
+            self._silence[ms] = await loop.run_in_executor(
+                self._audio_pool, silence_part, ms, self._format)
+        return self._silence[ms]
+
+    async def _render(self, sentence: Sentence, nxt: Sentence | None,
+                      options: SpeechOptions) -> SentenceAudio:
+        loop = asyncio.get_running_loop()
+        spoken, chunks = await loop.run_in_executor(self._text_pool, self._prepare, sentence.text)
+        clips: list[Clip] = await asyncio.gather(
+            *(self._engine.synthesize(c, options) for c in chunks if is_speakable(c))
+        )
+        speech = await loop.run_in_executor(self._audio_pool, render_speech, clips, self._format)
+        pause = None
+        if nxt is not None:
+            ms = self._pauses.paragraph_ms if nxt.paragraph != sentence.paragraph \
+                else self._pauses.sentence_ms
+            pause = await self._silence_part(ms) if ms else None
+        return SentenceAudio(sentence=sentence, spoken=spoken, speech=speech, pause=pause)
+
+    async def render(self, sentences: Sequence[Sentence],
+                     options: SpeechOptions) -> AsyncIterator[SentenceAudio]:
+        """Yield each sentence's audio in order, as soon as it and all before it are done.
+
+        Raises:
+            EngineError: the engine failed on a chunk.
+            AudioError: stitching or encoding failed.
+            OptionError: the options are invalid for the engine.
+        """
+        pending: dict[int, asyncio.Task[SentenceAudio]] = {}
+
+        def schedule(i: int) -> None:
+            if i < len(sentences) and i not in pending:
+                nxt = sentences[i + 1] if i + 1 < len(sentences) else None
+                pending[i] = asyncio.create_task(self._render(sentences[i], nxt, options))
+
+        try:
+            for i in range(min(self._lookahead, len(sentences))):
+                schedule(i)
+            for i in range(len(sentences)):
+                schedule(i)
+                result = await pending.pop(i)
+                schedule(i + self._lookahead)
+                yield result
+        finally:
+            for task in pending.values():
+                task.cancel()
+            for task in pending.values():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def close(self) -> None:
+        """Stop the text and audio threads (the engine is closed by its owner)."""
+        self._text_pool.shutdown(wait=False, cancel_futures=True)
+        self._audio_pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,78 @@
+"""Sentence timings in the finished audio, as JSON for clients and WebVTT captions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from service.audio import ENCODER_DELAY, ms_of
+from service.pipeline import SentenceAudio
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceTiming:
+    """Where one sentence is heard: [start_ms, end_ms) in the final audio."""
+
+    index: int
+    paragraph: int
+    start_ms: int
+    end_ms: int
+    text: str
+    spoken: str
+
+
+class Timeline:
+    """Accumulates sentence parts in playing order and knows where each one sounds."""
+
+    def __init__(self) -> None:
+        self.sentences: list[SentenceTiming] = []
+        self._samples = 0
+        self._rate = 0
+
+    def add(self, part: SentenceAudio) -> None:
+        """Place the next sentence (and its pause) at the end of the audio so far."""
+        rate = part.speech.sample_rate
+        if self._rate and rate != self._rate:
+            raise ValueError("one article's parts must share a sample rate")
+        self._rate = rate
+        start = self._samples + ENCODER_DELAY
+        end = start + part.speech.content_samples
+        self.sentences.append(SentenceTiming(
+            index=part.sentence.index, paragraph=part.sentence.paragraph,
+            start_ms=ms_of(start, rate), end_ms=ms_of(end, rate),
+            text=part.sentence.text, spoken=part.spoken,
+        ))
+        self._samples += part.speech.samples + (part.pause.samples if part.pause else 0)
+
+    @property
+    def duration_ms(self) -> int:
+        """Playing time of everything added so far."""
+        return ms_of(self._samples, self._rate) if self._rate else 0
+
+    def to_json(self, *, voice: str) -> dict[str, Any]:
+        """The timings document clients rely on."""
+        return {"duration_ms": self.duration_ms, "voice": voice,
+                "sentences": [asdict(s) for s in self.sentences]}
+
+
+def _vtt_time(ms: int) -> str:
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, milli = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{milli:03d}"
+
+
+def _vtt_text(text: str) -> str:
+    # Cue text is parsed as markup: escape it, and keep "-->" from ending the cue early.
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(text.split())
+
+
+def to_vtt(sentences: Iterable[SentenceTiming]) -> str:
+    """WebVTT captions, one cue per sentence, cue text = the sentence as on the page."""
+    cues = ["WEBVTT", ""]
+    for s in sentences:
+        cues += [str(s.index + 1), f"{_vtt_time(s.start_ms)} --> {_vtt_time(s.end_ms)}",
+                 _vtt_text(s.text), ""]
+    return "\n".join(cues)

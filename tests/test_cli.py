@@ -1,0 +1,229 @@
+"""`langdu` end to end, run as a user runs it: real engine, real MP3, files on disk."""
+
+from __future__ import annotations
+
+import array
+import itertools
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import decoded_pcm, decoded_samples
+from tests.sample import JUNK, TITLE, body_blocks, long_article, squash
+
+RATE = 22050
+
+
+def langdu(*args: str, stdin: bytes | None = None, cwd: Path | None = None,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "service", *args], input=stdin,
+                          capture_output=True, cwd=cwd, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def _dbfs(pcm: array.array, start_ms: int, end_ms: int) -> float:
+    window = pcm[start_ms * RATE // 1000 : end_ms * RATE // 1000]
+    if not window:
+        return -120.0
+    rms = math.sqrt(sum(x * x for x in window) / len(window))
+    return 20 * math.log10(max(rms, 1e-9) / 32768)
+
+
+def _synth(tmp_path: Path, source: Path, *extra: str) -> tuple[dict, bytes, str]:
+    out = tmp_path / "article.mp3"
+    proc = langdu("synth", str(source), "-o", str(out), "--timings", str(tmp_path / "t.json"),
+                  "--vtt", str(tmp_path / "c.vtt"), *extra)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return (json.loads((tmp_path / "t.json").read_text(encoding="utf-8")), out.read_bytes(),
+            (tmp_path / "c.vtt").read_text(encoding="utf-8"))
+
+
+def _check_article_audio(timings: dict, mp3: bytes, vtt: str, sample_html: Path) -> None:
+    samples, rate = decoded_samples(mp3)
+    assert rate == RATE
+    audio_ms = samples * 1000 // rate
+    assert audio_ms > 3 * 60_000, "several minutes of speech"
+    assert abs(timings["duration_ms"] - audio_ms) <= 1
+    sentences = timings["sentences"]
+    assert timings["voice"] == "cmn-offline"
+
+    # Every body sentence, in order, and nothing else: the title, then the page's own body.
+    assert sentences[0]["text"] == TITLE and sentences[0]["paragraph"] == 0
+    body = [s["text"] for s in sentences if s["paragraph"] > 0]
+    assert squash("".join(body)) == squash("".join(body_blocks(sample_html)))
+    for s in sentences:
+        assert not any(j in s["text"] for j in JUNK), s["text"]
+    assert [s["index"] for s in sentences] == list(range(len(sentences)))
+    assert [s["paragraph"] for s in sentences] == sorted(s["paragraph"] for s in sentences)
+
+    # Monotonic, and ending within 100 ms of the audio.
+    prev_end = 0
+    for s in sentences:
+        assert prev_end <= s["start_ms"] < s["end_ms"], s
+        prev_end = s["end_ms"]
+    assert 0 <= audio_ms - sentences[-1]["end_ms"] <= 100
+
+    # The spoken forms read numbers as words.
+    spoken = {s["text"]: s["spoken"] for s in sentences}
+    pct = next(t for t in spoken if "83.19%" in t)
+    assert "百分之八十三点一九" in spoken[pct] and "百分之八十一点五一" in spoken[pct]
+
+    # Each sentence's window holds speech, and the pauses between them are quiet.
+    pcm = array.array("h")
+    pcm.frombytes(decoded_pcm(mp3))
+    for s in sentences:
+        assert _dbfs(pcm, s["start_ms"], s["end_ms"]) > -35, s
+    for a, b in itertools.pairwise(sentences):
+        if b["start_ms"] - a["end_ms"] > 120:
+            assert _dbfs(pcm, a["end_ms"] + 30, b["start_ms"] - 30) < -50, (a, b)
+
+    # Captions: one cue per sentence, cue text = the page's text.
+    cues = re.findall(r"(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n(.+)\n", vtt)
+    assert vtt.startswith("WEBVTT\n")
+    assert len(cues) == len(sentences)
+    assert [c[2] for c in cues] == [" ".join(s["text"].split()) for s in sentences]
+
+
+def test_sample_text_page_end_to_end(tmp_path, sample_txt, sample_html):
+    _check_article_audio(*_synth(tmp_path, sample_txt), sample_html)
+
+
+def test_sample_html_page_end_to_end(tmp_path, sample_html):
+    timings, mp3, vtt = _synth(tmp_path, sample_html)
+    _check_article_audio(timings, mp3, vtt, sample_html)
+
+
+def test_20000_char_article_with_a_3000_char_sentence_loses_nothing(tmp_path, sample_html):
+    article, sentence = long_article(sample_html)
+    source = tmp_path / "long.txt"
+    source.write_text(article, encoding="utf-8")
+    timings, mp3, _ = _synth(tmp_path, source, "--rate", "+100%")
+    sentences = timings["sentences"]
+    assert squash("".join(s["text"] for s in sentences)) == squash(article)
+    long = next(s for s in sentences if s["text"] == sentence)
+    pcm = array.array("h")
+    pcm.frombytes(decoded_pcm(mp3))
+    # Speech all the way through the long sentence: no chunk dropped or cut short.
+    for t in range(long["start_ms"], long["end_ms"] - 3000, 3000):
+        assert _dbfs(pcm, t, t + 3000) > -35, f"silence at {t} ms inside the long sentence"
+    assert long["end_ms"] - long["start_ms"] > len(sentence) * 60  # ~8 chars/s at +100%
+    assert 0 <= decoded_samples(mp3)[0] * 1000 // RATE - sentences[-1]["end_ms"] <= 100
+
+
+def test_stdin_in_stdout_out(tmp_path):
+    proc = langdu("synth", "-", "-o", "-", "-q", stdin="今天是2024年1月1日。天气晴。".encode())
+    assert proc.returncode == 0, proc.stderr.decode()
+    samples, _ = decoded_samples(proc.stdout)
+    assert samples > RATE  # over a second of speech
+
+
+def test_rate_option_speeds_up_speech(tmp_path):
+    text = "安宁区全面加强城市基层党建工作，推动争先进位。今年六月召开研讨会。".encode()
+    normal = langdu("synth", "-", "-o", "-", stdin=text)
+    fast = langdu("synth", "-", "-o", "-", "--rate", "+50%", stdin=text)
+    assert decoded_samples(fast.stdout)[0] < 0.8 * decoded_samples(normal.stdout)[0]
+
+
+def test_default_output_name_follows_the_input(tmp_path):
+    src = tmp_path / "news.txt"
+    src.write_text("今天天气很好。", encoding="utf-8")
+    assert langdu("synth", str(src), "-q").returncode == 0
+    assert (tmp_path / "news.mp3").stat().st_size > 1000
+
+
+BAD_INPUTS = {
+    "empty": b"",
+    "whitespace": b"  \n\t\n\xe3\x80\x80 \n",
+    "no speakable characters": "……！？“”——《》".encode(),
+    "invalid utf-8": b"\xe4\xbb\x8a\xe5\xa4\xa9\xff\xfe\xfd",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_and_leaves_no_file(tmp_path, name):
+    src = tmp_path / "in.txt"
+    src.write_bytes(BAD_INPUTS[name])
+    out = tmp_path / "out.mp3"
+    proc = langdu("synth", str(src), "-o", str(out), "--timings", str(tmp_path / "t.json"))
+    assert proc.returncode == 2
+    lines = proc.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("langdu: error:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--voice", "nobody"], "unknown voice"),
+    (["--rate", "fast"], "rate"),
+    (["--rate", "+900%"], "rate"),
+    (["--pitch", "up"], "pitch"),
+])
+def test_bad_options_are_one_line_exit_2(tmp_path, args, message):
+    src = tmp_path / "in.txt"
+    src.write_text("今天天气很好。", encoding="utf-8")
+    proc = langdu("synth", str(src), "-o", str(tmp_path / "o.mp3"), *args)
+    assert proc.returncode == 2
+    err = proc.stderr.decode().strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "o.mp3").exists()
+
+
+@pytest.mark.parametrize("path", ["does-not-exist.txt", "."])
+def test_unreadable_input_is_exit_2(tmp_path, path):
+    proc = langdu("synth", path, "-o", str(tmp_path / "o.mp3"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.decode().strip().splitlines()) == 1
+    assert not (tmp_path / "o.mp3").exists()
+
+
+def test_usage_errors_are_one_line_exit_2():
+    for args in ([], ["synth"], ["frobnicate"], ["synth", "x.txt", "--nope"]):
+        proc = langdu(*args)
+        assert proc.returncode == 2, args
+        assert len(proc.stderr.decode().strip().splitlines()) == 1, proc.stderr
+
+
+def test_stdin_without_output_is_refused():
+    proc = langdu("synth", "-", stdin="你好。".encode())
+    assert proc.returncode == 2 and b"-o" in proc.stderr
+
+
+def test_normalize_prints_one_line_per_input_line():
+    text = "今年6月\n\n分别达到83.19%和81.51%\n咨询电话0931-8888888\n没有数字的行\n"
+    proc = langdu("normalize", stdin=text.encode())
+    assert proc.returncode == 0
+    lines = proc.stdout.decode().split("\n")
+    assert lines[-1] == "" and len(lines) - 1 == text.count("\n")
+    assert lines[:5] == ["今年六月", "", "分别达到百分之八十三点一九和百分之八十一点五一",
+                         "咨询电话零九三一八八八八八八八", "没有数字的行"]
+    last = langdu("normalize", stdin="第3季度".encode())
+    assert last.stdout.decode() == "第三季度\n"
+
+
+def test_normalize_rejects_invalid_utf8():
+    proc = langdu("normalize", stdin=b"\xff\xfe\x00abc")
+    assert proc.returncode == 2
+    assert proc.stderr.decode().startswith("langdu: error:")
+
+
+def test_voices_lists_the_catalog():
+    proc = langdu("voices")
+    assert proc.returncode == 0
+    assert "cmn-offline" in proc.stdout.decode()
+    voices = json.loads(langdu("voices", "--json").stdout)
+    ids = {v["id"] for v in voices}
+    assert {"cmn-offline", "cmn-offline-female"} <= ids
+    for v in voices:
+        assert v["language"] == "zh-CN" and v["gender"] in {"male", "female"} and v["description"]
+
+
+def test_female_voice_sounds_different(tmp_path):
+    text = "今天天气很好。".encode()
+    male = langdu("synth", "-", "-o", "-", stdin=text).stdout
+    female = langdu("synth", "-", "-o", "-", "--voice", "cmn-offline-female", stdin=text).stdout
+    assert male != female and decoded_samples(female)[0] > 0
