@@ -1,0 +1,25 @@
+# langdu: the read-aloud service. Offline engine included (espeak-ng and ffmpeg ship in wheels).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LANGDU_VOICES_DIR=/app/voices \
+    LANGDU_DATA_DIR=/data
+
+RUN useradd --create-home --uid 10001 langdu \
+ && mkdir -p /data && chown langdu:langdu /data
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY service ./service
+COPY voices ./voices
+RUN pip install .
+
+USER langdu
+# Warm jieba's dictionary cache into the image user's temp dir on first start, not at build.
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
+CMD ["langdu", "serve", "--host", "0.0.0.0", "--port", "8000"]
