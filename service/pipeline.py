@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from service.audio import AudioFormat, Mp3Part, render_speech, silence_part
 from service.engines.base import Clip, Engine, SpeechOptions
@@ -15,6 +16,8 @@ from service.text.chunks import Segmenter, chunk, utf8_len
 from service.text.extract import Article
 from service.text.normalize import Normalizer, is_speakable
 from service.text.sentences import split_sentences
+
+_PART_VERSION = 1  # bump when rendering changes, so cached parts are not reused
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,14 @@ def split_article(article: Article) -> list[Sentence]:
     return out
 
 
+class PartCache(Protocol):
+    """Where finished sentence parts are kept between articles (service.store.Store)."""
+
+    def get_part(self, key: str) -> Mp3Part | None: ...
+
+    def put_part(self, key: str, part: Mp3Part) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Pauses:
     """Silence after a sentence, and after the last sentence of a paragraph or heading."""
@@ -70,7 +81,8 @@ class Synthesizer:
 
     def __init__(self, engine: Engine, *, normalizer: Normalizer, segmenter: Segmenter,
                  audio_format: AudioFormat, pauses: Pauses, lookahead: int = 8,
-                 audio_threads: int = 2) -> None:
+                 audio_threads: int = 2, cache: PartCache | None = None,
+                 on_sentence: Callable[[bool], None] | None = None) -> None:
         self._engine = engine
         self._normalizer = normalizer
         self._segmenter = segmenter
@@ -80,6 +92,8 @@ class Synthesizer:
         self._text_pool = ThreadPoolExecutor(1, thread_name_prefix="langdu-text")
         self._audio_pool = ThreadPoolExecutor(audio_threads, thread_name_prefix="langdu-audio")
         self._silence: dict[int, Mp3Part] = {}
+        self._cache = cache
+        self._on_sentence = on_sentence  # told, per sentence, whether the cache had it
 
     @property
     def engine(self) -> Engine:
@@ -94,13 +108,19 @@ class Synthesizer:
             loop.run_in_executor(self._audio_pool, self._segmenter.warm_up),
         )
 
-    def _prepare(self, text: str) -> tuple[str, list[str]]:
-        """Text thread: the spoken form of a sentence and its engine-sized chunks."""
-        spoken = self._normalizer.normalize(text)
+    def _chunks(self, spoken: str) -> list[str]:
+        """Text thread: a sentence's spoken form in engine-sized chunks."""
         budget = self._engine.chunk_budget
         if utf8_len(spoken) <= budget:
-            return spoken, [spoken]
-        return spoken, chunk(spoken, budget=budget, segmenter=self._segmenter)
+            return [spoken]
+        return chunk(spoken, budget=budget, segmenter=self._segmenter)
+
+    def part_key(self, spoken: str, options: SpeechOptions) -> str:
+        """Cache key of a sentence's audio: everything that shapes it, and nothing else."""
+        from service.store import part_key
+
+        return part_key(_PART_VERSION, self._engine.name, options.voice, options.rate,
+                        options.pitch, self._format, spoken)
 
     async def _silence_part(self, ms: int) -> Mp3Part:
         if ms not in self._silence:
@@ -112,11 +132,23 @@ class Synthesizer:
     async def _render(self, sentence: Sentence, nxt: Sentence | None,
                       options: SpeechOptions) -> SentenceAudio:
         loop = asyncio.get_running_loop()
-        spoken, chunks = await loop.run_in_executor(self._text_pool, self._prepare, sentence.text)
-        clips: list[Clip] = await asyncio.gather(
-            *(self._engine.synthesize(c, options) for c in chunks if is_speakable(c))
-        )
-        speech = await loop.run_in_executor(self._audio_pool, render_speech, clips, self._format)
+        spoken = await loop.run_in_executor(self._text_pool, self._normalizer.normalize,
+                                            sentence.text)
+        key = self.part_key(spoken, options) if self._cache is not None else ""
+        speech = None
+        if self._cache is not None:
+            speech = await loop.run_in_executor(self._audio_pool, self._cache.get_part, key)
+            if self._on_sentence is not None:
+                self._on_sentence(speech is not None)
+        if speech is None:
+            chunks = await loop.run_in_executor(self._text_pool, self._chunks, spoken)
+            clips: list[Clip] = await asyncio.gather(
+                *(self._engine.synthesize(c, options) for c in chunks if is_speakable(c))
+            )
+            speech = await loop.run_in_executor(self._audio_pool, render_speech, clips,
+                                                self._format)
+            if self._cache is not None:
+                await loop.run_in_executor(self._audio_pool, self._cache.put_part, key, speech)
         pause = None
         if nxt is not None:
             ms = self._pauses.paragraph_ms if nxt.paragraph != sentence.paragraph \
