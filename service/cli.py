@@ -53,6 +53,9 @@ def _build_parser() -> argparse.ArgumentParser:
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     sub.add_parser("normalize", help="print the spoken form of stdin, line for line")
+    serve = sub.add_parser("serve", help="run the HTTP service (demo page at /)")
+    serve.add_argument("--host", help="interface to listen on (default: LANGDU_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: LANGDU_PORT, 8000)")
     voices = sub.add_parser("voices", help="list the voice catalog")
     voices.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -67,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_synth(args, settings)
         if args.command == "normalize":
             return _cmd_normalize()
+        if args.command == "serve":
+            return _cmd_serve(args, settings)
         return _cmd_voices(args, settings)
     except (InputError, OptionError, LangduError) as exc:
         code = EXIT_USAGE if _is_bad_input(exc) else EXIT_FAILURE
@@ -248,6 +253,24 @@ class _Progress:
             took = time.monotonic() - self._started
             sys.stderr.write(f"\r朗读 {self._total} sentences, {m}:{s:02d} of audio "
                              f"in {took:.1f} s\n")
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
+    import uvicorn
+
+    from service.app import create_app
+
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise OptionError(f"port {args.port} is out of range")
+    VoiceCatalog.load(settings.voices_dir).get(settings.default_voice)  # fail fast, one line
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    host, port = args.host or settings.host, settings.port if args.port is None else args.port
+    print(f"langdu {__version__}: http://{host}:{port}/", file=sys.stderr)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                timeout_graceful_shutdown=5)
+    return 0
 
 
 # --- normalize, voices --------------------------------------------------------------------

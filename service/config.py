@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _REPO_VOICES = Path(__file__).resolve().parent.parent / "voices"
+
+CommaList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -23,6 +26,31 @@ class Settings(BaseSettings):
     sentence_pause_ms: int = Field(default=300, ge=0, le=5000)
     paragraph_pause_ms: int = Field(default=700, ge=0, le=10000)
     bitrate_kbps: int = Field(default=48, ge=8, le=320)
+
+    # --- the service ---
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Field(default=Path("data"), description="audio store and registry")
+    database_url: str | None = Field(default=None,
+                                     description="default: sqlite:///<data_dir>/langdu.db")
+    cache_max_bytes: int = Field(default=2 * 1024**3, ge=1024**2)
+    max_jobs: int = Field(default=2, ge=1, le=64, description="articles synthesized at once")
+    max_queue: int = Field(default=64, ge=0, description="articles waiting beyond max_jobs")
+    max_article_bytes: int = Field(default=2 * 1024**2, ge=1024)
+    cors_origins: CommaList = Field(default_factory=lambda: ["*"])
+    api_keys: CommaList = Field(default_factory=list, description="if set, required to write")
+
+    @field_validator("cors_origins", "api_keys", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [x.strip() for x in value.split(",") if x.strip()]
+        return value
+
+    @property
+    def database(self) -> str:
+        """The registry's database URL."""
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'langdu.db'}"
 
 
 def get_settings() -> Settings:

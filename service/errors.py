@@ -41,3 +41,19 @@ class EngineError(LangduError):
 
 class AudioError(LangduError):
     """Stitching or encoding audio failed."""
+
+
+class NotFoundError(LangduError):
+    """No article (or file) with that id."""
+
+
+class QueueFullError(LangduError):
+    """Too many articles are waiting for synthesis; the caller should retry later."""
+
+
+class PayloadTooLargeError(InputError):
+    """The request body or article is larger than the configured limit."""
+
+
+class UnauthorizedError(LangduError):
+    """A write endpoint was called without a valid API key."""

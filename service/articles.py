@@ -1,0 +1,68 @@
+"""Turning a posted article into a registry record with a content-addressed id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from service.db import QUEUED, ArticleRecord
+from service.engines.base import parse_pitch, parse_rate
+from service.errors import NotFoundError
+from service.pipeline import split_article
+from service.text.extract import Article, Paragraph, extract
+from service.voices import Voice
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+_ID_VERSION = "langdu-article-1"
+
+
+def check_id(article_id: str) -> str:
+    """An article id as given in a URL, validated (nothing but 32 hex digits).
+
+    Raises:
+        NotFoundError: not an id langdu could have issued.
+    """
+    if not _ID.match(article_id):
+        raise NotFoundError(f"no article {article_id[:64]!r}")
+    return article_id
+
+
+def article_id(sentences: tuple[tuple[int, str], ...], voice: Voice, rate: str,
+               pitch: str) -> str:
+    """Same content + voice + rate + pitch = same id."""
+    payload = json.dumps([_ID_VERSION, voice.id, rate, pitch, sentences], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+def plain_article(text: str) -> Article:
+    """Text to be read exactly as given (no page-chrome filtering): one paragraph a line."""
+    paragraphs = tuple(Paragraph(line.strip()) for line in text.splitlines() if line.strip())
+    return Article(None, paragraphs)
+
+
+def build_record(*, voice: Voice, text: str | None = None, html: str | None = None,
+                 article: Article | None = None, title: str | None = None,
+                 url: str | None = None, rate: str | None = None, pitch: str | None = None,
+                 published_at: str | None = None) -> ArticleRecord:
+    """Extract, split and identify an article.
+
+    Raises:
+        EmptyArticleError / NothingToSpeakError: nothing to read.
+        OptionError: malformed rate or pitch.
+    """
+    if article is None:
+        source = html if html is not None else text or ""
+        article = extract(source, html=html is not None)
+    if title:
+        article = Article(title.strip(), article.paragraphs)
+    rate = rate or voice.rate
+    pitch = pitch or voice.pitch
+    parse_rate(rate)
+    parse_pitch(pitch, base_hz=120.0)
+    sentences = tuple((s.paragraph, s.text) for s in split_article(article))
+    return ArticleRecord(
+        id=article_id(sentences, voice, rate, pitch), title=article.title, url=url,
+        voice=voice.id, rate=rate, pitch=pitch, status=QUEUED, sentences=sentences,
+        published_at=published_at,
+    )

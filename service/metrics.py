@@ -1,0 +1,33 @@
+"""Prometheus metrics, in a registry owned by one app (tests run several apps in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    """The counters /metrics exposes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("langdu_requests", "HTTP requests",
+                                ["method", "route", "status"], registry=self.registry)
+        self.cache = Counter("langdu_cache", "Cache lookups", ["kind", "result"],
+                             registry=self.registry)
+        self.synthesis_seconds = Histogram(
+            "langdu_synthesis_seconds", "Wall time of one article's synthesis",
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 60, 120, 300), registry=self.registry)
+        self.syntheses = Counter("langdu_syntheses", "Article syntheses by outcome", ["outcome"],
+                                 registry=self.registry)
+        self.queue_depth = Gauge("langdu_queue_depth", "Articles waiting for synthesis",
+                                 registry=self.registry)
+        self.engine_errors = Counter("langdu_engine_errors", "Failed syntheses", ["engine"],
+                                     registry=self.registry)
+
+    def sentence_lookup(self, hit: bool) -> None:
+        """Count one per-sentence cache lookup."""
+        self.cache.labels("sentence", "hit" if hit else "miss").inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,35 @@
+"""Liveness, metrics and the demo page."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import FileResponse, Response
+
+from service import __version__
+from service.app import PLAYER_DIR, Services
+from service.routes.deps import services
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/healthz")
+async def healthz(svc: Annotated[Services, Depends(services)]) -> dict[str, object]:
+    """The service is up; which engines are running and how full the cache is."""
+    jobs = svc.jobs
+    return {"status": "ok", "version": __version__, "engines": sorted(svc.engines),
+            "queued": jobs.queued if jobs else 0,
+            "cache_bytes": svc.store.size, "cache_max_bytes": svc.store.max_bytes}
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(svc: Annotated[Services, Depends(services)]) -> Response:
+    """Prometheus metrics."""
+    return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@router.get("/", response_class=FileResponse, include_in_schema=False)
+async def demo() -> FileResponse:
+    """The demo page: the sample article with the read-aloud button."""
+    return FileResponse(PLAYER_DIR / "demo.html", media_type="text/html; charset=utf-8")

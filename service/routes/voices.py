@@ -1,0 +1,20 @@
+"""The voice catalog over HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from service.app import Services
+from service.routes.deps import services
+
+router = APIRouter(tags=["voices"])
+
+
+@router.get("/v1/voices")
+async def list_voices(svc: Annotated[Services, Depends(services)]) -> dict[str, object]:
+    """Every voice preset; `default` names the one used when a request names none."""
+    return {"default": svc.settings.default_voice,
+            "voices": [asdict(v) for v in svc.catalog]}

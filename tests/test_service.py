@@ -1,0 +1,385 @@
+"""The HTTP service, tested against a real `langdu serve` (uvicorn) on a loopback port."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import decoded_samples
+
+SHORT = "今天是2024年1月1日。天气晴朗，气温-5℃。"
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+    log: Path
+
+    def client(self, **kw: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, **kw)  # type: ignore[arg-type]
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(data_dir: Path, **env: str) -> Server:
+    port = _free_port()
+    log = data_dir.parent / f"server-{port}.log"
+    environment = {**os.environ, "LANGDU_DATA_DIR": str(data_dir), "LANGDU_WORKERS": "2",
+                   **{f"LANGDU_{k.upper()}": v for k, v in env.items()}}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, env=environment)
+    server = Server(proc, f"http://127.0.0.1:{port}", data_dir, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.stop(signal.SIGKILL)
+    raise AssertionError(f"server did not start: {log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = start_server(tmp_path_factory.mktemp("svc") / "data", max_article_bytes="300000")
+    yield s
+    s.stop()
+
+
+def metric(server: Server, name: str, **labels: str) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = re.compile(rf"^{name}(?:\{{([^}}]*)\}})? (\S+)$", re.M)
+    total = 0.0
+    for found, value in pattern.findall(text):
+        if all(part in found.split(",") for part in want.split(",") if part):
+            total += float(value)
+    return total
+
+
+def post(client: httpx.Client, **body: object) -> httpx.Response:
+    return client.post("/v1/articles", json=body)
+
+
+def wait_ready(client: httpx.Client, article_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = client.get(f"/v1/articles/{article_id}").json()
+        if info["status"] in {"ready", "failed"}:
+            return info
+        time.sleep(0.1)
+    raise AssertionError("article never finished")
+
+
+def test_post_is_content_addressed_and_idempotent(server):
+    with server.client() as c:
+        first = post(c, text=SHORT)
+        again = post(c, text=SHORT)
+        faster = post(c, text=SHORT, rate="+20%")
+    assert first.status_code == 201 and again.status_code == 200
+    a, b = first.json(), again.json()
+    assert a["id"] == b["id"] and re.fullmatch(r"[0-9a-f]{32}", a["id"])
+    assert faster.json()["id"] != a["id"]
+    for key in ("audio_url", "timings_url", "captions_url"):
+        assert a[key].startswith(server.url) and a["id"] in a[key]
+    assert a["sentences"] == 2 and a["voice"] == "cmn-offline"
+
+
+def test_audio_streams_before_synthesis_ends(server, sample_html):
+    html = sample_html.read_text(encoding="utf-8")
+    with server.client() as c:
+        started = time.monotonic()
+        article = post(c, html=html, rate="-10%").json()
+        first_byte = None
+        body = bytearray()
+        with c.stream("GET", article["audio_url"]) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"] == "audio/mpeg"
+            assert r.headers.get("x-langdu-status") == "synthesizing"
+            for chunk in r.iter_bytes():
+                if first_byte is None and chunk:
+                    first_byte = time.monotonic() - started
+                body.extend(chunk)
+        total = time.monotonic() - started
+        assert first_byte is not None and first_byte < total / 3, (first_byte, total)
+        info = wait_ready(c, article["id"])
+        stored = c.get(article["audio_url"])
+    assert info["status"] == "ready" and info["duration_ms"] > 180_000
+    assert stored.headers.get("x-langdu-status") is None
+    assert bytes(body) == stored.content, "the stream is exactly the stored file"
+    samples, rate = decoded_samples(stored.content)
+    assert abs(samples * 1000 // rate - info["duration_ms"]) <= 1
+
+
+def test_finished_audio_serves_ranges_etag_and_304(server):
+    with server.client() as c:
+        article = post(c, text="这是用来测试断点续传的文章。它有两句话。").json()
+        wait_ready(c, article["id"])
+        url = article["audio_url"]
+        full = c.get(url)
+        size = len(full.content)
+        assert full.status_code == 200 and int(full.headers["content-length"]) == size
+        assert full.headers["accept-ranges"] == "bytes"
+        assert "immutable" in full.headers["cache-control"]
+        etag = full.headers["etag"]
+        for lo, hi in ((0, 99), (1000, 1999), (size - 10, size - 1)):
+            part = c.get(url, headers={"Range": f"bytes={lo}-{hi}"})
+            assert part.status_code == 206
+            assert part.content == full.content[lo:hi + 1]
+            assert part.headers["content-range"] == f"bytes {lo}-{hi}/{size}"
+            assert int(part.headers["content-length"]) == hi - lo + 1
+        tail = c.get(url, headers={"Range": "bytes=-100"})
+        assert tail.status_code == 206 and tail.content == full.content[-100:]
+        multi = c.get(url, headers={"Range": "bytes=0-9,20-29"})
+        assert multi.status_code == 206
+        assert multi.headers["content-type"].startswith("multipart/byteranges")
+        assert c.get(url, headers={"If-None-Match": etag}).status_code == 304
+        bad = c.get(url, headers={"Range": f"bytes={size + 10}-"})
+        assert bad.status_code == 416
+        assert bad.headers["content-range"] == f"bytes */{size}"
+        assert bad.json()["status"] == 416
+        timings = c.get(article["timings_url"])
+        captions = c.get(article["captions_url"])
+    assert timings.json()["sentences"][1]["text"] == "它有两句话。"
+    assert captions.text.startswith("WEBVTT") and "它有两句话。" in captions.text
+
+
+def test_single_flight_under_20_concurrent_requests(server):
+    text = "单次合成测试：二十个听众同时点击朗读按钮。" * 3 + "服务只合成一次。"
+    with server.client() as c:
+        before = metric(server, "langdu_syntheses_total")
+        article = post(c, text=text).json()
+
+    def fetch(_: int) -> bytes:
+        with server.client() as c:
+            return c.get(article["audio_url"]).content
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        bodies = list(pool.map(fetch, range(20)))
+    assert len(set(bodies)) == 1 and len(bodies[0]) > 1000
+    assert metric(server, "langdu_syntheses_total") - before == 1
+
+
+def test_edited_article_resynthesizes_only_changed_sentences(server):
+    sentences = [f"第{n}段的内容在这里，编辑后只有一句改变。" for n in "一二三四五六"]
+    with server.client() as c:
+        original = post(c, text="\n".join(sentences)).json()
+        wait_ready(c, original["id"])
+        misses = metric(server, "langdu_cache_total", kind="sentence", result="miss")
+        hits = metric(server, "langdu_cache_total", kind="sentence", result="hit")
+        sentences[3] = "第四段被编辑过了。"
+        edited = post(c, text="\n".join(sentences)).json()
+        wait_ready(c, edited["id"])
+    assert edited["id"] != original["id"]
+    assert metric(server, "langdu_cache_total", kind="sentence", result="miss") - misses == 1
+    assert metric(server, "langdu_cache_total", kind="sentence", result="hit") - hits == 5
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"text": "好", "rate": "fast"}, "rate"),
+    ({"text": "好", "html": "<p>好</p>"}, "text or html"),
+    ({"title": "只有标题"}, "text or html"),
+    ({"text": "好", "colour": "red"}, "colour"),
+    ({"text": 5}, "text"),
+])
+def test_bad_fields_are_422_problems(server, body, field):
+    r = httpx.post(f"{server.url}/v1/articles", json=body)
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert field in r.text
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"text": "   \n  "}, "empty"),
+    ({"text": "……！？“”"}, "speakable"),
+    ({"text": "好", "voice": "nobody"}, "unknown voice"),
+    ({"html": "<html><body><script>x()</script></body></html>"}, ""),
+])
+def test_unreadable_articles_are_422(server, body, message):
+    r = httpx.post(f"{server.url}/v1/articles", json=body)
+    assert r.status_code == 422
+    assert message in r.json()["detail"]
+
+
+def test_malformed_json_is_400(server):
+    r = httpx.post(f"{server.url}/v1/articles", content=b"\xff\xfe not json",
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["status"] == 400
+
+
+def test_oversize_body_is_413(server):
+    big = "新闻" * 100_000
+    r = httpx.post(f"{server.url}/v1/articles", json={"text": big})
+    assert r.status_code == 413 and r.json()["status"] == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"text": "'
+        for _ in range(100):
+            yield "新闻".encode() * 1000
+        yield b'"}'
+
+    r = httpx.post(f"{server.url}/v1/articles", content=chunks(),
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/articles/0123456789abcdef0123456789abcdef",
+    "/v1/articles/0123456789abcdef0123456789abcdef/audio.mp3",
+    "/v1/articles/..%2F..%2Fetc%2Fpasswd/audio.mp3",
+    "/v1/articles/%2e%2e/timings.json",
+    "/v1/articles/ZZZ/captions.vtt",
+    "/nowhere",
+])
+def test_unknown_ids_are_404(server, path):
+    r = httpx.get(server.url + path)
+    assert r.status_code == 404
+    assert r.json()["status"] == 404
+
+
+def test_openai_compatible_speech(server):
+    body = {"model": "tts-1", "input": "你好，欢迎收听今天的新闻。", "voice": "alloy"}
+    with server.client() as c:
+        mp3 = c.post("/v1/audio/speech", json=body)
+        wav = c.post("/v1/audio/speech", json={**body, "response_format": "wav",
+                                                "speed": 1.5})
+        bad = c.post("/v1/audio/speech", json={**body, "speed": 9})
+        fmt = c.post("/v1/audio/speech", json={**body, "response_format": "flac"})
+    assert mp3.status_code == 200 and mp3.headers["content-type"] == "audio/mpeg"
+    samples, rate = decoded_samples(mp3.content)
+    assert samples > rate  # over a second
+    assert wav.status_code == 200 and wav.content[:4] == b"RIFF" and wav.content[8:12] == b"WAVE"
+    assert (len(wav.content) - 44) / 2 < samples  # speed 1.5 is shorter
+    assert bad.status_code == 422 and fmt.status_code == 422
+
+
+def test_voices_health_and_metrics(server):
+    voices = httpx.get(f"{server.url}/v1/voices").json()
+    assert voices["default"] == "cmn-offline"
+    assert {"cmn-offline", "cmn-offline-female"} <= {v["id"] for v in voices["voices"]}
+    health = httpx.get(f"{server.url}/healthz").json()
+    assert health["status"] == "ok" and health["engines"] == ["espeak"]
+    text = httpx.get(f"{server.url}/metrics").text
+    for name in ("langdu_requests_total", "langdu_cache_total", "langdu_synthesis_seconds",
+                 "langdu_queue_depth", "langdu_engine_errors_total"):
+        assert name in text
+    assert httpx.get(f"{server.url}/").text.count("智能朗读") >= 1
+
+
+def test_cors_allows_embedding_pages(server):
+    r = httpx.options(f"{server.url}/v1/articles", headers={
+        "Origin": "https://news.example", "Access-Control-Request-Method": "POST"})
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] in {"*", "https://news.example"}
+
+
+def test_restart_keeps_the_cache(tmp_path):
+    data = tmp_path / "data"
+    first = start_server(data)
+    try:
+        with first.client() as c:
+            article = post(c, text=SHORT).json()
+            wait_ready(c, article["id"])
+            audio = c.get(article["audio_url"]).content
+    finally:
+        first.stop()
+    second = start_server(data)
+    try:
+        with second.client() as c:
+            again = post(c, text=SHORT)
+            r = c.get(article["audio_url"].replace(first.url, second.url))
+            assert again.status_code == 200 and again.json()["status"] == "ready"
+            assert r.status_code == 200 and r.content == audio
+            assert r.headers.get("x-langdu-status") is None
+        assert metric(second, "langdu_syntheses_total") == 0
+    finally:
+        second.stop()
+
+
+def test_kill_during_synthesis_leaves_no_served_partial_file(tmp_path, sample_html):
+    data = tmp_path / "data"
+    html = sample_html.read_text(encoding="utf-8")
+    first = start_server(data)
+    try:
+        with first.client() as c:
+            article = post(c, html=html).json()
+            with c.stream("GET", f"/v1/articles/{article['id']}/audio.mp3") as r:
+                next(r.iter_bytes())
+                first.stop(signal.SIGKILL)
+    finally:
+        first.stop(signal.SIGKILL)
+    assert not (data / "audio" / "articles" / f"{article['id']}.mp3").exists()
+    second = start_server(data)
+    try:
+        with second.client() as c:
+            assert c.get(f"/v1/articles/{article['id']}").json()["status"] == "queued"
+            audio = c.get(f"/v1/articles/{article['id']}/audio.mp3").content
+            info = wait_ready(c, article["id"])
+        samples, rate = decoded_samples(audio)
+        assert abs(samples * 1000 // rate - info["duration_ms"]) <= 1
+        assert list((data / "audio" / "tmp").iterdir()) == []
+    finally:
+        second.stop()
+
+
+def test_full_queue_is_503_with_retry_after(tmp_path, sample_html):
+    s = start_server(tmp_path / "data", max_jobs="1", max_queue="0")
+    try:
+        html = sample_html.read_text(encoding="utf-8")
+        with s.client() as c:
+            assert post(c, html=html).status_code == 201
+            busy = post(c, text="另一篇文章，需要排队。")
+            assert busy.status_code == 503
+            assert busy.headers["retry-after"].isdigit()
+            assert busy.json()["status"] == 503
+    finally:
+        s.stop()
+
+
+def test_api_key_protects_writes(tmp_path):
+    s = start_server(tmp_path / "data", api_keys="secret-1,secret-2")
+    try:
+        with s.client() as c:
+            assert post(c, text=SHORT).status_code == 401
+            denied = c.post("/v1/articles", json={"text": SHORT},
+                            headers={"Authorization": "Bearer wrong"})
+            assert denied.status_code == 401 and denied.json()["status"] == 401
+            ok = c.post("/v1/articles", json={"text": SHORT},
+                        headers={"Authorization": "Bearer secret-2"})
+            assert ok.status_code == 201
+            also = c.post("/v1/articles", json={"text": SHORT}, headers={"X-API-Key": "secret-1"})
+            assert also.status_code == 200
+            assert c.get(ok.json()["audio_url"]).status_code == 200  # reads stay open
+    finally:
+        s.stop()
