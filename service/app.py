@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,7 @@ from service.errors import (
     UnauthorizedError,
     UnknownVoiceError,
 )
+from service.hotfiles import HotAudio, HotAudioMiddleware
 from service.jobs import JobEvents, JobRunner
 from service.metrics import Metrics
 from service.pipeline import Pauses, Synthesizer
@@ -56,6 +58,7 @@ class Services:
     metrics: Metrics
     normalizer: Normalizer
     segmenter: Segmenter
+    hot_audio: HotAudio
     jobs: JobRunner | None = None
     engines: dict[str, Engine] = field(default_factory=dict)
     synthesizers: dict[str, Synthesizer] = field(default_factory=dict)
@@ -189,8 +192,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, recording)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            path = scope.get("langdu.route") or getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(scope["method"], path, str(status)).inc()
 
 
@@ -207,7 +209,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                         max_bytes=settings.cache_max_bytes)
         registry = await asyncio.to_thread(Registry.connect, settings.database)
         services = Services(settings=settings, catalog=catalog, store=store, registry=registry,
-                            metrics=metrics, normalizer=Normalizer(), segmenter=Segmenter())
+                            metrics=metrics, normalizer=Normalizer(), segmenter=Segmenter(),
+                            hot_audio=HotAudio(store, max_bytes=settings.memory_cache_bytes))
         services.jobs = JobRunner(
             store=store, registry=registry, catalog=catalog,
             synthesizer_for=services.synthesizer_for, max_active=settings.max_jobs,
@@ -221,6 +224,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Load grammars, jieba and the default engine now, not on the first request.
         synth = services.synthesizer_for(default_voice.engine)
         await asyncio.gather(synth.warm_up(), synth.engine.warm_up())
+        # jieba's dictionary and the grammars are millions of long-lived objects: keep the
+        # garbage collector from re-scanning them on every full collection.
+        gc.collect()
+        gc.freeze()
         log.info("langdu %s ready: %d voices, data in %s", __version__, len(catalog),
                  settings.data_dir)
         try:
@@ -250,6 +257,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.mount("/player", StaticFiles(directory=PLAYER_DIR), name="player")
     return app
+
+
+def create_asgi(settings: Settings | None = None) -> ASGIApp:
+    """What `langdu serve` runs: the app behind the hot path for finished audio.
+
+    Replays and seeks of finished articles are answered before the framework is entered
+    at all; everything else (and all of it when this wrapper is left out) goes to the app.
+    """
+    settings = settings or get_settings()
+    app = create_app(settings)
+
+    def hot() -> HotAudio | None:
+        services: Services | None = getattr(app.state, "services", None)
+        return services.hot_audio if services is not None else None
+
+    def count(method: str, status: int) -> None:
+        services: Services | None = getattr(app.state, "services", None)
+        if services is not None:
+            services.metrics.audio_served(method, status)
+
+    return HotAudioMiddleware(app, hot=hot, count=count, cors_origins=settings.cors_origins)
 
 
 def _job_finished(metrics: Metrics, seconds: float, ok: bool) -> None:

@@ -260,7 +260,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     import uvicorn
 
-    from service.app import create_app
+    from service.app import create_asgi
 
     if args.port is not None and not 0 <= args.port <= 65535:
         raise OptionError(f"port {args.port} is out of range")
@@ -268,8 +268,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host, port = args.host or settings.host, settings.port if args.port is None else args.port
     print(f"langdu {__version__}: http://{host}:{port}/", file=sys.stderr)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                timeout_graceful_shutdown=5)
+    uvicorn.run(create_asgi(settings), host=host, port=port, log_level="info",
+                access_log=settings.access_log, timeout_graceful_shutdown=5)
     return 0
 
 

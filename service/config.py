@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None,
                                      description="default: sqlite:///<data_dir>/langdu.db")
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=1024**2)
+    memory_cache_bytes: int = Field(default=256 * 1024**2, ge=0,
+                                    description="finished audio kept in memory for replays")
+    access_log: bool = True
     max_jobs: int = Field(default=2, ge=1, le=64, description="articles synthesized at once")
     max_queue: int = Field(default=64, ge=0, description="articles waiting beyond max_jobs")
     max_article_bytes: int = Field(default=2 * 1024**2, ge=1024)

@@ -23,10 +23,24 @@ class Metrics:
                                  registry=self.registry)
         self.engine_errors = Counter("langdu_engine_errors", "Failed syntheses", ["engine"],
                                      registry=self.registry)
+        self._audio_children: dict[tuple[str, int], tuple[Counter, Counter]] = {}
 
     def sentence_lookup(self, hit: bool) -> None:
         """Count one per-sentence cache lookup."""
         self.cache.labels("sentence", "hit" if hit else "miss").inc()
+
+    def audio_served(self, method: str, status: int) -> None:
+        """Count a finished-audio request answered from memory (a cache hit)."""
+        key = (method, status)
+        children = self._audio_children.get(key)
+        if children is None:
+            from service.hotfiles import AUDIO_ROUTE
+
+            children = (self.requests.labels(method, AUDIO_ROUTE, str(status)),
+                        self.cache.labels("audio", "hit"))
+            self._audio_children[key] = children
+        for child in children:
+            child.inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -165,6 +165,13 @@ def test_finished_audio_serves_ranges_etag_and_304(server):
         assert multi.status_code == 206
         assert multi.headers["content-type"].startswith("multipart/byteranges")
         assert c.get(url, headers={"If-None-Match": etag}).status_code == 304
+        head = c.head(url)
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["content-length"]) == size
+        stale = c.get(url, headers={"Range": "bytes=0-9", "If-Range": '"something-else"'})
+        assert stale.status_code == 200 and len(stale.content) == size
+        cross = c.get(url, headers={"Range": "bytes=0-9", "Origin": "https://news.example"})
+        assert cross.headers["access-control-allow-origin"] == "*"
         bad = c.get(url, headers={"Range": f"bytes={size + 10}-"})
         assert bad.status_code == 416
         assert bad.headers["content-range"] == f"bytes */{size}"
