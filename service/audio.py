@@ -68,6 +68,13 @@ def _pydub() -> Any:
     return AudioSegment
 
 
+def warm_up() -> None:
+    """Import the audio libraries and locate ffmpeg now, not in the first sentence's render."""
+    import lameenc  # noqa: F401
+
+    _pydub()
+
+
 def mp3_frames(data: bytes) -> tuple[int, int, int]:
     """Count the MPEG audio Layer III frames in `data`: (frames, samples per frame, rate).
 

@@ -171,9 +171,8 @@ async def _synthesize(sentences: list[Sentence], voice: Voice, args: argparse.Na
     from service.timings import Timeline
 
     engine = create_engine(voice.engine, workers=settings.workers)
-    normalizer = Normalizer()
     synth = Synthesizer(
-        engine, normalizer=normalizer, segmenter=Segmenter(),
+        engine, normalizer=Normalizer(), segmenter=Segmenter(),
         audio_format=AudioFormat(sample_rate=engine.sample_rate,
                                  bitrate_kbps=settings.bitrate_kbps),
         pauses=Pauses(settings.sentence_pause_ms, settings.paragraph_pause_ms),
@@ -182,7 +181,7 @@ async def _synthesize(sentences: list[Sentence], voice: Voice, args: argparse.Na
     timeline = Timeline()
     # Worker processes start and the grammars load while the first sentences are spoken.
     warming = asyncio.ensure_future(asyncio.gather(engine.warm_up(),
-                                                   asyncio.to_thread(normalizer.warm_up)))
+                                                   synth.warm_up(segmenter=False)))
     try:
         async for part in synth.render(sentences, voice.options(rate=args.rate,
                                                                 pitch=args.pitch)):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from service.audio import AudioFormat, Mp3Part, render_speech, silence_part
+from service.audio import warm_up as audio_warm_up
 from service.engines.base import Clip, Engine, SpeechOptions
 from service.errors import NothingToSpeakError
 from service.text.chunks import Segmenter, chunk, utf8_len
@@ -91,7 +92,9 @@ class Synthesizer:
         self._lookahead = max(1, lookahead)
         self._text_pool = ThreadPoolExecutor(1, thread_name_prefix="langdu-text")
         self._audio_pool = ThreadPoolExecutor(audio_threads, thread_name_prefix="langdu-audio")
-        self._silence: dict[int, Mp3Part] = {}
+        # Encoded once (a few ms each), so a finished sentence never waits for its pause.
+        self._silence = {ms: silence_part(ms, audio_format)
+                         for ms in {pauses.sentence_ms, pauses.paragraph_ms} if ms > 0}
         self._cache = cache
         self._on_sentence = on_sentence  # told, per sentence, whether the cache had it
 
@@ -100,13 +103,17 @@ class Synthesizer:
         """The engine this synthesizer speaks with."""
         return self._engine
 
-    async def warm_up(self) -> None:
-        """Load the normalizer grammars and jieba's dictionary before the first request."""
+    async def warm_up(self, *, segmenter: bool = True) -> None:
+        """Load the grammars, the audio libraries and (unless told not to) jieba's dictionary.
+
+        The command line skips jieba: it loads on the first sentence too long for one chunk.
+        """
         loop = asyncio.get_running_loop()
-        await asyncio.gather(
-            loop.run_in_executor(self._text_pool, self._normalizer.warm_up),
-            loop.run_in_executor(self._audio_pool, self._segmenter.warm_up),
-        )
+        jobs = [loop.run_in_executor(self._text_pool, self._normalizer.warm_up),
+                loop.run_in_executor(self._audio_pool, audio_warm_up)]
+        if segmenter:
+            jobs.append(loop.run_in_executor(self._audio_pool, self._segmenter.warm_up))
+        await asyncio.gather(*jobs)
 
     def _chunks(self, spoken: str) -> list[str]:
         """Text thread: a sentence's spoken form in engine-sized chunks."""
@@ -121,13 +128,6 @@ class Synthesizer:
 
         return part_key(_PART_VERSION, self._engine.name, options.voice, options.rate,
                         options.pitch, self._format, spoken)
-
-    async def _silence_part(self, ms: int) -> Mp3Part:
-        if ms not in self._silence:
-            loop = asyncio.get_running_loop()
-            self._silence[ms] = await loop.run_in_executor(
-                self._audio_pool, silence_part, ms, self._format)
-        return self._silence[ms]
 
     async def _render(self, sentence: Sentence, nxt: Sentence | None,
                       options: SpeechOptions) -> SentenceAudio:
@@ -153,7 +153,7 @@ class Synthesizer:
         if nxt is not None:
             ms = self._pauses.paragraph_ms if nxt.paragraph != sentence.paragraph \
                 else self._pauses.sentence_ms
-            pause = await self._silence_part(ms) if ms else None
+            pause = self._silence.get(ms)
         return SentenceAudio(sentence=sentence, spoken=spoken, speech=speech, pause=pause)
 
     async def render(self, sentences: Sequence[Sentence],

@@ -19,6 +19,7 @@ _DEFAULT_WPM = 175
 _DEFAULT_PITCH = 50
 _MEAN_PITCH_HZ = 120.0  # rough mean F0 of the cmn voice: maps "+10Hz" onto espeak's 0-100
 _STREAM_LIMIT = 64 * 1024 * 1024
+_PRELOAD_VOICE = "cmn"  # every Mandarin preset uses it (variants share its dictionary)
 
 
 class _SynthFailed(Exception):
@@ -35,7 +36,7 @@ class _Worker:
     @classmethod
     async def start(cls) -> _Worker:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "service.engines.espeak_worker",
+            sys.executable, "-m", "service.engines.espeak_worker", _PRELOAD_VOICE,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL, limit=_STREAM_LIMIT,
         )

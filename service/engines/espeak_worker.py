@@ -1,10 +1,10 @@
 """One espeak-ng worker process: reads requests on stdin, writes PCM on stdout.
 
-Run as `python -m service.engines.espeak_worker`. It imports only ctypes and the
-`espeakng-loader` wheel, so it starts in a few tens of milliseconds. Protocol, one
-request at a time: a JSON line {"text", "voice", "wpm", "pitch"} in; a JSON line
-{"ok": true, "rate": int, "bytes": int} followed by that many bytes of 16-bit mono
-PCM out, or {"ok": false, "error": str}.
+Run as `python -m service.engines.espeak_worker [VOICE]` (VOICE is loaded at start). It
+imports only ctypes and the `espeakng-loader` wheel, so it starts in a few tens of
+milliseconds. Protocol, one request at a time: a JSON line {"text", "voice", "wpm",
+"pitch"} in; a JSON line {"ok": true, "rate": int, "bytes": int} followed by that many
+bytes of 16-bit mono PCM out, or {"ok": false, "error": str}.
 """
 
 from __future__ import annotations
@@ -79,9 +79,11 @@ class Espeak:
         return bytes(self._buffer)
 
 
-def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
-    """Answer requests until stdin closes."""
+def serve(stdin: BinaryIO, stdout: BinaryIO, *, preload: str = "") -> None:
+    """Answer requests until stdin closes; `preload` loads that voice before the greeting."""
     engine = Espeak()
+    if preload:
+        engine.synth(" ", voice=preload, wpm=175, pitch=50)
     stdout.write(json.dumps({"ok": True, "rate": engine.sample_rate, "bytes": 0}).encode()
                  + b"\n")
     stdout.flush()
@@ -100,4 +102,4 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    serve(sys.stdin.buffer, sys.stdout.buffer, preload=sys.argv[1] if len(sys.argv) > 1 else "")

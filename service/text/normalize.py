@@ -8,8 +8,10 @@ below zero, ranges written with a dash, year ranges and full-width characters.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 _DIGITS = "零一二三四五六七八九"
 _FULLWIDTH = str.maketrans(
@@ -68,6 +70,24 @@ _DIGIT = re.compile(r"\d")
 _SPEAKABLE = re.compile(r"[0-9A-Za-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff０-９Ａ-Ｚａ-ｚ]")
 
 
+_CLAUSE_PUNCT = re.compile(r"[，,。！？!?；;：:、…]+")
+
+
+def _clauses(text: str) -> list[str]:
+    """Cut after clause punctuation, except between digits (1,000,000 and 10:30 stay whole)."""
+    out: list[str] = []
+    start = 0
+    for m in _CLAUSE_PUNCT.finditer(text):
+        before = text[m.start() - 1] if m.start() else ""
+        after = text[m.end()] if m.end() < len(text) else ""
+        if before.isdigit() and after.isdigit():
+            continue
+        out.append(text[start : m.end()])
+        start = m.end()
+    out.append(text[start:])
+    return [c for c in out if c]
+
+
 def is_speakable(text: str) -> bool:
     """True when `text` has at least one character an engine can pronounce."""
     return bool(_SPEAKABLE.search(text))
@@ -79,6 +99,41 @@ def _apply(rules: tuple[_Rule, ...], text: str) -> str:
     return text
 
 
+class _DeferredFst:
+    """Stands in for a kaldifst.TextNormalizer until it is first called."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fst: Callable[[str], str] | None = None
+
+    def __call__(self, text: str) -> str:
+        if self._fst is None:
+            import kaldifst
+
+            self._fst = kaldifst.TextNormalizer(self._path)
+        return self._fst(text)
+
+
+def _import_wetext() -> Any:
+    """Import wetext, loading each of its grammar files only when first used.
+
+    wetext reads all of its ~15 FST files (English, Japanese, inverse normalization ...)
+    at import, 0.5-0.8 s; we use two of them. Its constants module binds kaldifst's
+    TextNormalizer at import, so it is swapped for a deferring stand-in just for that.
+    """
+    if "wetext" in sys.modules:
+        return sys.modules["wetext"]
+    import kaldifst
+
+    real = kaldifst.TextNormalizer
+    kaldifst.TextNormalizer = _DeferredFst
+    try:
+        import wetext
+    finally:
+        kaldifst.TextNormalizer = real
+    return wetext
+
+
 class Normalizer:
     """Text normalization for Mandarin news; the grammars load once, on first use or warm-up."""
 
@@ -87,14 +142,23 @@ class Normalizer:
         self._tn: Callable[[str], str] | None = None
 
     def warm_up(self) -> None:
-        """Load the wetext grammars now (about 0.6 s) rather than on the first number."""
+        """Load the wetext grammars now rather than on the first number."""
         with self._lock:
             if self._tn is None:
-                from wetext import Normalizer as WeText
-
-                engine = WeText(lang="zh", operator="tn")
-                engine.normalize("1")  # the grammars load lazily on the first call
+                engine = _import_wetext().Normalizer(lang="zh", operator="tn")
+                engine.normalize("1")
                 self._tn = engine.normalize
+
+    def _clause(self, clause: str) -> str:
+        # The grammars only rewrite text with digits (wetext checks the same), and their
+        # cost grows with the length of what they are given: so they see only the clauses
+        # that hold a digit. Their strip() must not eat the spaces around a clause.
+        if not _DIGIT.search(clause):
+            return clause
+        core = clause.strip()
+        lead = clause[: len(clause) - len(clause.lstrip())]
+        trail = clause[len(clause.rstrip()) :]
+        return lead + self._grammars(core) + trail
 
     def _grammars(self, text: str) -> str:
         if self._tn is None:
@@ -111,9 +175,7 @@ class Normalizer:
         if not text.strip():
             return text
         pre = _apply(_RULES, text.translate(_FULLWIDTH))
-        # The grammars only rewrite text with digits (wetext checks the same); skipping
-        # them otherwise is faster and lets digit-free sentences flow while they load.
-        spoken = self._grammars(pre) if _DIGIT.search(pre) else pre.strip()
+        spoken = "".join(self._clause(c) for c in _clauses(pre)).strip()
         spoken = _apply(_POST_RULES, spoken)
         if not is_speakable(spoken) and is_speakable(text):
             return text
