@@ -151,14 +151,15 @@ class HotAudioMiddleware:
         wanted = _single_range(range_header, len(data)) if range_header and (
             if_range is None or if_range == etag) else None
         if wanted is False:
-            body = (b'{"type":"about:blank","title":"Range not satisfiable","status":416,'
-                    b'"detail":"the audio is %d bytes"}' % len(data))
+            problem = (b'{"type":"about:blank","title":"Range not satisfiable","status":416,'
+                       b'"detail":"the audio is %d bytes"}' % len(data))
             await _send(send, 416, [(b"content-type", b"application/problem+json"),
-                                    (b"content-range", b"bytes */%d" % len(data))], body)
+                                    (b"content-range", b"bytes */%d" % len(data))], problem)
             return 416
-        status, body = 200, data
+        status, body = 200, memoryview(data)
         if isinstance(wanted, tuple):
             start, end = wanted
+            # A view, not a copy: the transport writes straight from the cached bytes.
             status, body = 206, body[start:end + 1]
             headers.append((b"content-range", b"bytes %d-%d/%d" % (start, end, len(data))))
         headers.append((b"content-length", b"%d" % len(body)))
@@ -167,7 +168,7 @@ class HotAudioMiddleware:
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]],
-                body: bytes) -> None:
+                body: bytes | memoryview) -> None:
     if status != 304 and not any(k == b"content-length" for k, _ in headers):
         headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
