@@ -36,6 +36,9 @@ class Espeak:
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
+                                              ctypes.c_int]
         lib.espeak_Synth.argtypes = [
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -77,6 +80,21 @@ class Espeak:
             raise RuntimeError(f"espeak_Synth failed ({rc})")
         self._lib.espeak_Synchronize()
         return bytes(self._buffer)
+
+
+    def phonemes(self, text: str, *, voice: str) -> str:
+        """espeak-ng's phonemes for `text` (its own mnemonics): how it will read it."""
+        if voice != self._voice:
+            if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise ValueError(f"espeak-ng has no voice {voice!r}")
+            self._voice = voice
+        source = ctypes.c_char_p(text.encode("utf-8"))
+        out: list[str] = []
+        while source.value:
+            chunk = self._lib.espeak_TextToPhonemes(ctypes.pointer(source), _CHARS_UTF8, 0)
+            if chunk:
+                out.append(chunk.decode("utf-8", "replace"))
+        return " ".join(out)
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO, *, preload: str = "") -> None:

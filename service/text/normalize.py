@@ -20,6 +20,8 @@ _FULLWIDTH = str.maketrans(
      **{chr(0xFF41 + i): chr(0x61 + i) for i in range(26)},
      "％": "%", "＋": "+", "．": ".", "／": "/", "－": "-", "～": "~", "＄": "$", "￥": "¥"}
 )
+_UNITS_PER = ("平方米|平米|平方公里|公顷|亩|千克|公斤|克|吨|米|公里|千米|人|次|天|年|月|小时|分钟"
+              "|件|台|辆|股")
 
 
 def read_digits(digits: str) -> str:
@@ -44,11 +46,19 @@ _RULES: tuple[_Rule, ...] = (
     (re.compile(r"(?<![\d.])(\d{3,5})(?=热线|服务热线|专线)"), _digits_of),
     # Room, flight and similar codes read digit by digit.
     (re.compile(r"(?<![\d.])\d{3,5}(?=室|房间|号房|号楼|号线)"), _digits_of),
+    (re.compile(r"(?<=[A-Z]{2})\d{3,5}(?![\d.])"), _digits_of),  # MH370, CA1831
+    # No one reads 13+ digits as a cardinal: ID, card and account numbers.
+    (re.compile(r"(?<![\d.])\d{13,}"), _digits_of),
     # Year ranges: 2019-2020年 -> 二零一九年至二零二零年 (not 两千零一十九).
     (re.compile(r"(?<!\d)(\d{4})\s*[-—–~至到]\s*(\d{4})\s*年"),
      lambda m: f"{read_digits(m.group(1))}年至{read_digits(m.group(2))}年"),
-    # Temperatures below zero: -5℃ -> 零下5℃.
-    (re.compile(r"(?<![\d.A-Za-z])[-−](?=\d+(?:\.\d+)?\s*(?:℃|°C|摄氏度|度))"), "零下"),
+    # Temperatures below zero: -5℃ -> 零下5℃ (unless the text already says 零下).
+    (re.compile(r"(?<![\d.A-Za-z])(?<!零下)[-−](?=\d+(?:\.\d+)?\s*(?:℃|°C|摄氏度|度))"), "零下"),
+    (re.compile(r"零下[-−](?=\d)"), "零下"),
+    # A negative percentage is 负百分之三, not 百分之负三.
+    (re.compile(r"(?<![\d.A-Za-z%])[-−](?=\d+(?:\.\d+)?%)"), "负"),
+    # Per-unit prices: 1.2万元/平方米 -> 1.2万元每平方米.
+    (re.compile(rf"(?<=[元人次天\d])/(?=(?:{_UNITS_PER}))"), "每"),
     # Dash between a Latin name and a number is a hyphen, not a minus: COVID-19.
     (re.compile(r"(?<=[A-Za-z])-(?=\d)"), " "),
     (re.compile(r"\bNo\.\s?(?=\d)", re.IGNORECASE), "第"),
@@ -64,6 +74,8 @@ _POST_RULES: tuple[_Rule, ...] = (
     (re.compile(r"(?<=[\u4e00-\u9fff])/(?=[\u4e00-\u9fff])"), "、"),
     # An ordinal is never 两: 第2名 -> 第二名 (the grammars pick 两 before measure words).
     (re.compile(r"第两"), "第二"),
+    # ... and a proportion in tenths always is: 2成 -> 两成.
+    (re.compile(r"(?<![一二三四五六七八九十百千万零点第])二成"), "两成"),
 )
 
 _DIGIT = re.compile(r"\d")
@@ -71,6 +83,47 @@ _SPEAKABLE = re.compile(r"[0-9A-Za-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff０-�
 
 
 _CLAUSE_PUNCT = re.compile(r"[，,。！？!?；;：:、…]+")
+_DIGIT_RUN = re.compile(r"\d+")
+_CONTEXT = 10  # characters of context the grammars see on each side of a number
+_ISLAND_MAX = 120
+
+
+def _islands(clause: str) -> list[tuple[str, bool]]:
+    """A long clause as (piece, has_digits) pieces: numbers with their context, and the rest.
+
+    The grammars' cost grows faster than the text they are given; reading a number needs
+    only its neighbours (年, 个, %, 比分 ...). Pieces with digits are at most _ISLAND_MAX
+    characters, so any input costs time linear in its length.
+    """
+    spans: list[list[int]] = []
+    for m in _DIGIT_RUN.finditer(clause):
+        lo, hi = max(0, m.start() - _CONTEXT), min(len(clause), m.end() + _CONTEXT)
+        if spans and lo <= spans[-1][1] and hi - spans[-1][0] <= _ISLAND_MAX:
+            spans[-1][1] = hi
+        elif spans and lo < spans[-1][1]:
+            spans.append([spans[-1][1], hi])
+        else:
+            spans.append([lo, hi])
+    out: list[tuple[str, bool]] = []
+    pos = 0
+    for lo, hi in spans:
+        while hi - lo > _ISLAND_MAX:  # one huge run of digits and letters: cut it
+            cut = lo + _ISLAND_MAX
+            while cut > lo + 1 and clause[cut - 1].isdigit() and clause[cut].isdigit():
+                cut -= 1  # prefer not to split a number (13+ digits are read singly anyway)
+            if cut == lo + 1:
+                cut = lo + _ISLAND_MAX
+            if lo > pos:
+                out.append((clause[pos:lo], False))
+            out.append((clause[lo:cut], True))
+            pos = lo = cut
+        if lo > pos:
+            out.append((clause[pos:lo], False))
+        out.append((clause[lo:hi], True))
+        pos = hi
+    if pos < len(clause):
+        out.append((clause[pos:], False))
+    return out
 
 
 def _clauses(text: str) -> list[str]:
@@ -155,9 +208,15 @@ class Normalizer:
         # that hold a digit. Their strip() must not eat the spaces around a clause.
         if not _DIGIT.search(clause):
             return clause
-        core = clause.strip()
-        lead = clause[: len(clause) - len(clause.lstrip())]
-        trail = clause[len(clause.rstrip()) :]
+        if len(clause) > 2 * _CONTEXT + 24:
+            return "".join(self._piece(piece) if digits else piece
+                           for piece, digits in _islands(clause))
+        return self._piece(clause)
+
+    def _piece(self, text: str) -> str:
+        core = text.strip()
+        lead = text[: len(text) - len(text.lstrip())]
+        trail = text[len(text.rstrip()) :]
         return lead + self._grammars(core) + trail
 
     def _grammars(self, text: str) -> str:
