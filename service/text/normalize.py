@@ -62,6 +62,10 @@ _RULES: tuple[_Rule, ...] = (
     # Dash between a Latin name and a number is a hyphen, not a minus: COVID-19.
     (re.compile(r"(?<=[A-Za-z])-(?=\d)"), " "),
     (re.compile(r"\bNo\.\s?(?=\d)", re.IGNORECASE), "第"),
+    # Scores, told from times by the words around them: 比分10:30, 以21:19获胜 -> 比.
+    (re.compile(r"(比分为?|战成|最终以|以)(\d{1,3}):(\d{1,3})(?!\d|:\d)"), r"\1\2比\3"),
+    (re.compile(r"(?<![\d:])(\d{1,3}):(\d{1,3})(?=(?:的比分)?(?:获胜|击败|战胜|取胜|力克|险胜|大胜"
+                r"|胜出|告负|落败|负于|战平|逆转|结束比赛))"), r"\1比\2"),
     # Ranges: 12%-15%, 3-5天 -> 至 (a dash between numbers is never a minus sign).
     (re.compile(r"(?<=\d[%‰]|\d[万亿])\s*[-—–~]\s*(?=\d)"), "至"),
     # "1+N", "互联网+": plus reads 加.
