@@ -3,71 +3,18 @@
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import decoded_samples
+from tests.server import Server, start_server
 
 SHORT = "今天是2024年1月1日。天气晴朗，气温-5℃。"
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    url: str
-    data_dir: Path
-    log: Path
-
-    def client(self, **kw: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120, **kw)  # type: ignore[arg-type]
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(data_dir: Path, **env: str) -> Server:
-    port = _free_port()
-    log = data_dir.parent / f"server-{port}.log"
-    environment = {**os.environ, "LANGDU_DATA_DIR": str(data_dir), "LANGDU_WORKERS": "2",
-                   **{f"LANGDU_{k.upper()}": v for k, v in env.items()}}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, env=environment)
-    server = Server(proc, f"http://127.0.0.1:{port}", data_dir, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.stop(signal.SIGKILL)
-    raise AssertionError(f"server did not start: {log.read_text()}")
 
 
 @pytest.fixture(scope="module")

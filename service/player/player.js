@@ -1,0 +1,318 @@
+/* langdu 朗读 player: the 智能朗读 button for a news page. No dependencies.
+ *
+ * Embed with one tag:
+ *   <script src="https://reader.example/player/player.js" data-langdu-article="#content" defer></script>
+ * or, for an article already posted:  data-langdu-id="<id>"
+ * Optional: data-langdu-title="h1.title" (default: the page's first <h1>),
+ *           data-langdu-voice="cmn-offline", and a placeholder element
+ *           <div data-langdu-player></div> where the controls go (else a bar fixed to the
+ *           bottom of the window, so the page never shifts).
+ */
+(() => {
+  "use strict";
+  const script = document.currentScript;
+  if (!script) return;
+  const API = new URL(".", script.src).href.replace(/\/player\/$/, "/");
+  const cfg = script.dataset;
+  const SPEEDS = [0.75, 1, 1.25, 1.5, 2];
+  const SPEED_KEY = "langdu.speed";
+  const SLOW_MS = 6000;
+  const reduceMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+
+  const css = document.createElement("link");
+  css.rel = "stylesheet";
+  css.href = new URL("player.css", script.src).href;
+  document.head.appendChild(css);
+
+  const el = (tag, attrs = {}, text = "") => {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text) node.textContent = text;
+    return node;
+  };
+  const fmt = (s) => {
+    if (!isFinite(s) || s < 0) return "--:--";
+    const m = Math.floor(s / 60), r = Math.floor(s % 60);
+    return `${m}:${String(r).padStart(2, "0")}`;
+  };
+  const squash = (s) => s.replace(/\s+/g, "");
+  // Icons drawn inline: no icon font to load, nothing that depends on the reader's fonts.
+  const ICONS = {
+    prev: "M6 5h2v14H6zM9.5 12 19 5v14z",
+    next: "M16 5h2v14h-2zM5 5l9.5 7L5 19z",
+    play: "M7 4.5v15L19.5 12z",
+    pause: "M6.5 5h4v14h-4zM13.5 5h4v14h-4z",
+  };
+  const icon = (name) => `<svg viewBox="0 0 24 24" width="1.25em" height="1.25em" aria-hidden="true" focusable="false"><path fill="currentColor" d="${ICONS[name]}"/></svg>`;
+
+  /* ---- the widget ------------------------------------------------------------------ */
+  const root = el("div", { class: "langdu", role: "region", "aria-label": "智能朗读播放器" });
+  const start = el("button", { type: "button", class: "langdu-start", "aria-label": "智能朗读：朗读全文" }, "智能朗读");
+  const controls = el("div", { class: "langdu-controls", hidden: "" });
+  const prev = el("button", { type: "button", class: "langdu-prev", "aria-label": "上一句" });
+  const play = el("button", { type: "button", class: "langdu-play", "aria-label": "暂停" });
+  const next = el("button", { type: "button", class: "langdu-next", "aria-label": "下一句" });
+  prev.innerHTML = icon("prev");
+  play.innerHTML = icon("pause");
+  next.innerHTML = icon("next");
+  const seek = el("input", { type: "range", class: "langdu-seek", min: "0", max: "0", step: "1", value: "0", "aria-label": "播放进度", "aria-valuetext": "0:00" });
+  const time = el("span", { class: "langdu-time", "aria-hidden": "true" }, "0:00 / --:--");
+  const speedLabel = el("label", { class: "langdu-speed" });
+  const speed = el("select", { "aria-label": "朗读速度" });
+  for (const s of SPEEDS) speed.appendChild(el("option", { value: String(s) }, `${s}×`));
+  speedLabel.append(speed);
+  const retry = el("button", { type: "button", class: "langdu-retry", hidden: "" }, "重试");
+  const status = el("span", { class: "langdu-status", role: "status", "aria-live": "polite" });
+  const audio = el("audio", { preload: "none" });
+  controls.append(prev, play, next, seek, time, speedLabel);
+  root.append(start, controls, retry, status, audio);
+
+  const mount = document.querySelector("[data-langdu-player]");
+  if (mount) mount.appendChild(root);
+  else { root.classList.add("langdu-floating"); document.body.appendChild(root); }
+
+  let saved = parseFloat(localStorage.getItem(SPEED_KEY) || "1");
+  if (!SPEEDS.includes(saved)) saved = 1;
+  speed.value = String(saved);
+
+  /* ---- state -------------------------------------------------------------------- */
+  let article = null;        // {id, audio_url, timings_url}
+  let timings = null;        // {duration_ms, sentences: [...]}, grows while synthesizing
+  let final = false;         // timings (and the audio file) are complete
+  let ranges = [];           // DOM Range per sentence index, or null when not found
+  let current = -1;
+  let slowTimer = 0;
+  let pollTimer = 0;
+
+  const say = (text) => { status.textContent = text; };
+  const fail = (text) => {
+    say(text);
+    retry.hidden = false;
+    start.disabled = false;
+    root.classList.add("langdu-error");
+  };
+
+  /* ---- page text -> sentence ranges --------------------------------------------- */
+  const scopes = () => {
+    const out = [];
+    const title = document.querySelector(cfg.langduTitle || "h1");
+    if (title) out.push(title);
+    const body = cfg.langduArticle ? document.querySelector(cfg.langduArticle) : null;
+    if (body && !out.some((n) => n.contains(body))) out.push(body);
+    return out;
+  };
+
+  function mapSentences() {
+    // Every non-space character of the page's article text, with where it lives.
+    const chars = [];
+    for (const scope of scopes()) {
+      const walker = document.createTreeWalker(scope, NodeFilter.SHOW_TEXT, {
+        acceptNode: (n) => root.contains(n) || /^(SCRIPT|STYLE)$/.test(n.parentNode.nodeName)
+          ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT,
+      });
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const t = n.nodeValue;
+        for (let i = 0; i < t.length; i++) if (!/\s/.test(t[i])) chars.push([n, i, t[i]]);
+      }
+    }
+    const text = chars.map((c) => c[2]).join("");
+    let cursor = 0;
+    ranges = (timings ? timings.sentences : []).map((s) => {
+      const want = squash(s.text);
+      if (!want) return null;
+      let at = text.indexOf(want, cursor);
+      if (at < 0) at = text.indexOf(want);
+      if (at < 0) return null;
+      cursor = at + want.length;
+      const range = document.createRange();
+      const a = chars[at], b = chars[at + want.length - 1];
+      range.setStart(a[0], a[1]);
+      range.setEnd(b[0], b[1] + 1);
+      return range;
+    });
+  }
+
+  function highlight(index) {
+    if (index === current) return;
+    current = index;
+    root.dataset.sentence = String(index);
+    const range = ranges[index];
+    if (window.CSS && CSS.highlights) {
+      if (range) CSS.highlights.set("langdu-sentence", new Highlight(range));
+      else CSS.highlights.delete("langdu-sentence");
+    }
+    if (index >= 0) say(`正在朗读第${index + 1}句`);
+    if (!range) return;
+    const box = range.getBoundingClientRect();
+    const margin = window.innerHeight * 0.15;
+    if (box.top < margin || box.bottom > window.innerHeight - margin) {
+      const node = range.startContainer.parentElement;
+      node.scrollIntoView({ block: "center", behavior: reduceMotion.matches ? "auto" : "smooth" });
+    }
+  }
+
+  const sentenceAt = (ms) => {
+    if (!timings) return -1;
+    const list = timings.sentences;
+    let found = -1;
+    for (let i = 0; i < list.length; i++) {
+      if (list[i].start_ms <= ms + 1) found = i; else break;
+    }
+    return found;
+  };
+
+  /* ---- talking to the service --------------------------------------------------- */
+  async function post() {
+    if (cfg.langduId) {
+      const res = await fetch(`${API}v1/articles/${encodeURIComponent(cfg.langduId)}`);
+      if (!res.ok) throw new Error((await res.json().catch(() => ({}))).detail || `HTTP ${res.status}`);
+      return res.json();
+    }
+    const parts = scopes();
+    const titleNode = document.querySelector(cfg.langduTitle || "h1");
+    const html = parts.map((n) => n.outerHTML).join("\n");
+    const body = { html, title: titleNode ? titleNode.textContent.trim() : undefined, url: location.href };
+    if (cfg.langduVoice) body.voice = cfg.langduVoice;
+    const res = await fetch(`${API}v1/articles`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(data.detail || `HTTP ${res.status}`);
+    return data;
+  }
+
+  async function loadTimings() {
+    clearTimeout(pollTimer);
+    try {
+      const res = await fetch(article.timings_url, { cache: "no-store" });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const wasFinal = final;
+      timings = await res.json();
+      final = res.headers.get("X-Langdu-Status") !== "synthesizing";
+      mapSentences();
+      seek.max = String(Math.floor(timings.duration_ms / 1000));
+      if (final && !wasFinal && !audio.paused && audio.currentTime > 0 && !isFinite(audio.duration)) {
+        // The live stream has become a stored file: reopen it so that seeking works.
+        const at = audio.currentTime;
+        audio.src = article.audio_url;
+        audio.currentTime = at;
+        audio.play().catch(() => {});
+      }
+    } catch (err) {
+      // Timings are an extra: audio keeps playing; try again shortly.
+    }
+    // Soon after the start every sentence counts; later the audio is far ahead of the ear.
+    if (!final) pollTimer = setTimeout(loadTimings, timings && timings.sentences.length > 3 ? 1500 : 250);
+    render();
+  }
+
+  async function begin(atMs) {
+    retry.hidden = true;
+    root.classList.remove("langdu-error");
+    start.disabled = true;
+    say("正在准备朗读…");
+    try {
+      article = await post();
+    } catch (err) {
+      fail(err instanceof TypeError ? "无法连接朗读服务，请检查网络后重试" : `朗读失败：${err.message}`);
+      return;
+    }
+    controls.hidden = false;
+    start.hidden = true;
+    audio.src = article.audio_url;
+    audio.playbackRate = parseFloat(speed.value);
+    loadTimings();
+    if (atMs) audio.currentTime = atMs / 1000;
+    try {
+      await audio.play();
+    } catch (err) {
+      fail("浏览器未能开始播放，请点“重试”");
+      start.hidden = false;
+      return;
+    }
+    start.disabled = false;
+  }
+
+  /* ---- rendering and events ----------------------------------------------------- */
+  function render() {
+    const t = audio.currentTime;
+    const total = final && timings ? timings.duration_ms / 1000
+      : (isFinite(audio.duration) ? audio.duration : NaN);
+    time.textContent = `${fmt(t)} / ${fmt(total)}`;
+    if (!seek.matches(":active")) seek.value = String(Math.floor(t));
+    seek.setAttribute("aria-valuetext", `${fmt(t)}，共${fmt(total)}`);
+    const label = audio.paused ? "播放" : "暂停";
+    if (play.getAttribute("aria-label") !== label) {
+      play.innerHTML = icon(audio.paused ? "play" : "pause");
+      play.setAttribute("aria-label", label);
+    }
+    highlight(sentenceAt(t * 1000));
+  }
+
+  function goTo(index) {
+    if (!timings || !timings.sentences.length) return;
+    const list = timings.sentences;
+    const i = Math.max(0, Math.min(list.length - 1, index));
+    audio.currentTime = list[i].start_ms / 1000;
+    if (audio.paused) audio.play().catch(() => {});
+    render();
+  }
+
+  start.addEventListener("click", () => begin(0));
+  retry.addEventListener("click", () => {
+    if (article && audio.error) { retry.hidden = true; audio.load(); audio.play().catch(() => {}); }
+    else begin(0);
+  });
+  play.addEventListener("click", () => {
+    if (audio.paused) audio.play().catch(() => fail("无法播放，请点“重试”")); else audio.pause();
+  });
+  prev.addEventListener("click", () => {
+    // Like a music player: back to the start of this sentence, or to the one before it.
+    const into = audio.currentTime * 1000 - (timings?.sentences[current]?.start_ms ?? 0);
+    goTo(into > 1500 ? current : current - 1);
+  });
+  next.addEventListener("click", () => goTo(current + 1));
+  seek.addEventListener("input", () => { audio.currentTime = parseFloat(seek.value); render(); });
+  speed.addEventListener("change", () => {
+    const v = parseFloat(speed.value);
+    audio.playbackRate = v;
+    localStorage.setItem(SPEED_KEY, String(v));
+    say(`朗读速度 ${v}×`);
+  });
+  root.addEventListener("keydown", (e) => {
+    if (e.target === seek || e.target === speed || !article) return;
+    if (e.key === "ArrowRight") { goTo(current + 1); e.preventDefault(); }
+    else if (e.key === "ArrowLeft") { goTo(current - 1); e.preventDefault(); }
+  });
+  for (const ev of ["timeupdate", "play", "pause", "seeked", "durationchange"]) {
+    audio.addEventListener(ev, render);
+  }
+  audio.addEventListener("playing", () => {
+    clearTimeout(slowTimer);
+    root.classList.remove("langdu-error");
+    root.dataset.playing = "true";
+    if (current >= 0) say(`正在朗读第${current + 1}句`); else say("正在朗读");
+  });
+  audio.addEventListener("pause", () => { root.dataset.playing = "false"; say("已暂停"); });
+  audio.addEventListener("waiting", () => {
+    clearTimeout(slowTimer);
+    slowTimer = setTimeout(() => say("网络较慢，正在缓冲…"), SLOW_MS);
+  });
+  audio.addEventListener("ended", () => { root.dataset.playing = "false"; say("朗读完毕"); });
+  audio.addEventListener("error", () => {
+    clearTimeout(slowTimer);
+    fail("音频加载失败，请点“重试”");
+  });
+
+  // Clicking a sentence in the article (once reading has started) reads from there.
+  document.addEventListener("click", (e) => {
+    if (!article || !timings || root.contains(e.target) || e.target.closest("a, button, input, select, textarea")) return;
+    if (!window.getSelection().isCollapsed) return;
+    const pos = document.caretRangeFromPoint ? document.caretRangeFromPoint(e.clientX, e.clientY) : null;
+    if (!pos) return;
+    const index = ranges.findIndex((r) => r && r.isPointInRange(pos.startContainer, pos.startOffset));
+    if (index >= 0) goTo(index);
+  });
+
+  window.langdu = { audio, get sentence() { return current; }, get article() { return article; } };
+})();

@@ -1,0 +1,248 @@
+"""The 智能朗读 player in Debian's Chromium (headless, Playwright) against a real langdu serve."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.server import Server, start_server
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("LANGDU_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
+
+if not Path(CHROMIUM).exists():
+    found = shutil.which("chromium")
+    if found:
+        CHROMIUM = found
+    elif os.environ.get("CI"):
+        pytest.fail("Chromium is needed for the player tests (apt-get install chromium)",
+                    pytrace=False)
+    else:
+        pytest.skip("player tests need Debian's chromium (apt-get install chromium); "
+                    "CI installs it", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = start_server(tmp_path_factory.mktemp("player") / "data")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1024, "height": 800}, locale="zh-CN")
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(server.url + "/")
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def current(page) -> int:
+    return int(page.locator(".langdu").get_attribute("data-sentence") or "-1")
+
+
+def wait_for(page, expr: str, timeout: float = 30_000) -> None:
+    page.wait_for_function(expr, timeout=timeout)
+
+
+def start_reading(page) -> float:
+    """Click 智能朗读; the time from click to the audio's first advance, in ms."""
+    page.evaluate("""() => { window.__t0 = performance.now(); window.__t1 = null;
+        const tick = () => { if (window.langdu.audio.currentTime > 0 && window.__t1 === null)
+            { window.__t1 = performance.now(); } else requestAnimationFrame(tick); };
+        requestAnimationFrame(tick); }""")
+    page.get_by_role("button", name="智能朗读：朗读全文").click()
+    wait_for(page, "window.__t1 !== null")
+    return float(page.evaluate("window.__t1 - window.__t0"))
+
+
+def test_no_layout_shift_and_accessible_controls(page):
+    shift = page.evaluate("""() => new Promise(resolve => {
+        let total = 0;
+        new PerformanceObserver(list => { for (const e of list.getEntries()) total += e.value; })
+            .observe({type: "layout-shift", buffered: true});
+        setTimeout(() => resolve(total), 500); })""")
+    assert shift < 0.01, f"cumulative layout shift {shift}"
+    button = page.get_by_role("button", name="智能朗读：朗读全文")
+    assert button.is_visible()
+    assert page.get_by_role("status").count() == 1
+    assert page.locator(".langdu [aria-live=polite]").count() == 1
+
+
+def test_click_plays_highlights_seeks_and_changes_speed(page, server):
+    first_sound_ms = start_reading(page)
+    t0 = page.evaluate("window.langdu.audio.currentTime")
+    page.wait_for_timeout(800)
+    assert page.evaluate("window.langdu.audio.currentTime") > t0, "audio time advances"
+    assert current(page) == 0
+    assert page.get_by_role("status").inner_text().startswith("正在朗读第1句")
+    highlighted = page.evaluate("""() => {
+        const h = CSS.highlights.get("langdu-sentence");
+        return h ? [...h][0].toString() : null; }""")
+    assert highlighted and "强化党建引领" in highlighted
+
+    # Speed: 2x, applied to the audio and remembered.
+    page.get_by_label("朗读速度").select_option("2")
+    assert page.evaluate("window.langdu.audio.playbackRate") == 2
+    assert page.evaluate("localStorage.getItem('langdu.speed')") == "2"
+    wait_for(page, "Number(document.querySelector('.langdu').dataset.sentence) >= 1", 20_000)
+    assert current(page) >= 1, "the highlighted sentence moves on as it plays"
+
+    # Once synthesis is done, seeking to 60 s works (the file is served with Range).
+    article = page.evaluate("window.langdu.article")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        info = json.loads(page.evaluate(
+            f"fetch('/v1/articles/{article['id']}').then(r => r.text())"))
+        if info["status"] == "ready":
+            break
+        time.sleep(0.3)
+    wait_for(page, "isFinite(window.langdu.audio.duration) && window.langdu.audio.duration > 60",
+             30_000)
+    page.evaluate("""() => { const s = document.querySelector('.langdu-seek');
+        s.value = '60'; s.dispatchEvent(new Event('input')); }""")
+    wait_for(page, "window.langdu.audio.currentTime >= 60 && !window.langdu.audio.seeking")
+    timings = json.loads(page.evaluate(f"fetch('{article['timings_url']}').then(r => r.text())"))
+    expected = max(i for i, s in enumerate(timings["sentences"]) if s["start_ms"] <= 60_500)
+    wait_for(page, f"Math.abs(window.langdu.sentence - {expected}) <= 1")
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.langdu.audio.currentTime") > 60, "plays on after the seek"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "player-playing.png"), full_page=False)
+    (ARTIFACTS / "player-first-sound.txt").write_text(
+        f"click to first audio advance: {first_sound_ms:.0f} ms\n", encoding="utf-8")
+    print(f"\nclick to first sound in Chromium: {first_sound_ms:.0f} ms")
+
+
+def test_keyboard_only(page):
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert focused == "智能朗读：朗读全文"
+    page.keyboard.press("Enter")
+    wait_for(page, "window.langdu.audio.currentTime > 0")
+    page.get_by_role("button", name="下一句").focus()
+    page.keyboard.press("ArrowRight")
+    wait_for(page, "window.langdu.sentence >= 1")
+    before = page.evaluate("window.langdu.sentence")
+    page.keyboard.press("Enter")  # on 下一句
+    wait_for(page, f"window.langdu.sentence > {before}")
+    page.get_by_role("button", name="暂停").focus()
+    page.keyboard.press("Space")
+    wait_for(page, "window.langdu.audio.paused")
+    page.get_by_role("button", name="播放", exact=True).wait_for(state="visible")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", "focus is visible"
+
+
+def test_clicking_a_sentence_reads_from_there(page):
+    start_reading(page)
+    wait_for(page, "window.langdu.sentence >= 0")
+    target = page.locator("#content p").nth(2)
+    target.scroll_into_view_if_needed()
+    box = target.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 30, box["y"] + 10)
+    wait_for(page, "window.langdu.sentence > 3")
+    assert "街道社区是社会治理的重心" in page.evaluate(
+        "[...CSS.highlights.get('langdu-sentence')][0].toString()")
+
+
+def test_service_unreachable_then_retry(page):
+    page.route("**/v1/articles", lambda route: route.abort("connectionrefused"))
+    page.get_by_role("button", name="智能朗读：朗读全文").click()
+    retry = page.get_by_role("button", name="重试")
+    retry.wait_for(state="visible")
+    assert "无法连接" in page.get_by_role("status").inner_text()
+    assert page.get_by_role("button", name="智能朗读：朗读全文").is_enabled(), "never a dead button"
+    page.unroute("**/v1/articles")
+    retry.click()
+    wait_for(page, "window.langdu.audio.currentTime > 0")
+    assert retry.is_hidden()
+
+
+def test_synthesis_error_is_shown_with_a_retry(page):
+    page.route("**/v1/articles", lambda route: route.fulfill(
+        status=503, content_type="application/problem+json", headers={"Retry-After": "5"},
+        body=json.dumps({"status": 503, "title": "QueueFull", "detail": "服务繁忙，请稍后再试"})))
+    page.get_by_role("button", name="智能朗读：朗读全文").click()
+    page.get_by_role("button", name="重试").wait_for(state="visible")
+    assert "服务繁忙" in page.get_by_role("status").inner_text()
+
+
+def test_readable_at_200_percent_zoom_and_on_a_phone(browser, server):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2,
+                                  is_mobile=True, has_touch=True)
+    pg = context.new_page()
+    pg.goto(server.url + "/")
+    pg.evaluate("document.documentElement.style.zoom = '2'")
+    button = pg.get_by_role("button", name="智能朗读：朗读全文")
+    box = button.bounding_box()
+    assert box is not None and box["height"] >= 40
+    overflow = pg.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, "no horizontal scrolling"
+    context.close()
+
+
+def test_embedding_by_id_on_another_page(browser, server):
+    import httpx
+
+    article = httpx.post(f"{server.url}/v1/articles",
+                         json={"text": "外部页面嵌入测试。第二句话。"}).json()
+    context = browser.new_context()
+    pg = context.new_page()
+    html = (f'<!doctype html><meta charset="utf-8"><h1>测试</h1>'
+            f'<script src="{server.url}/player/player.js" data-langdu-id="{article["id"]}" '
+            f'defer></script>')
+    # A news page on another origin (another loopback port): the player's calls are CORS.
+    news = _serve_page(html.encode())
+    try:
+        pg.goto(f"http://127.0.0.1:{news.server_address[1]}/")
+        pg.get_by_role("button", name="智能朗读：朗读全文").click()
+        pg.wait_for_function("window.langdu.audio.currentTime > 0", timeout=30_000)
+        assert pg.locator(".langdu.langdu-floating").is_visible()
+    finally:
+        news.shutdown()
+        context.close()
+
+
+def _serve_page(body: bytes) -> ThreadingHTTPServer:
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
