@@ -38,6 +38,8 @@ from service.hotfiles import HotAudio, HotAudioMiddleware
 from service.jobs import JobEvents, JobRunner
 from service.metrics import Metrics
 from service.pipeline import Pauses, Synthesizer
+from service.podcast import load_sting
+from service.publisher import EpisodeStyle, Publisher
 from service.store import Store
 from service.text.chunks import Segmenter
 from service.text.normalize import Normalizer
@@ -60,6 +62,7 @@ class Services:
     segmenter: Segmenter
     hot_audio: HotAudio
     jobs: JobRunner | None = None
+    publisher: Publisher | None = None
     engines: dict[str, Engine] = field(default_factory=dict)
     synthesizers: dict[str, Synthesizer] = field(default_factory=dict)
 
@@ -211,6 +214,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = Services(settings=settings, catalog=catalog, store=store, registry=registry,
                             metrics=metrics, normalizer=Normalizer(), segmenter=Segmenter(),
                             hot_audio=HotAudio(store, max_bytes=settings.memory_cache_bytes))
+        services.publisher = Publisher(store=store, registry=registry,
+                                       style=await asyncio.to_thread(_episode_style, settings))
         services.jobs = JobRunner(
             store=store, registry=registry, catalog=catalog,
             synthesizer_for=services.synthesizer_for, max_active=settings.max_jobs,
@@ -218,6 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             events=JobEvents(
                 finished=lambda seconds, ok: _job_finished(metrics, seconds, ok),
                 depth=metrics.queue_depth.set,
+                ready=services.publisher.ensure,
             ),
         )
         app.state.services = services
@@ -234,6 +240,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await services.jobs.aclose()
+            await services.publisher.aclose()
             for s in services.synthesizers.values():
                 s.close()
             await asyncio.gather(*(e.aclose() for e in services.engines.values()))
@@ -251,9 +258,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_article_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
 
-    from service.routes import articles, health, speech, voices
+    from service.routes import articles, feed, health, speech, voices
 
-    for module in (articles, speech, voices, health):
+    for module in (articles, feed, speech, voices, health):
         app.include_router(module.router)
     app.mount("/player", StaticFiles(directory=PLAYER_DIR), name="player")
     return app
@@ -278,6 +285,21 @@ def create_asgi(settings: Settings | None = None) -> ASGIApp:
             services.metrics.audio_served(method, status)
 
     return HotAudioMiddleware(app, hot=hot, count=count, cors_origins=settings.cors_origins)
+
+
+def _episode_style(settings: Settings) -> EpisodeStyle:
+    """Episode tags, cover and stings from the settings (files are read once, at start).
+
+    Raises:
+        AudioError / OSError: a configured sting or cover cannot be read.
+    """
+    cover = settings.feed_cover_file.read_bytes() if settings.feed_cover_file else None
+    return EpisodeStyle(
+        artist=settings.feed_author, album=settings.feed_title, cover=cover,
+        intro=load_sting(str(settings.feed_intro)) if settings.feed_intro else None,
+        outro=load_sting(str(settings.feed_outro)) if settings.feed_outro else None,
+        bitrate_kbps=settings.episode_bitrate_kbps,
+    )
 
 
 def _job_finished(metrics: Metrics, seconds: float, ok: bool) -> None:

@@ -43,7 +43,23 @@ class Settings(BaseSettings):
     cors_origins: CommaList = Field(default_factory=lambda: ["*"])
     api_keys: CommaList = Field(default_factory=list, description="if set, required to write")
 
-    @field_validator("cors_origins", "api_keys", mode="before")
+    # --- the podcast feed ---
+    feed_title: str = "langdu 朗读新闻"
+    feed_author: str = "langdu"
+    feed_description: str = "每日新闻朗读"
+    feed_link: str | None = Field(default=None, description="site link; default: this service")
+    feed_image_url: str = Field(default="", description="channel artwork URL (1400-3000 px)")
+    feed_cover_file: Path | None = Field(default=None, description="cover embedded in ID3")
+    feed_categories: CommaList = Field(default_factory=lambda: ["News"])
+    feed_language: str = "zh-cn"
+    feed_explicit: bool = False
+    feed_limit: int = Field(default=50, ge=1, le=1000)
+    feed_timezone: str = "Asia/Shanghai"
+    feed_intro: Path | None = Field(default=None, description="sound file played before")
+    feed_outro: Path | None = Field(default=None, description="sound file played after")
+    episode_bitrate_kbps: int = Field(default=64, ge=32, le=320)
+
+    @field_validator("cors_origins", "api_keys", "feed_categories", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

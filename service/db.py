@@ -30,6 +30,17 @@ CREATE TABLE IF NOT EXISTS articles (
     updated_at   TEXT NOT NULL
 );
 """
+# Columns added after the first release, created on open when a database lacks them.
+_ADDED_COLUMNS = (
+    ("published", "INTEGER NOT NULL DEFAULT 0"),
+    ("category", "TEXT"),
+    ("feed_at", "TEXT"),
+    ("episode_bytes", "INTEGER"),
+    ("episode_ms", "INTEGER"),
+)
+_FIELDS = ("id, title, url, voice, rate, pitch, status, sentences, duration_ms, bytes, error,"
+           " published_at, created_at, updated_at, published, category, feed_at, episode_bytes,"
+           " episode_ms")
 
 QUEUED, SYNTHESIZING, READY, FAILED = "queued", "synthesizing", "ready", "failed"
 
@@ -52,6 +63,32 @@ class ArticleRecord:
     published_at: str | None = None
     created_at: str = ""
     updated_at: str = ""
+    published: bool = False
+    category: str | None = None
+    feed_at: str | None = None  # when it was published to the feed
+    episode_bytes: int | None = None
+    episode_ms: int | None = None
+
+
+def _record(row: tuple[object, ...]) -> ArticleRecord:
+    (id_, title, url, voice, rate, pitch, status, sentences, duration_ms, size, error,
+     published_at, created_at, updated_at, published, category, feed_at, episode_bytes,
+     episode_ms) = row
+    return ArticleRecord(
+        id=str(id_), title=title if isinstance(title, str) else None,
+        url=url if isinstance(url, str) else None, voice=str(voice), rate=str(rate),
+        pitch=str(pitch), status=str(status),
+        sentences=tuple((int(p), str(t)) for p, t in json.loads(str(sentences))),
+        duration_ms=duration_ms if isinstance(duration_ms, int) else None,
+        bytes=size if isinstance(size, int) else None,
+        error=error if isinstance(error, str) else None,
+        published_at=published_at if isinstance(published_at, str) else None,
+        created_at=str(created_at), updated_at=str(updated_at), published=bool(published),
+        category=category if isinstance(category, str) else None,
+        feed_at=feed_at if isinstance(feed_at, str) else None,
+        episode_bytes=episode_bytes if isinstance(episode_bytes, int) else None,
+        episode_ms=episode_ms if isinstance(episode_ms, int) else None,
+    )
 
 
 def _now() -> str:
@@ -67,6 +104,10 @@ class Registry:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(articles)")}
+        for name, decl in _ADDED_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE articles ADD COLUMN {name} {decl}")
         self._lock = threading.Lock()
         # Nothing is synthesizing in a process that just started: what was, starts over.
         self._db.execute("UPDATE articles SET status=? WHERE status=?", (QUEUED, SYNTHESIZING))
@@ -91,19 +132,41 @@ class Registry:
     def get(self, article_id: str) -> ArticleRecord | None:
         """The article with this id, if registered."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT id, title, url, voice, rate, pitch, status, sentences, duration_ms,"
-                " bytes, error, published_at, created_at, updated_at FROM articles WHERE id=?",
-                (article_id,),
-            ).fetchone()
-        if row is None:
-            return None
-        return ArticleRecord(
-            id=row[0], title=row[1], url=row[2], voice=row[3], rate=row[4], pitch=row[5],
-            status=row[6], sentences=tuple((int(p), str(t)) for p, t in json.loads(row[7])),
-            duration_ms=row[8], bytes=row[9], error=row[10], published_at=row[11],
-            created_at=row[12], updated_at=row[13],
-        )
+            row = self._db.execute(f"SELECT {_FIELDS} FROM articles WHERE id=?",
+                                   (article_id,)).fetchone()
+        return None if row is None else _record(row)
+
+    def publish(self, article_id: str, *, category: str | None) -> None:
+        """Put an article in the feed (the first publication time is kept)."""
+        now = _now()
+        with self._lock:
+            self._db.execute(
+                "UPDATE articles SET published=1, category=COALESCE(?, category),"
+                " feed_at=COALESCE(feed_at, ?), updated_at=? WHERE id=?",
+                (category, now, now, article_id),
+            )
+
+    def set_episode(self, article_id: str, *, size: int, duration_ms: int) -> None:
+        """Record that the article's episode file is ready."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE articles SET episode_bytes=?, episode_ms=?, updated_at=? WHERE id=?",
+                (size, duration_ms, _now(), article_id),
+            )
+
+    def feed(self, *, category: str | None, limit: int) -> list[ArticleRecord]:
+        """Published articles whose episode is ready, newest first."""
+        where = "published=1 AND episode_bytes IS NOT NULL"
+        args: tuple[object, ...] = ()
+        if category is not None:
+            where += " AND category=?"
+            args = (category,)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_FIELDS} FROM articles WHERE {where}"
+                " ORDER BY COALESCE(published_at, feed_at) DESC, id LIMIT ?", (*args, limit),
+            ).fetchall()
+        return [_record(r) for r in rows]
 
     def add(self, record: ArticleRecord) -> tuple[ArticleRecord, bool]:
         """Register an article unless its id exists. Returns (stored record, created)."""

@@ -80,6 +80,7 @@ class JobEvents:
     started: Callable[[], None] = lambda: None
     finished: Callable[[float, bool], None] = lambda seconds, ok: None
     depth: Callable[[int], None] = lambda queued: None
+    ready: Callable[[str], None] = lambda article_id: None
 
 
 class JobRunner:
@@ -180,6 +181,7 @@ class JobRunner:
         await asyncio.to_thread(store.write, store.article_path(record.id, "mp3"), audio)
         await asyncio.to_thread(self._registry.set_status, record.id, READY,
                                 duration_ms=job.timeline.duration_ms, size=len(audio))
+        self._events.ready(record.id)
 
     async def aclose(self) -> None:
         """Cancel every job (their articles go back to queued)."""

@@ -44,7 +44,9 @@ class Store:
         self._articles = root / "articles"
         self._parts = root / "parts"
         self._tmp = root / "tmp"
-        for d in (self._articles, self._parts, self._tmp):
+        # Published episodes are not cache: they live outside the evicted directories.
+        self._episodes = root / "episodes"
+        for d in (self._articles, self._parts, self._tmp, self._episodes):
             d.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         for stale in self._tmp.iterdir():  # left by a crash mid-write: never served
@@ -77,7 +79,8 @@ class Store:
             final.parent.mkdir(parents=True, exist_ok=True)
             old = final.stat().st_size if final.exists() else 0
             os.replace(tmp, final)
-            self._grow(final.stat().st_size - old)
+            if not final.is_relative_to(self._episodes):  # episodes are outside the cap
+                self._grow(final.stat().st_size - old)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -135,6 +138,10 @@ class Store:
         if kind not in _ARTICLE_KINDS:
             raise ValueError(kind)
         return self._articles / f"{article_id}.{kind}"
+
+    def episode_path(self, article_id: str) -> Path:
+        """Where an article's podcast episode lives (never evicted)."""
+        return self._episodes / f"{article_id}.mp3"
 
     def has_article(self, article_id: str) -> bool:
         """True when all of the article's files are complete on disk."""

@@ -248,7 +248,10 @@ def test_voices_health_and_metrics(server):
     for name in ("langdu_requests_total", "langdu_cache_total", "langdu_synthesis_seconds",
                  "langdu_queue_depth", "langdu_engine_errors_total"):
         assert name in text
-    assert httpx.get(f"{server.url}/").text.count("智能朗读") >= 1
+    demo = httpx.get(f"{server.url}/")
+    assert demo.status_code == 200 and 'src="/player/player.js"' in demo.text
+    script = httpx.get(f"{server.url}/player/player.js")
+    assert script.status_code == 200 and "智能朗读" in script.text
 
 
 def test_cors_allows_embedding_pages(server):

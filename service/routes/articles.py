@@ -40,6 +40,8 @@ class ArticleIn(BaseModel):
     rate: str | None = Field(None, pattern=_RATE)
     pitch: str | None = Field(None, pattern=_PITCH)
     published_at: datetime | None = None
+    publish: bool = False
+    category: str | None = Field(None, pattern=r"^[\w-]{1,64}$")
 
     @model_validator(mode="after")
     def _one_source(self) -> ArticleIn:
@@ -98,6 +100,15 @@ def _ensure_job(svc: Services, runner: JobRunner, rec: ArticleRecord) -> Job | N
     return job
 
 
+def publish(svc: Services, runner: JobRunner, rec: ArticleRecord) -> None:
+    """After marking an article published: make sure its audio, then its episode, get made."""
+    assert svc.publisher is not None
+    if rec.status == READY and svc.store.has_article(rec.id):
+        svc.publisher.ensure(rec.id)
+    else:
+        _ensure_job(svc, runner, rec)  # the episode follows when the audio is ready
+
+
 @router.post("", status_code=201, response_model=ArticleOut,
              dependencies=[Depends(require_write_key)])
 async def post_article(body: ArticleIn, request: Request, response: Response,
@@ -117,6 +128,10 @@ async def post_article(body: ArticleIn, request: Request, response: Response,
     else:
         svc.metrics.cache.labels("article", "miss").inc()
     _ensure_job(svc, runner, stored)
+    if body.publish:
+        await asyncio.to_thread(svc.registry.publish, stored.id, category=body.category)
+        stored = await _record(svc, stored.id)
+        publish(svc, runner, stored)
     return _out(request, stored, _status(svc, runner, stored))
 
 
@@ -142,7 +157,8 @@ def _unsatisfiable(range_header: str | None, size: int) -> bool:
     return end == "" or int(end) == 0
 
 
-@router.get("/{article_id}/audio.mp3", name="article_audio", response_model=None)
+@router.api_route("/{article_id}/audio.mp3", methods=["GET", "HEAD"], name="article_audio",
+                  response_model=None)
 async def article_audio(article_id: str, request: Request,
                         svc: Annotated[Services, Depends(services)],
                         runner: Annotated[JobRunner, Depends(jobs)]) -> Response:
