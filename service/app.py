@@ -70,14 +70,18 @@ class Services:
         """The synthesizer for an engine, starting the engine on first use."""
         synth = self.synthesizers.get(engine_name)
         if synth is None:
-            engine = create_engine(engine_name, workers=self.settings.workers)
+            s = self.settings
+            engine = create_engine(engine_name, workers=s.workers, concurrency=s.edge_concurrency,
+                                   timeout_s=s.edge_timeout_s, attempts=s.edge_attempts,
+                                   network=s.network)
             self.engines[engine_name] = engine
             synth = Synthesizer(
                 engine, normalizer=self.normalizer, segmenter=self.segmenter,
                 audio_format=AudioFormat(sample_rate=engine.sample_rate,
-                                         bitrate_kbps=self.settings.bitrate_kbps),
-                pauses=Pauses(self.settings.sentence_pause_ms, self.settings.paragraph_pause_ms),
-                lookahead=4 * self.settings.workers, audio_threads=self.settings.workers,
+                                         bitrate_kbps=s.bitrate_kbps),
+                pauses=Pauses(s.sentence_pause_ms, s.paragraph_pause_ms),
+                # Enough sentences in flight to keep every worker or connection busy.
+                lookahead=4 * max(s.workers, s.edge_concurrency), audio_threads=s.workers,
                 cache=self.store, on_sentence=self.metrics.sentence_lookup,
             )
             self.synthesizers[engine_name] = synth
@@ -219,11 +223,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.jobs = JobRunner(
             store=store, registry=registry, catalog=catalog,
             synthesizer_for=services.synthesizer_for, max_active=settings.max_jobs,
-            max_queue=settings.max_queue,
+            max_queue=settings.max_queue, fallback_voice=settings.fallback_voice,
+            upgrade_after_s=settings.upgrade_after_s,
             events=JobEvents(
                 finished=lambda seconds, ok: _job_finished(metrics, seconds, ok),
                 depth=metrics.queue_depth.set,
                 ready=services.publisher.ensure,
+                degraded=metrics.engine_failed,
+                upgraded=services.hot_audio.forget,
             ),
         )
         app.state.services = services
@@ -305,5 +312,3 @@ def _episode_style(settings: Settings) -> EpisodeStyle:
 def _job_finished(metrics: Metrics, seconds: float, ok: bool) -> None:
     metrics.synthesis_seconds.observe(seconds)
     metrics.syntheses.labels("ok" if ok else "failed").inc()
-    if not ok:
-        metrics.engine_errors.labels("any").inc()

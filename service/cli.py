@@ -170,7 +170,10 @@ async def _synthesize(sentences: list[Sentence], voice: Voice, args: argparse.Na
     from service.text.normalize import Normalizer
     from service.timings import Timeline
 
-    engine = create_engine(voice.engine, workers=settings.workers)
+    engine = create_engine(voice.engine, workers=settings.workers,
+                           concurrency=settings.edge_concurrency,
+                           timeout_s=settings.edge_timeout_s, attempts=settings.edge_attempts,
+                           network=settings.network)
     synth = Synthesizer(
         engine, normalizer=Normalizer(), segmenter=Segmenter(),
         audio_format=AudioFormat(sample_rate=engine.sample_rate,

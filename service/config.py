@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.engines.base import Network
+
 _REPO_VOICES = Path(__file__).resolve().parent.parent / "voices"
 
 CommaList = Annotated[list[str], NoDecode]
@@ -43,6 +45,19 @@ class Settings(BaseSettings):
     cors_origins: CommaList = Field(default_factory=lambda: ["*"])
     api_keys: CommaList = Field(default_factory=list, description="if set, required to write")
 
+    # --- Microsoft's neural voices (edge-tts) ---
+    edge_concurrency: int = Field(default=4, ge=1, le=32, description="chunks at once")
+    edge_timeout_s: float = Field(default=20.0, gt=0, description="per chunk")
+    edge_attempts: int = Field(default=4, ge=1, le=10)
+    edge_proxy: str | None = None
+    edge_ca_file: Path | None = Field(default=None, description="extra CA certificates")
+    edge_resolve: CommaList = Field(default_factory=list,
+                                    description="host=ip:port overrides, like curl --resolve")
+    fallback_voice: str = Field(default="cmn-offline",
+                                description="offline voice when an online one fails")
+    upgrade_after_s: float = Field(default=600.0, ge=0,
+                                   description="retry a degraded article's voice after this")
+
     # --- the podcast feed ---
     feed_title: str = "langdu 朗读新闻"
     feed_author: str = "langdu"
@@ -59,12 +74,21 @@ class Settings(BaseSettings):
     feed_outro: Path | None = Field(default=None, description="sound file played after")
     episode_bitrate_kbps: int = Field(default=64, ge=32, le=320)
 
-    @field_validator("cors_origins", "api_keys", "feed_categories", mode="before")
+    @field_validator("cors_origins", "api_keys", "feed_categories", "edge_resolve",
+                     mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [x.strip() for x in value.split(",") if x.strip()]
         return value
+
+    @property
+    def network(self) -> Network:
+        """How online engines reach their services."""
+        pairs = tuple(tuple(x.split("=", 1)) for x in self.edge_resolve if "=" in x)
+        return Network(proxy=self.edge_proxy,
+                       ca_file=str(self.edge_ca_file) if self.edge_ca_file else None,
+                       resolve=tuple((h, a) for h, a in pairs))
 
     @property
     def database(self) -> str:

@@ -37,10 +37,11 @@ _ADDED_COLUMNS = (
     ("feed_at", "TEXT"),
     ("episode_bytes", "INTEGER"),
     ("episode_ms", "INTEGER"),
+    ("degraded", "TEXT"),  # the fallback voice that read it, while the asked-for one failed
 )
 _FIELDS = ("id, title, url, voice, rate, pitch, status, sentences, duration_ms, bytes, error,"
            " published_at, created_at, updated_at, published, category, feed_at, episode_bytes,"
-           " episode_ms")
+           " episode_ms, degraded")
 
 QUEUED, SYNTHESIZING, READY, FAILED = "queued", "synthesizing", "ready", "failed"
 
@@ -68,12 +69,13 @@ class ArticleRecord:
     feed_at: str | None = None  # when it was published to the feed
     episode_bytes: int | None = None
     episode_ms: int | None = None
+    degraded: str | None = None
 
 
 def _record(row: tuple[object, ...]) -> ArticleRecord:
     (id_, title, url, voice, rate, pitch, status, sentences, duration_ms, size, error,
      published_at, created_at, updated_at, published, category, feed_at, episode_bytes,
-     episode_ms) = row
+     episode_ms, degraded) = row
     return ArticleRecord(
         id=str(id_), title=title if isinstance(title, str) else None,
         url=url if isinstance(url, str) else None, voice=str(voice), rate=str(rate),
@@ -88,6 +90,7 @@ def _record(row: tuple[object, ...]) -> ArticleRecord:
         feed_at=feed_at if isinstance(feed_at, str) else None,
         episode_bytes=episode_bytes if isinstance(episode_bytes, int) else None,
         episode_ms=episode_ms if isinstance(episode_ms, int) else None,
+        degraded=degraded if isinstance(degraded, str) else None,
     )
 
 
@@ -186,11 +189,17 @@ class Registry:
         return stored, created
 
     def set_status(self, article_id: str, status: str, *, duration_ms: int | None = None,
-                   size: int | None = None, error: str | None = None) -> None:
-        """Record progress: queued -> synthesizing -> ready | failed."""
+                   size: int | None = None, error: str | None = None,
+                   degraded: str | None = None) -> None:
+        """Record progress: queued -> synthesizing -> ready | failed.
+
+        On ready, `degraded` names the fallback voice that read the article (None: the
+        voice asked for).
+        """
         with self._lock:
             self._db.execute(
                 "UPDATE articles SET status=?, duration_ms=COALESCE(?, duration_ms),"
-                " bytes=COALESCE(?, bytes), error=?, updated_at=? WHERE id=?",
-                (status, duration_ms, size, error, _now(), article_id),
+                " bytes=COALESCE(?, bytes), error=?, updated_at=?,"
+                " degraded=CASE WHEN ?=? THEN ? ELSE degraded END WHERE id=?",
+                (status, duration_ms, size, error, _now(), status, READY, degraded, article_id),
             )

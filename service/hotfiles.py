@@ -62,6 +62,8 @@ class HotAudio:
         else:
             if not self._store.has_article(article_id):
                 return None
+            if self._store.article_path(article_id, "degraded").exists():
+                return None  # a fallback reading: not immutable, the regular route serves it
             path = self._store.article_path(article_id, "mp3")
             try:
                 data = await asyncio.to_thread(path.read_bytes)

@@ -12,15 +12,16 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from service.db import FAILED, QUEUED, READY, SYNTHESIZING, ArticleRecord, Registry
-from service.errors import LangduError, QueueFullError
+from service.errors import EngineError, LangduError, QueueFullError
 from service.pipeline import Sentence, Synthesizer
 from service.store import Store
 from service.timings import Timeline, to_vtt
-from service.voices import VoiceCatalog
+from service.voices import Voice, VoiceCatalog
 
 log = logging.getLogger("langdu.jobs")
 
@@ -35,7 +36,20 @@ class Job:
     timeline: Timeline = field(default_factory=Timeline)
     finished: bool = False
     error: LangduError | None = None
+    generation: int = 0  # bumped when the article starts over in a fallback voice
     _cond: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def restart(self) -> None:
+        """Drop the audio so far: the article is read again from the start, in another voice.
+
+        Streams already under way end (a listener never hears the voice change mid-article);
+        new listeners get the new reading from its first byte.
+        """
+        async with self._cond:
+            self.generation += 1
+            self.parts.clear()
+            self.timeline = Timeline()
+            self._cond.notify_all()
 
     async def _publish(self, data: bytes | None, *, finished: bool = False) -> None:
         async with self._cond:
@@ -51,13 +65,16 @@ class Job:
             LangduError: synthesis failed before the end (the stream stops there).
         """
         sent = 0
+        generation = self.generation
 
         def ready_to_send() -> bool:
-            return len(self.parts) > sent or self.finished
+            return len(self.parts) > sent or self.finished or self.generation != generation
 
         while True:
             async with self._cond:
                 await self._cond.wait_for(ready_to_send)
+                if self.generation != generation:
+                    raise LangduError("the article is being read again in another voice")
                 ready, done = self.parts[sent:], self.finished
             for chunk in ready:
                 yield chunk
@@ -81,6 +98,8 @@ class JobEvents:
     finished: Callable[[float, bool], None] = lambda seconds, ok: None
     depth: Callable[[int], None] = lambda queued: None
     ready: Callable[[str], None] = lambda article_id: None
+    degraded: Callable[[str], None] = lambda engine: None  # fell back from this engine
+    upgraded: Callable[[str], None] = lambda article_id: None
 
 
 class JobRunner:
@@ -88,7 +107,8 @@ class JobRunner:
 
     def __init__(self, *, store: Store, registry: Registry, catalog: VoiceCatalog,
                  synthesizer_for: Callable[[str], Synthesizer], max_active: int,
-                 max_queue: int, events: JobEvents | None = None) -> None:
+                 max_queue: int, events: JobEvents | None = None,
+                 fallback_voice: str | None = None, upgrade_after_s: float = 600.0) -> None:
         self._store = store
         self._registry = registry
         self._catalog = catalog
@@ -100,6 +120,8 @@ class JobRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._events = events or JobEvents()
         self._running = 0
+        self._fallback = fallback_voice
+        self._upgrade_after = upgrade_after_s
 
     def get(self, article_id: str) -> Job | None:
         """The running job for an article, if any."""
@@ -123,9 +145,7 @@ class JobRunner:
             raise QueueFullError("the synthesis queue is full; try again shortly")
         job = Job(article_id=record.id, voice=record.voice)
         self._jobs[record.id] = job
-        task = asyncio.create_task(self._run(job, record), name=f"synth-{record.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._start_task(self._run(job, record), f"synth-{record.id}")
         self._events.depth(self.queued)
         return job
 
@@ -162,26 +182,77 @@ class JobRunner:
 
     async def _synthesize(self, job: Job, record: ArticleRecord) -> None:
         voice = self._catalog.get(record.voice)
+        degraded: str | None = None
+        try:
+            await self._render(job, record, voice)
+        except EngineError as exc:
+            fallback = self._catalog.get(self._fallback) if self._fallback else None
+            if fallback is None or fallback.engine == voice.engine:
+                raise
+            # The whole article in the fallback voice: never a voice change mid-article.
+            log.warning("article %s: %s failed (%s); reading it with %s", record.id,
+                        voice.id, exc, fallback.id)
+            self._events.degraded(voice.engine)
+            await job.restart()
+            await self._render(job, record, fallback)
+            degraded = fallback.id
+        await self._store_article(record.id, job, degraded=degraded)
+        self._events.ready(record.id)
+        if degraded:
+            self._start_task(self._upgrade(record), f"upgrade-{record.id}")
+
+    async def _render(self, job: Job, record: ArticleRecord, voice: Voice) -> None:
         synth = self._synthesizer_for(voice.engine)
         sentences = [Sentence(index=i, paragraph=p, text=t)
                      for i, (p, t) in enumerate(record.sentences)]
         options = voice.options(rate=record.rate, pitch=record.pitch)
+        job.voice = voice.id
         async for part in synth.render(sentences, options):
             job.timeline.add(part)
-            data = part.speech.data + (part.pause.data if part.pause else b"")
-            await job._publish(data)
+            await job._publish(part.speech.data + (part.pause.data if part.pause else b""))
+
+    async def _store_article(self, article_id: str, job: Job, *, degraded: str | None) -> None:
         audio = b"".join(job.parts)
-        timings = json.dumps(job.timeline.to_json(voice=voice.id), ensure_ascii=False)
+        timings = json.dumps(job.timeline.to_json(voice=job.voice), ensure_ascii=False)
         store = self._store
+        marker = store.article_path(article_id, "degraded")
         # Sidecars first, audio last: a finished article is one whose audio exists.
-        await asyncio.to_thread(store.write, store.article_path(record.id, "json"),
+        await asyncio.to_thread(store.write, store.article_path(article_id, "json"),
                                 timings.encode("utf-8"))
-        await asyncio.to_thread(store.write, store.article_path(record.id, "vtt"),
+        await asyncio.to_thread(store.write, store.article_path(article_id, "vtt"),
                                 to_vtt(job.timeline.sentences).encode("utf-8"))
-        await asyncio.to_thread(store.write, store.article_path(record.id, "mp3"), audio)
-        await asyncio.to_thread(self._registry.set_status, record.id, READY,
-                                duration_ms=job.timeline.duration_ms, size=len(audio))
-        self._events.ready(record.id)
+        if degraded:
+            await asyncio.to_thread(store.write, marker, degraded.encode())
+        await asyncio.to_thread(store.write, store.article_path(article_id, "mp3"), audio)
+        if not degraded:
+            await asyncio.to_thread(marker.unlink, missing_ok=True)
+        await asyncio.to_thread(self._registry.set_status, article_id, READY,
+                                duration_ms=job.timeline.duration_ms, size=len(audio),
+                                degraded=degraded)
+
+    async def _upgrade(self, record: ArticleRecord) -> None:
+        """Later, read a degraded article again in the voice asked for; replace it if it works."""
+        delay = self._upgrade_after
+        voice = self._catalog.get(record.voice)
+        while True:
+            await asyncio.sleep(delay)
+            hidden = Job(article_id=record.id, voice=voice.id)  # nobody listens to this one
+            try:
+                async with self._slots:
+                    await self._render(hidden, record, voice)
+            except EngineError as exc:
+                log.info("article %s: %s still failing (%s)", record.id, voice.id, exc)
+                delay = min(delay * 2, 6 * 3600)
+                continue
+            await self._store_article(record.id, hidden, degraded=None)
+            self._events.upgraded(record.id)
+            log.info("article %s: now read with %s", record.id, voice.id)
+            return
+
+    def _start_task(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
         """Cancel every job (their articles go back to queued)."""

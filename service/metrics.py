@@ -23,7 +23,16 @@ class Metrics:
                                  registry=self.registry)
         self.engine_errors = Counter("langdu_engine_errors", "Failed syntheses", ["engine"],
                                      registry=self.registry)
+        self.degraded = Counter("langdu_degraded", "Articles read by the fallback voice",
+                                ["engine"], registry=self.registry)
+        self.engine_retries = Gauge("langdu_engine_retries", "Chunks asked again, by engine",
+                                    ["engine"], registry=self.registry)
         self._audio_children: dict[tuple[str, int], tuple[Counter, Counter]] = {}
+
+    def engine_failed(self, engine: str) -> None:
+        """An engine could not finish an article (it was read by the fallback voice)."""
+        self.engine_errors.labels(engine).inc()
+        self.degraded.labels(engine).inc()
 
     def sentence_lookup(self, hit: bool) -> None:
         """Count one per-sentence cache lookup."""

@@ -24,6 +24,7 @@ from service.errors import AudioError
 
 _PART_MAGIC = b"LDP1"
 _ARTICLE_KINDS = ("mp3", "json", "vtt")
+_MARKERS = ("degraded",)  # present while a fallback voice reads the article
 
 
 def part_key(*fields: object) -> str:
@@ -135,7 +136,7 @@ class Store:
 
     def article_path(self, article_id: str, kind: str) -> Path:
         """Where an article's audio ("mp3"), timings ("json") or captions ("vtt") live."""
-        if kind not in _ARTICLE_KINDS:
+        if kind not in _ARTICLE_KINDS + _MARKERS:
             raise ValueError(kind)
         return self._articles / f"{article_id}.{kind}"
 

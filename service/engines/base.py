@@ -35,6 +35,19 @@ class SpeechOptions:
     pitch: str = "+0Hz"
 
 
+@dataclass(frozen=True, slots=True)
+class Network:
+    """How an online engine reaches its service: a proxy, extra trusted CAs, host overrides.
+
+    `resolve` maps a host name to "ip:port" (like curl --resolve): a pinned address, a local
+    relay, or a stand-in for the service in tests.
+    """
+
+    proxy: str | None = None
+    ca_file: str | None = None
+    resolve: tuple[tuple[str, str], ...] = ()
+
+
 @runtime_checkable
 class Engine(Protocol):
     """Turns one chunk of spoken text into audio. Implementations never block the event loop."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import json
 import sys
+import threading
 from typing import BinaryIO
 
 _AUDIO_OUTPUT_RETRIEVAL = 1
@@ -25,9 +26,25 @@ _SynthCallback = ctypes.CFUNCTYPE(
 
 
 class Espeak:
-    """libespeak-ng loaded in this process (it has global state: one per process)."""
+    """libespeak-ng loaded in this process. It has global state: use `Espeak.get()`.
+
+    A second initialization in one process leaves the first instance hung, so there is one
+    instance per process, and one synthesis at a time (its lock).
+    """
+
+    _instance: Espeak | None = None
+    _create_lock = threading.Lock()
+
+    @classmethod
+    def get(cls) -> Espeak:
+        """The process's instance, created on first use."""
+        with cls._create_lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         import espeakng_loader
 
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
@@ -67,10 +84,17 @@ class Espeak:
             ValueError: espeak-ng has no such voice.
             RuntimeError: synthesis failed.
         """
+        with self._lock:
+            return self._synth(text, voice=voice, wpm=wpm, pitch=pitch)
+
+    def _set_voice(self, voice: str) -> None:
         if voice != self._voice:
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise ValueError(f"espeak-ng has no voice {voice!r}")
             self._voice = voice
+
+    def _synth(self, text: str, *, voice: str, wpm: int, pitch: int) -> bytes:
+        self._set_voice(voice)
         self._lib.espeak_SetParameter(_PARAM_RATE, wpm, 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, pitch, 0)
         self._buffer.clear()
@@ -84,10 +108,11 @@ class Espeak:
 
     def phonemes(self, text: str, *, voice: str) -> str:
         """espeak-ng's phonemes for `text` (its own mnemonics): how it will read it."""
-        if voice != self._voice:
-            if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise ValueError(f"espeak-ng has no voice {voice!r}")
-            self._voice = voice
+        with self._lock:
+            self._set_voice(voice)
+            return self._phonemes(text)
+
+    def _phonemes(self, text: str) -> str:
         source = ctypes.c_char_p(text.encode("utf-8"))
         out: list[str] = []
         while source.value:
@@ -99,7 +124,7 @@ class Espeak:
 
 def serve(stdin: BinaryIO, stdout: BinaryIO, *, preload: str = "") -> None:
     """Answer requests until stdin closes; `preload` loads that voice before the greeting."""
-    engine = Espeak()
+    engine = Espeak.get()
     if preload:
         engine.synth(" ", voice=preload, wpm=175, pitch=50)
     stdout.write(json.dumps({"ok": True, "rate": engine.sample_rate, "bytes": 0}).encode()

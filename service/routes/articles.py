@@ -57,6 +57,7 @@ class ArticleOut(BaseModel):
     status: str
     title: str | None
     voice: str
+    degraded: str | None = None  # the fallback voice reading it while the asked-for one fails
     rate: str
     sentences: int
     duration_ms: int | None
@@ -70,7 +71,8 @@ def _out(request: Request, rec: ArticleRecord, status: str | None = None) -> Art
         return str(request.url_for(name, article_id=rec.id))
 
     return ArticleOut(
-        id=rec.id, status=status or rec.status, title=rec.title, voice=rec.voice, rate=rec.rate,
+        id=rec.id, status=status or rec.status, title=rec.title, voice=rec.voice,
+        degraded=rec.degraded, rate=rec.rate,
         sentences=len(rec.sentences), duration_ms=rec.duration_ms,
         audio_url=url("article_audio"), timings_url=url("article_timings"),
         captions_url=url("article_captions"),
@@ -167,8 +169,10 @@ async def article_audio(article_id: str, request: Request,
     path = svc.store.article_path(rec.id, "mp3")
     job = _ensure_job(svc, runner, rec)
     if job is None:
-        etag = f'"{rec.id}"'
-        headers = {"ETag": etag, "Cache-Control": _IMMUTABLE}
+        # A fallback reading is replaced when the asked-for voice works again: not immutable.
+        etag = f'"{rec.id}-{rec.degraded}"' if rec.degraded else f'"{rec.id}"'
+        cache = "no-cache" if rec.degraded else _IMMUTABLE
+        headers = {"ETag": etag, "Cache-Control": cache}
         if etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
         size = path.stat().st_size

@@ -26,6 +26,10 @@ async def healthz(svc: Annotated[Services, Depends(services)]) -> dict[str, obje
 @router.get("/metrics", response_class=Response)
 async def metrics(svc: Annotated[Services, Depends(services)]) -> Response:
     """Prometheus metrics."""
+    for name, engine in svc.engines.items():
+        retries = getattr(engine, "retries", None)
+        if isinstance(retries, int):
+            svc.metrics.engine_retries.labels(name).set(retries)
     return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
 

@@ -30,7 +30,7 @@ RAW_ENGINE = textwrap.dedent("""
     from service.audio import AudioFormat, encode_part
     from service.engines.espeak_worker import Espeak
     text = open(sys.argv[1], encoding="utf-8").read()
-    engine = Espeak()
+    engine = Espeak.get()
     pcm = engine.synth(text, voice="cmn", wpm=175, pitch=50)
     part = encode_part(pcm, AudioFormat(sample_rate=engine.sample_rate))
     open(sys.argv[2], "wb").write(part.data)

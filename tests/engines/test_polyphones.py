@@ -25,7 +25,7 @@ PAIRS = [
 
 @pytest.fixture(scope="module")
 def espeak() -> Espeak:
-    return Espeak()
+    return Espeak.get()
 
 
 def test_hard_readings_are_mostly_right(espeak):

@@ -1,0 +1,175 @@
+"""Microsoft's neural voices through edge-tts: the only module that imports edge_tts.
+
+One `Communicate` per chunk (it streams once), a bounded number at a time (the service blocks
+clients that open dozens of connections), a timeout per chunk, retries with exponential
+backoff and jitter on connection errors, 403 (clock skew), 429 and 5xx, and a check of every
+clip: audio received, and as long as its text and the service's own sentence boundary say it
+should be (the service sometimes returns silently short audio), else it is asked again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import edge_tts
+import edge_tts.exceptions as edge_errors
+from aiohttp.abc import AbstractResolver, ResolveResult
+from edge_tts import communicate as edge_communicate
+
+from service.audio import clip_from_mp3
+from service.engines.base import Clip, Network, SpeechOptions, parse_rate
+from service.errors import AudioError, EngineError
+
+TICKS_PER_MS = 10_000  # edge-tts offsets and durations are in 100 ns ticks
+_HAN = re.compile(r"[\u3400-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z0-9]")
+
+
+class _ShortAudio(Exception):
+    """A clip much shorter than its text needs."""
+
+
+def min_plausible_ms(text: str, rate: float) -> float:
+    """The shortest believable reading of `text` at `rate` (a lenient lower bound)."""
+    syllables = len(_HAN.findall(text)) + len(_LATIN.findall(text)) / 2
+    return syllables * 90 / rate  # fast news Mandarin is ~6 syllables/s; 11/s is not speech
+
+
+class EdgeEngine:
+    """Neural voices from Microsoft's read-aloud service."""
+
+    name = "edge"
+    sample_rate = 24000
+    # edge-tts cuts at 4096 bytes of *escaped* text; & < > grow when escaped, so leave room.
+    chunk_budget = 3000
+
+    def __init__(self, *, concurrency: int = 4, timeout_s: float = 20.0, attempts: int = 4,
+                 backoff_s: float = 0.5, network: Network | None = None,
+                 rng: Callable[[], float] = random.random) -> None:
+        self._sem = asyncio.Semaphore(concurrency)
+        self._timeout = timeout_s
+        self._attempts = attempts
+        self._backoff = backoff_s
+        self._network = network or Network()
+        self._rng = rng
+        self.retries = 0  # chunks asked again, for metrics
+
+    async def warm_up(self) -> None:
+        """Trust the configured extra CAs (connections themselves are made per chunk)."""
+        if self._network.ca_file:
+            # edge-tts verifies TLS with its own certifi-based context, not the system's.
+            edge_communicate._SSL_CTX.load_verify_locations(cafile=self._network.ca_file)
+
+    def _connector(self) -> _Connector | None:
+        if not self._network.resolve:
+            return None
+        return _Connector(resolver=_Resolver(dict(self._network.resolve)))
+
+    async def synthesize(self, text: str, options: SpeechOptions) -> Clip:
+        """Speak one chunk (already cut to the budget by our chunker).
+
+        Raises:
+            EngineError: every attempt failed (refused, dropped, stalled, or short audio).
+        """
+        rate = parse_rate(options.rate)
+        last: Exception | None = None
+        async with self._sem:
+            for attempt in range(self._attempts):
+                if attempt:
+                    self.retries += 1
+                    delay = self._backoff * 2 ** (attempt - 1)
+                    await asyncio.sleep(delay + self._rng() * delay)  # jitter spreads retries
+                try:
+                    return await asyncio.wait_for(self._once(text, options, rate), self._timeout)
+                except TimeoutError as exc:
+                    last = exc
+                except _ShortAudio as exc:
+                    last = exc
+                except Exception as exc:
+                    if not _retryable(exc):
+                        raise EngineError(f"edge-tts refused the chunk: {exc}") from exc
+                    last = exc
+        raise EngineError(f"edge-tts failed after {self._attempts} attempts: "
+                          f"{type(last).__name__}: {last}") from last
+
+    async def _once(self, text: str, options: SpeechOptions, rate: float) -> Clip:
+        chunk: Any
+        connector = self._connector()
+        communicate = edge_tts.Communicate(
+            text, options.voice, rate=options.rate, pitch=_edge_pitch(options.pitch),
+            connector=connector, proxy=self._network.proxy, boundary="SentenceBoundary",
+        )
+        audio = bytearray()
+        spoken_until_ms = 0.0
+        try:
+            async for chunk in communicate.stream():
+                if chunk["type"] == "audio":
+                    audio.extend(chunk["data"])
+                elif chunk["type"] in ("SentenceBoundary", "WordBoundary"):
+                    end = (chunk["offset"] + chunk["duration"]) / TICKS_PER_MS
+                    spoken_until_ms = max(spoken_until_ms, end)
+        finally:
+            if connector is not None:
+                await connector.close_for_real()
+        try:
+            clip = await asyncio.to_thread(clip_from_mp3, bytes(audio))
+        except AudioError as exc:
+            raise _ShortAudio(f"undecodable audio: {exc}") from exc
+        need = max(min_plausible_ms(text, rate), spoken_until_ms * 0.9)
+        if clip.duration_ms < need:
+            raise _ShortAudio(f"{clip.duration_ms:.0f} ms of audio for text that needs "
+                              f"{need:.0f} ms")
+        return clip
+
+    async def aclose(self) -> None:
+        """Nothing long-lived to close."""
+
+
+def _edge_pitch(pitch: str) -> str:
+    # edge-tts takes pitch in Hz only; a percentage is relative to a ~200 Hz voice.
+    if pitch.endswith("%"):
+        return f"{round(float(pitch[:-1]) * 2):+d}Hz"
+    return pitch if pitch[0] in "+-" else f"+{pitch}"
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return exc.status in (403, 408, 429) or exc.status >= 500
+    return isinstance(exc, aiohttp.ClientError | OSError | ConnectionError
+                      | edge_errors.NoAudioReceived | edge_errors.WebSocketError
+                      | edge_errors.UnexpectedResponse | edge_errors.SkewAdjustmentError)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """A connector that outlives one session: edge-tts retries a 403 in a second session."""
+
+    async def close(self, *args: Any, **kwargs: Any) -> Any:
+        return None  # closed by close_for_real() when the chunk is done
+
+    async def close_for_real(self) -> None:
+        await super().close()
+
+
+class _Resolver(AbstractResolver):
+    """aiohttp resolver that sends the named hosts to fixed addresses, others to DNS."""
+
+    def __init__(self, table: dict[str, str]) -> None:
+        self._table = table
+        self._default = aiohttp.DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        if host in self._table:
+            ip, _, fixed = self._table[host].rpartition(":")
+            return [ResolveResult(hostname=host, host=ip, port=int(fixed), family=socket.AF_INET,
+                                  proto=0, flags=socket.AI_NUMERICHOST)]
+        return await self._default.resolve(host, port, family)
+
+    async def close(self) -> None:
+        await self._default.close()
