@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Developer entry points that need nothing but Python 3.11+: each makes its own virtualenv.
 
-    python3 scripts/dev.py serve   # install, then start the service on http://127.0.0.1:8000/
-    python3 scripts/dev.py test    # install, then run the test suite
+    python3 scripts/dev.py serve   # = scripts/serve.py: install, start http://127.0.0.1:8000/
+    python3 scripts/dev.py test    # = scripts/test.py: install, run the test suite
     python3 scripts/dev.py check   # install, then ruff + mypy (strict on service/)
     python3 scripts/dev.py bench   # install, then run the benchmarks in tests/bench/
 
