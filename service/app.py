@@ -118,6 +118,8 @@ async def _langdu_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if any(e.get("type") == "json_invalid" for e in exc.errors()):
+        return problem(400, "Malformed JSON", "the request body is not valid JSON")
     errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     detail = f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
@@ -126,6 +128,9 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        # FastAPI's words when the body is not UTF-8 or not JSON at all.
+        return problem(400, "Malformed JSON", "the request body is not valid UTF-8 JSON")
     return problem(exc.status_code, "HTTP error", str(exc.detail))
 
 

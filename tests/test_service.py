@@ -186,10 +186,12 @@ def test_unreadable_articles_are_422(server, body, message):
     assert message in r.json()["detail"]
 
 
-def test_malformed_json_is_400(server):
-    r = httpx.post(f"{server.url}/v1/articles", content=b"\xff\xfe not json",
+@pytest.mark.parametrize("raw", [b"\xff\xfe not json", '{"text": "好"'.encode(), b"{bad"])
+def test_malformed_json_is_400(server, raw):
+    r = httpx.post(f"{server.url}/v1/articles", content=raw,
                    headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["status"] == 400
+    assert "JSON" in r.json()["detail"]
 
 
 def test_oversize_body_is_413(server):
