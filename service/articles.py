@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
+from datetime import datetime
 
-from service.db import QUEUED, ArticleRecord
-from service.engines.base import parse_pitch, parse_rate
-from service.errors import NotFoundError
 from service.pipeline import split_article
+from service.registry import ArticleRecord, Status
 from service.text.extract import Article, Paragraph, extract
 from service.voices import Voice
 
-_ID = re.compile(r"^[0-9a-f]{32}$")
 _ID_VERSION = "langdu-article-1"
-
-
-def check_id(article_id: str) -> str:
-    """An article id as given in a URL, validated (nothing but 32 hex digits).
-
-    Raises:
-        NotFoundError: not an id langdu could have issued.
-    """
-    if not _ID.match(article_id):
-        raise NotFoundError(f"no article {article_id[:64]!r}")
-    return article_id
 
 
 def article_id(sentences: tuple[tuple[int, str], ...], voice: Voice, rate: str,
@@ -44,12 +30,11 @@ def plain_article(text: str) -> Article:
 def build_record(*, voice: Voice, text: str | None = None, html: str | None = None,
                  article: Article | None = None, title: str | None = None,
                  url: str | None = None, rate: str | None = None, pitch: str | None = None,
-                 published_at: str | None = None) -> ArticleRecord:
-    """Extract, split and identify an article.
+                 published_at: datetime | None = None) -> ArticleRecord:
+    """Extract, split and identify an article (the voice's engine checks rate and pitch).
 
     Raises:
         EmptyArticleError / NothingToSpeakError: nothing to read.
-        OptionError: malformed rate or pitch.
     """
     if article is None:
         source = html if html is not None else text or ""
@@ -58,11 +43,9 @@ def build_record(*, voice: Voice, text: str | None = None, html: str | None = No
         article = Article(title.strip(), article.paragraphs)
     rate = rate or voice.rate
     pitch = pitch or voice.pitch
-    parse_rate(rate)
-    parse_pitch(pitch, base_hz=120.0)
     sentences = tuple((s.paragraph, s.text) for s in split_article(article))
     return ArticleRecord(
         id=article_id(sentences, voice, rate, pitch), title=article.title, url=url,
-        voice=voice.id, rate=rate, pitch=pitch, status=QUEUED, sentences=sentences,
+        voice=voice.id, rate=rate, pitch=pitch, status=Status.QUEUED, sentences=sentences,
         published_at=published_at,
     )

@@ -22,6 +22,7 @@ from service.pipeline import Sentence, split_article
 from service.voices import Voice, VoiceCatalog
 
 if TYPE_CHECKING:
+    from service.engines import Engine
     from service.timings import Timeline
 
 EXIT_USAGE = 2
@@ -129,15 +130,16 @@ def load_sentences(data: bytes, *, fmt: str = "auto", name: str = "",
 def _cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
     catalog = VoiceCatalog.load(settings.voices_dir)
     voice = catalog.get(args.voice or settings.default_voice)
-    options = voice.options(rate=args.rate, pitch=args.pitch)
-    _validate_options(options.rate, options.pitch)
+    engine = _engine(voice, settings)
+    engine.check_options(voice.options(rate=args.rate, pitch=args.pitch))
     output = _output_path(args)
     sentences = load_sentences(_read_input(args.input), fmt=args.format,
                                name="" if args.input == "-" else args.input,
                                encoding=args.encoding)
     progress = _Progress(len(sentences), enabled=not args.quiet and sys.stderr.isatty())
     with _atomic_output(output) as out:
-        timeline = asyncio.run(_synthesize(sentences, voice, args, settings, out, progress.update))
+        timeline = asyncio.run(_synthesize(sentences, voice, engine, args, settings, out,
+                                            progress.update))
         # Sidecars are written inside the same transaction: all files appear, or none.
         sidecars: list[tuple[str, str]] = []
         if args.timings:
@@ -153,34 +155,22 @@ def _cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _validate_options(rate: str, pitch: str) -> None:
-    from service.engines.base import parse_pitch, parse_rate
+def _engine(voice: Voice, settings: Settings) -> Engine:
+    """The engine a voice preset names, as the service builds it (nothing started yet)."""
+    from service.engines import engine_factory
 
-    parse_rate(rate)
-    parse_pitch(pitch, base_hz=120.0)
+    return engine_factory(voice.engine)(settings)
 
 
-async def _synthesize(sentences: list[Sentence], voice: Voice, args: argparse.Namespace,
-                      settings: Settings, out: IO[bytes],
+async def _synthesize(sentences: list[Sentence], voice: Voice, engine: Engine,
+                      args: argparse.Namespace, settings: Settings, out: IO[bytes],
                       on_progress: Callable[[int, int], None]) -> Timeline:
-    from service.audio import AudioFormat
-    from service.engines import create_engine
-    from service.pipeline import Pauses, Synthesizer
+    from service.services import build_synthesizer, load_normalizer
     from service.text.chunks import Segmenter
-    from service.text.normalize import Normalizer
     from service.timings import Timeline
 
-    engine = create_engine(voice.engine, workers=settings.workers,
-                           concurrency=settings.edge_concurrency,
-                           timeout_s=settings.edge_timeout_s, attempts=settings.edge_attempts,
-                           network=settings.network)
-    synth = Synthesizer(
-        engine, normalizer=Normalizer(), segmenter=Segmenter(),
-        audio_format=AudioFormat(sample_rate=engine.sample_rate,
-                                 bitrate_kbps=settings.bitrate_kbps),
-        pauses=Pauses(settings.sentence_pause_ms, settings.paragraph_pause_ms),
-        lookahead=4 * settings.workers, audio_threads=settings.workers,
-    )
+    synth = build_synthesizer(engine, settings, normalizer=load_normalizer(settings),
+                              segmenter=Segmenter())
     timeline = Timeline()
     # Worker processes start and the grammars load while the first sentences are spoken.
     warming = asyncio.ensure_future(asyncio.gather(engine.warm_up(),
@@ -266,7 +256,11 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.port is not None and not 0 <= args.port <= 65535:
         raise OptionError(f"port {args.port} is out of range")
-    VoiceCatalog.load(settings.voices_dir).get(settings.default_voice)  # fail fast, one line
+    from service.services import build_engines
+
+    catalog = VoiceCatalog.load(settings.voices_dir)  # fail fast, with one line
+    catalog.get(settings.default_voice)
+    build_engines(catalog, settings)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host, port = args.host or settings.host, settings.port if args.port is None else args.port
     print(f"langdu {__version__}: http://{host}:{port}/", file=sys.stderr)

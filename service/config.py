@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("data"), description="audio store and registry")
     database_url: str | None = Field(default=None,
                                      description="default: sqlite:///<data_dir>/langdu.db")
+    storage_url: str | None = Field(default=None,
+                                    description="blob store; default: file:///<data_dir>/blobs")
+    lexicon_file: Path | None = Field(default=None,
+                                      description="pronunciations: written<TAB>spoken lines")
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=1024**2)
     memory_cache_bytes: int = Field(default=256 * 1024**2, ge=0,
                                     description="finished audio kept in memory for replays")
@@ -94,6 +98,11 @@ class Settings(BaseSettings):
     def database(self) -> str:
         """The registry's database URL."""
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'langdu.db'}"
+
+    @property
+    def storage(self) -> str:
+        """The blob store's URL."""
+        return self.storage_url or (self.data_dir.resolve() / "blobs").as_uri()
 
 
 def get_settings() -> Settings:

@@ -31,6 +31,10 @@ class VoiceCatalogError(LangduError):
     """A voice preset file in voices/ is malformed."""
 
 
+class ConfigError(LangduError):
+    """A setting or a file it names is unusable (found at start-up)."""
+
+
 class OptionError(LangduError):
     """An option value (rate, pitch, ...) is malformed or out of range."""
 

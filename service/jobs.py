@@ -1,57 +1,60 @@
-"""Article synthesis jobs: one per article at a time (single-flight), shared by every listener.
+"""Synthesis jobs: one per article at a time (single-flight), shared by every listener, run
+from an in-process priority queue on a bounded number of slots.
 
-A job belongs to the runner, not to the request that started it: a listener that goes away
-does not cancel work that others wait for. Audio reaches the disk only when the whole
-article is done, in one atomic rename; until then listeners stream it from memory.
+A job belongs to the queue, not to the request that started it: a listener that goes away
+does not cancel work that others wait for. What a job must do is persisted by the registry
+(`work`), so the queue itself may forget: start-up reconciliation submits it again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import heapq
+import itertools
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from service.db import FAILED, QUEUED, READY, SYNTHESIZING, ArticleRecord, Registry
-from service.errors import EngineError, LangduError, QueueFullError
-from service.pipeline import Sentence, Synthesizer
-from service.store import Store
-from service.timings import Timeline, to_vtt
-from service.voices import Voice, VoiceCatalog
+from service.errors import LangduError, QueueFullError
+from service.registry import Priority
+from service.timings import Timeline
 
 log = logging.getLogger("langdu.jobs")
 
 
 @dataclass(eq=False)
 class Job:
-    """One article being synthesized: its audio so far, in playing order."""
+    """One article being read: its audio so far, in playing order, for live listeners."""
 
     article_id: str
-    voice: str
+    priority: Priority
+    upgrade: bool = False  # read in the asked-for voice only (no fallback), to replace one
+    voice: str = ""
     parts: list[bytes] = field(default_factory=list)
     timeline: Timeline = field(default_factory=Timeline)
+    started: bool = False
     finished: bool = False
     error: LangduError | None = None
-    generation: int = 0  # bumped when the article starts over in a fallback voice
+    generation: int = 0  # bumped when the article starts over in the fallback voice
     _cond: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    async def restart(self) -> None:
-        """Drop the audio so far: the article is read again from the start, in another voice.
+    async def restart(self, voice: str) -> None:
+        """Drop the audio so far: the article is read again from the start in `voice`.
 
-        Streams already under way end (a listener never hears the voice change mid-article);
-        new listeners get the new reading from its first byte.
+        A listener who has heard nothing yet carries on with the new reading; one who has
+        heard some of the old voice gets a clean end of stream (never a voice change
+        mid-stream), and the player resumes the new reading at the same sentence.
         """
         async with self._cond:
             self.generation += 1
+            self.voice = voice
             self.parts.clear()
             self.timeline = Timeline()
             self._cond.notify_all()
 
-    async def _publish(self, data: bytes | None, *, finished: bool = False) -> None:
+    async def publish(self, data: bytes | None, *, finished: bool = False) -> None:
+        """Add audio for listeners (and/or mark the job finished)."""
         async with self._cond:
             if data:
                 self.parts.append(data)
@@ -64,7 +67,8 @@ class Job:
         Raises:
             LangduError: synthesis failed before the end (the stream stops there).
         """
-        sent = 0
+        sent = 0  # parts of this generation
+        heard = 0  # bytes this listener has been sent
         generation = self.generation
 
         def ready_to_send() -> bool:
@@ -74,13 +78,17 @@ class Job:
             async with self._cond:
                 await self._cond.wait_for(ready_to_send)
                 if self.generation != generation:
-                    raise LangduError("the article is being read again in another voice")
+                    if heard:
+                        return  # a clean end: the player picks up the new reading
+                    generation, sent = self.generation, 0  # nothing heard: carry on seamlessly
+                    continue
                 ready, done = self.parts[sent:], self.finished
             for chunk in ready:
+                heard += len(chunk)
                 yield chunk
             sent += len(ready)
             if done and sent == len(self.parts):
-                if self.error is not None:
+                if self.error is not None and not heard:
                     raise self.error
                 return
 
@@ -90,172 +98,110 @@ class Job:
             await self._cond.wait_for(lambda: self.finished)
 
 
-@dataclass(frozen=True, slots=True)
-class JobEvents:
-    """What the runner tells the outside world (metrics)."""
-
-    started: Callable[[], None] = lambda: None
-    finished: Callable[[float, bool], None] = lambda seconds, ok: None
-    depth: Callable[[int], None] = lambda queued: None
-    ready: Callable[[str], None] = lambda article_id: None
-    degraded: Callable[[str], None] = lambda engine: None  # fell back from this engine
-    upgraded: Callable[[str], None] = lambda article_id: None
+Runner = Callable[[Job], Awaitable[None]]
 
 
-class JobRunner:
-    """Starts article jobs, at most `max_active` at once and `max_queue` more waiting."""
+class JobQueue:
+    """Runs jobs on `max_active` slots, most urgent first, oldest first within a priority.
 
-    def __init__(self, *, store: Store, registry: Registry, catalog: VoiceCatalog,
-                 synthesizer_for: Callable[[str], Synthesizer], max_active: int,
-                 max_queue: int, events: JobEvents | None = None,
-                 fallback_voice: str | None = None, upgrade_after_s: float = 600.0) -> None:
-        self._store = store
-        self._registry = registry
-        self._catalog = catalog
-        self._synthesizer_for = synthesizer_for
-        self._slots = asyncio.Semaphore(max_active)
+    At most `max_active + max_queue` listener jobs at once (more: QueueFullError); work in
+    the background is never refused (it is persisted, and waits behind listeners).
+    """
+
+    def __init__(self, *, run: Runner, max_active: int, max_queue: int,
+                 on_depth: Callable[[int], None] = lambda n: None) -> None:
+        self._run = run
         self._max_active = max_active
         self._limit = max_active + max_queue
+        self._on_depth = on_depth
         self._jobs: dict[str, Job] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._events = events or JobEvents()
+        self._heap: list[tuple[int, int, str]] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
         self._running = 0
-        self._fallback = fallback_voice
-        self._upgrade_after = upgrade_after_s
 
     def get(self, article_id: str) -> Job | None:
-        """The running job for an article, if any."""
+        """The queued or running job for an article, if any."""
         return self._jobs.get(article_id)
 
     @property
     def queued(self) -> int:
-        """Jobs waiting for a free slot."""
+        """Jobs waiting for a slot."""
         return len(self._jobs) - self._running
 
-    def start(self, record: ArticleRecord) -> Job:
-        """The article's job: the running one, or a new one (single-flight).
+    def submit(self, article_id: str, priority: Priority, *,
+               upgrade: bool = False) -> tuple[Job, bool]:
+        """The article's job: the existing one (made more urgent if need be) or a new one.
+
+        Returns (job, changed): changed when the job is new or now more urgent.
 
         Raises:
-            QueueFullError: too many articles are waiting already.
+            QueueFullError: a listener's job, and too many listeners' jobs are in hand.
         """
-        job = self._jobs.get(record.id)
+        job = self._jobs.get(article_id)
         if job is not None:
-            return job
-        if len(self._jobs) >= self._limit:
-            raise QueueFullError("the synthesis queue is full; try again shortly")
-        job = Job(article_id=record.id, voice=record.voice)
-        self._jobs[record.id] = job
-        self._start_task(self._run(job, record), f"synth-{record.id}")
-        self._events.depth(self.queued)
-        return job
+            if priority < job.priority and not job.started:
+                job.priority = priority
+                heapq.heappush(self._heap, (int(priority), next(self._seq), article_id))
+                return job, True
+            return job, False
+        if priority == Priority.LISTENER:
+            listeners = sum(1 for j in self._jobs.values() if j.priority == Priority.LISTENER)
+            if listeners >= self._limit:
+                raise QueueFullError("the synthesis queue is full; try again shortly")
+        job = Job(article_id=article_id, priority=priority, upgrade=upgrade)
+        self._jobs[article_id] = job
+        heapq.heappush(self._heap, (int(priority), next(self._seq), article_id))
+        self._ensure_workers()
+        self._wake.set()
+        self._on_depth(self.queued)
+        return job, True
 
-    async def _run(self, job: Job, record: ArticleRecord) -> None:
-        ok = False
-        started = 0.0
-        try:
-            async with self._slots:
-                self._running += 1
-                self._events.depth(self.queued)
-                started = time.monotonic()
-                self._events.started()
-                await asyncio.to_thread(self._registry.set_status, record.id, SYNTHESIZING)
-                await self._synthesize(job, record)
-                ok = True
-        except LangduError as exc:
-            log.warning("article %s failed: %s", record.id, exc)
-            job.error = exc
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(self._registry.set_status, record.id, FAILED,
-                                        error=str(exc))
-        except asyncio.CancelledError:
-            job.error = LangduError("the service is shutting down")
-            with contextlib.suppress(Exception):
-                self._registry.set_status(record.id, QUEUED)
-            raise
-        finally:
-            if started:
-                self._running -= 1
-                self._events.finished(time.monotonic() - started, ok)
-            self._jobs.pop(record.id, None)
-            self._events.depth(self.queued)
-            await job._publish(None, finished=True)
+    def _ensure_workers(self) -> None:
+        if not self._workers:
+            self._workers = [asyncio.create_task(self._worker(), name=f"langdu-slot-{i}")
+                             for i in range(self._max_active)]
 
-    async def _synthesize(self, job: Job, record: ArticleRecord) -> None:
-        voice = self._catalog.get(record.voice)
-        degraded: str | None = None
-        try:
-            await self._render(job, record, voice)
-        except EngineError as exc:
-            fallback = self._catalog.get(self._fallback) if self._fallback else None
-            if fallback is None or fallback.engine == voice.engine:
-                raise
-            # The whole article in the fallback voice: never a voice change mid-article.
-            log.warning("article %s: %s failed (%s); reading it with %s", record.id,
-                        voice.id, exc, fallback.id)
-            self._events.degraded(voice.engine)
-            await job.restart()
-            await self._render(job, record, fallback)
-            degraded = fallback.id
-        await self._store_article(record.id, job, degraded=degraded)
-        self._events.ready(record.id)
-        if degraded:
-            self._start_task(self._upgrade(record), f"upgrade-{record.id}")
+    def _next(self) -> Job | None:
+        while self._heap:
+            priority, _, article_id = heapq.heappop(self._heap)
+            job = self._jobs.get(article_id)
+            if job is not None and not job.started and job.priority == priority:
+                return job
+        return None
 
-    async def _render(self, job: Job, record: ArticleRecord, voice: Voice) -> None:
-        synth = self._synthesizer_for(voice.engine)
-        sentences = [Sentence(index=i, paragraph=p, text=t)
-                     for i, (p, t) in enumerate(record.sentences)]
-        options = voice.options(rate=record.rate, pitch=record.pitch)
-        job.voice = voice.id
-        async for part in synth.render(sentences, options):
-            job.timeline.add(part)
-            await job._publish(part.speech.data + (part.pause.data if part.pause else b""))
-
-    async def _store_article(self, article_id: str, job: Job, *, degraded: str | None) -> None:
-        audio = b"".join(job.parts)
-        timings = json.dumps(job.timeline.to_json(voice=job.voice), ensure_ascii=False)
-        store = self._store
-        marker = store.article_path(article_id, "degraded")
-        # Sidecars first, audio last: a finished article is one whose audio exists.
-        await asyncio.to_thread(store.write, store.article_path(article_id, "json"),
-                                timings.encode("utf-8"))
-        await asyncio.to_thread(store.write, store.article_path(article_id, "vtt"),
-                                to_vtt(job.timeline.sentences).encode("utf-8"))
-        if degraded:
-            await asyncio.to_thread(store.write, marker, degraded.encode())
-        await asyncio.to_thread(store.write, store.article_path(article_id, "mp3"), audio)
-        if not degraded:
-            await asyncio.to_thread(marker.unlink, missing_ok=True)
-        await asyncio.to_thread(self._registry.set_status, article_id, READY,
-                                duration_ms=job.timeline.duration_ms, size=len(audio),
-                                degraded=degraded)
-
-    async def _upgrade(self, record: ArticleRecord) -> None:
-        """Later, read a degraded article again in the voice asked for; replace it if it works."""
-        delay = self._upgrade_after
-        voice = self._catalog.get(record.voice)
+    async def _worker(self) -> None:
         while True:
-            await asyncio.sleep(delay)
-            hidden = Job(article_id=record.id, voice=voice.id)  # nobody listens to this one
-            try:
-                async with self._slots:
-                    await self._render(hidden, record, voice)
-            except EngineError as exc:
-                log.info("article %s: %s still failing (%s)", record.id, voice.id, exc)
-                delay = min(delay * 2, 6 * 3600)
+            job = self._next()
+            if job is None:
+                self._wake.clear()
+                await self._wake.wait()
                 continue
-            await self._store_article(record.id, hidden, degraded=None)
-            self._events.upgraded(record.id)
-            log.info("article %s: now read with %s", record.id, voice.id)
-            return
-
-    def _start_task(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            job.started = True
+            self._running += 1
+            self._on_depth(self.queued)
+            try:
+                await self._run(job)
+            except asyncio.CancelledError:
+                job.error = LangduError("the service is shutting down")
+                raise
+            except Exception as exc:  # a bug in a job must not take a slot down with it
+                log.exception("job for %s crashed", job.article_id)
+                job.error = LangduError(f"internal error: {type(exc).__name__}")
+            finally:
+                self._running -= 1
+                self._jobs.pop(job.article_id, None)
+                self._on_depth(self.queued)
+                with contextlib.suppress(RuntimeError):
+                    await asyncio.shield(job.publish(None, finished=True))
 
     async def aclose(self) -> None:
-        """Cancel every job (their articles go back to queued)."""
-        for task in list(self._tasks):
+        """Stop every slot (unfinished work stays recorded in the registry)."""
+        for task in self._workers:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        for job in list(self._jobs.values()):
+            job.error = job.error or LangduError("the service is shutting down")
+            await job.publish(None, finished=True)
+        self._jobs.clear()

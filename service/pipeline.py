@@ -126,8 +126,21 @@ class Synthesizer:
         """Cache key of a sentence's audio: everything that shapes it, and nothing else."""
         from service.store import part_key
 
-        return part_key(_PART_VERSION, self._engine.name, options.voice, options.rate,
-                        options.pitch, self._format, spoken)
+        return part_key(_PART_VERSION, self._engine.name, self._engine.version, options.voice,
+                        options.rate, options.pitch, self._format, spoken)
+
+    def render_version(self, options: SpeechOptions) -> str:
+        """A short name for everything that shapes an article's audio besides its text:
+        rules (normalizer and lexicon), engine and voice, audio format and pauses.
+
+        Same text + same render version = same audio; a new one means reading again.
+        """
+        from service.store import part_key
+
+        digest = part_key(_PART_VERSION, self._engine.name, self._engine.version,
+                          self._normalizer.version, self._format, self._pauses,
+                          options.voice, options.rate, options.pitch)
+        return "r" + digest[:12]
 
     async def _render(self, sentence: Sentence, nxt: Sentence | None,
                       options: SpeechOptions) -> SentenceAudio:

@@ -1,30 +1,32 @@
-"""Content-addressed audio on disk: atomic writes, a size cap with least-recently-used eviction.
+"""What langdu keeps as blobs, and under which keys: sentence parts, renderings, episodes.
 
-Layout under the root:
-    articles/<id>.mp3 .json .vtt   finished articles (audio, timings, captions)
-    parts/<k[:2]>/<k>.part          one sentence's MP3 part, keyed by everything that shaped it
-    tmp/                            files being written; renamed into place when complete
-A crash can leave files in tmp/ (removed at start-up) but never a partial file elsewhere.
+Keys (never paths: the blob store may be a directory or a bucket):
+    parts/<k[:2]>/<k>.part                    one sentence's MP3, keyed by all that shaped it
+    renders/<id>/<rendering>.mp3 | .json      an article's audio and timings, one rendering
+    episodes/<id>/<rendering>.mp3             a published article's podcast episode
+Parts and renderings are a cache: capped at `max_bytes`, least recently used evicted first
+(recency lives in the registry's blob index, not in file times). Episodes are not evicted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
+import logging
 import struct
-import tempfile
 import threading
-from collections.abc import Iterator
-from pathlib import Path
-from typing import IO
+import time
+from datetime import UTC, datetime
 
 from service.audio import Mp3Part, mp3_frames
+from service.blobs import BlobStore
 from service.errors import AudioError
+from service.registry import Registry, utc_now
 
+log = logging.getLogger("langdu.store")
 _PART_MAGIC = b"LDP1"
-_ARTICLE_KINDS = ("mp3", "json", "vtt")
-_MARKERS = ("degraded",)  # present while a fallback voice reads the article
+_TOUCH_EVERY = 60.0  # seconds between recency updates of one blob
+_LONG_AGO = datetime(1971, 1, 1, tzinfo=UTC)  # found unindexed: evicted before anything else
 
 
 def part_key(*fields: object) -> str:
@@ -36,134 +38,154 @@ def part_key(*fields: object) -> str:
     return h.hexdigest()[:40]
 
 
-class Store:
-    """Files for finished articles and per-sentence parts; safe to use from several threads."""
+def audio_key(article_id: str, rendering: str) -> str:
+    """The blob key of one rendering's MP3."""
+    return f"renders/{article_id}/{rendering}.mp3"
 
-    def __init__(self, root: Path, *, max_bytes: int) -> None:
-        self.root = root
+
+def timings_key(article_id: str, rendering: str) -> str:
+    """The blob key of one rendering's timings JSON."""
+    return f"renders/{article_id}/{rendering}.json"
+
+
+def episode_key(article_id: str, rendering: str) -> str:
+    """The blob key of the episode made from one rendering."""
+    return f"episodes/{article_id}/{rendering}.mp3"
+
+
+def _part_blob(key: str) -> str:
+    return f"parts/{key[:2]}/{key}.part"
+
+
+class Store:
+    """Audio blobs with a size cap; safe to use from several threads (calls block)."""
+
+    def __init__(self, blobs: BlobStore, index: Registry, *, max_bytes: int) -> None:
+        self.blobs = blobs
         self.max_bytes = max_bytes
-        self._articles = root / "articles"
-        self._parts = root / "parts"
-        self._tmp = root / "tmp"
-        # Published episodes are not cache: they live outside the evicted directories.
-        self._episodes = root / "episodes"
-        for d in (self._articles, self._parts, self._tmp, self._episodes):
-            d.mkdir(parents=True, exist_ok=True)
+        self._index = index
         self._lock = threading.Lock()
-        for stale in self._tmp.iterdir():  # left by a crash mid-write: never served
-            with contextlib.suppress(OSError):
-                stale.unlink()
-        self._size = sum(p.stat().st_size for p in self._files())
+        self._evicting = threading.Lock()
+        self._touched: dict[str, float] = {}
+        self._size = index.blob_bytes()
 
     @property
     def size(self) -> int:
-        """Bytes currently stored (articles and parts)."""
+        """Bytes of evictable blobs (parts and renderings) stored now."""
         return self._size
 
-    def _files(self) -> Iterator[Path]:
-        for base in (self._articles, self._parts):
-            for dirpath, _, names in os.walk(base):
-                for name in names:
-                    yield Path(dirpath, name)
+    def reconcile(self) -> int:
+        """Index blobs a crash stored but never indexed (they are evicted first), and drop
+        index entries whose blob is gone. Returns how many entries changed."""
+        stored = dict(self.blobs.list())
+        changed = 0
+        indexed: set[str] = set()
+        for entry in self._index.least_recent(limit=10**9):
+            gone = [k for k in entry.keys if k not in stored]
+            indexed.update(entry.keys)
+            if gone:
+                self._index.blob_removed(gone)
+                changed += len(gone)
+        for key, size in stored.items():
+            if key not in indexed and not key.startswith("episodes/"):
+                group = key.rsplit(".", 1)[0] if key.startswith("renders/") else key
+                self._index.blob_added(key, size=size, group=group, evictable=True)
+                self._index.blobs_used([key], _LONG_AGO)
+                changed += 1
+        self._size = self._index.blob_bytes()
+        return changed
 
-    # --- writing -------------------------------------------------------------------------
+    # --- writing -----------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def writer(self, final: Path) -> Iterator[IO[bytes]]:
-        """A temp file that becomes `final` (atomically) only if the block completes."""
-        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix=final.name + ".")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                yield out
-                out.flush()
-                os.fsync(out.fileno())
-            final.parent.mkdir(parents=True, exist_ok=True)
-            old = final.stat().st_size if final.exists() else 0
-            os.replace(tmp, final)
-            if not final.is_relative_to(self._episodes):  # episodes are outside the cap
-                self._grow(final.stat().st_size - old)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
-    def write(self, final: Path, data: bytes) -> None:
-        """Write `data` to `final` atomically."""
-        with self.writer(final) as out:
-            out.write(data)
-
-    def _grow(self, delta: int) -> None:
-        with self._lock:
-            self._size += delta
-            over = self._size > self.max_bytes
-        if over:
-            self.evict()
+    def _put(self, key: str, data: bytes, *, group: str, evictable: bool = True) -> None:
+        old = self.blobs.size(key) if evictable else None
+        self.blobs.put(key, data)
+        self._index.blob_added(key, size=len(data), group=group, evictable=evictable)
+        if evictable:
+            with self._lock:
+                self._size += len(data) - (old or 0)
+                over = self._size > self.max_bytes
+            if over:
+                self.evict()
 
     def evict(self) -> int:
-        """Drop least recently used files until the store is under 90% of its cap.
+        """Drop least recently used groups until the cache is under 90% of its cap.
 
-        A finished article's files go together. Returns the bytes freed.
+        An evicted rendering is forgotten by the registry (the article reads as evicted).
+        Returns the bytes freed.
         """
         target = int(self.max_bytes * 0.9)
-        with self._lock:
-            if self._size <= target:
-                return 0
-            entries: list[tuple[float, int, list[Path]]] = []
-            groups: dict[str, list[Path]] = {}
-            for path in self._files():
-                if path.parent == self._articles:
-                    groups.setdefault(path.stem, []).append(path)
-                else:
-                    groups[str(path)] = [path]
-            for paths in groups.values():
-                stats = [p.stat() for p in paths if p.exists()]
-                if stats:
-                    entries.append((max(s.st_mtime for s in stats),
-                                    sum(s.st_size for s in stats), paths))
-            entries.sort(key=lambda e: e[0])
-            freed = 0
-            for _, size, paths in entries:
-                if self._size - freed <= target:
+        freed = 0
+        with self._evicting:
+            while self._size > target:
+                groups = self._index.least_recent(limit=64)
+                if not groups:
                     break
-                for p in paths:
-                    with contextlib.suppress(FileNotFoundError):
-                        p.unlink()
-                freed += size
-            self._size -= freed
-            return freed
+                for group in groups:
+                    if self._size <= target:
+                        break
+                    for key in group.keys:
+                        self.blobs.delete(key)
+                    self._index.blob_removed(group.keys)
+                    if group.group.startswith("renders/"):
+                        _, article_id, rendering = group.group.split("/")
+                        self._index.forget_rendering(article_id, rendering)
+                    with self._lock:
+                        self._size -= group.size
+                    freed += group.size
+        if freed:
+            log.info("evicted %d bytes of cached audio", freed)
+        return freed
 
-    # --- articles ------------------------------------------------------------------------
+    def touch(self, *keys: str) -> None:
+        """Mark blobs as used now (at most once a minute each: it is a database write)."""
+        now = time.monotonic()
+        due = [k for k in keys if now - self._touched.get(k, 0.0) > _TOUCH_EVERY]
+        if due:
+            for k in due:
+                self._touched[k] = now
+            if len(self._touched) > 100_000:
+                self._touched.clear()
+            self._index.blobs_used(due, utc_now())
 
-    def article_path(self, article_id: str, kind: str) -> Path:
-        """Where an article's audio ("mp3"), timings ("json") or captions ("vtt") live."""
-        if kind not in _ARTICLE_KINDS + _MARKERS:
-            raise ValueError(kind)
-        return self._articles / f"{article_id}.{kind}"
+    # --- renderings --------------------------------------------------------------------
 
-    def episode_path(self, article_id: str) -> Path:
-        """Where an article's podcast episode lives (never evicted)."""
-        return self._episodes / f"{article_id}.mp3"
+    def put_rendering(self, article_id: str, rendering: str, *, audio: bytes,
+                      timings: bytes) -> None:
+        """Store one complete rendering (timings first: the audio's presence means done)."""
+        group = f"renders/{article_id}/{rendering}"
+        self._put(timings_key(article_id, rendering), timings, group=group)
+        self._put(audio_key(article_id, rendering), audio, group=group)
 
-    def has_article(self, article_id: str) -> bool:
-        """True when all of the article's files are complete on disk."""
-        return all(self.article_path(article_id, k).exists() for k in _ARTICLE_KINDS)
+    def has_rendering(self, article_id: str, rendering: str) -> bool:
+        """True while both files of the rendering are stored."""
+        return (self.blobs.exists(audio_key(article_id, rendering))
+                and self.blobs.exists(timings_key(article_id, rendering)))
 
-    def touch(self, path: Path) -> None:
-        """Mark a file as used now (eviction drops the least recently used first)."""
-        with contextlib.suppress(FileNotFoundError):
-            os.utime(path)
+    def timings(self, article_id: str, rendering: str) -> bytes | None:
+        """A rendering's timings JSON, if stored."""
+        return self.blobs.get(timings_key(article_id, rendering))
 
-    # --- sentence parts ------------------------------------------------------------------
+    # --- episodes ----------------------------------------------------------------------
 
-    def _part_path(self, key: str) -> Path:
-        return self._parts / key[:2] / f"{key}.part"
+    def put_episode(self, article_id: str, rendering: str, data: bytes) -> None:
+        """Store a podcast episode (never evicted)."""
+        self._put(episode_key(article_id, rendering), data,
+                  group=f"episodes/{article_id}/{rendering}", evictable=False)
+
+    def delete_episode(self, article_id: str, rendering: str) -> None:
+        """Remove an episode that a newer one replaced."""
+        key = episode_key(article_id, rendering)
+        self.blobs.delete(key)
+        self._index.blob_removed([key])
+
+    # --- sentence parts ----------------------------------------------------------------
 
     def get_part(self, key: str) -> Mp3Part | None:
-        """A cached sentence part, or None (also for a damaged file, which is removed)."""
-        path = self._part_path(key)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+        """A cached sentence part, or None (also for a damaged blob, which is removed)."""
+        blob = _part_blob(key)
+        raw = self.blobs.get(blob)
+        if raw is None:
             return None
         try:
             if raw[:4] != _PART_MAGIC:
@@ -172,13 +194,16 @@ class Store:
             data = raw[12:]
             frames, spf, _ = mp3_frames(data)
         except (AudioError, struct.error):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            with contextlib.suppress(OSError):
+                self.blobs.delete(blob)
+            self._index.blob_removed([blob])
+            self._size = self._index.blob_bytes()
             return None
-        self.touch(path)
+        self.touch(blob)
         return Mp3Part(data=data, sample_rate=rate, samples=frames * spf, content_samples=content)
 
     def put_part(self, key: str, part: Mp3Part) -> None:
         """Cache a sentence part."""
         header = _PART_MAGIC + struct.pack("<II", part.sample_rate, part.content_samples)
-        self.write(self._part_path(key), header + part.data)
+        blob = _part_blob(key)
+        self._put(blob, header + part.data, group=blob)

@@ -76,3 +76,8 @@ def to_vtt(sentences: Iterable[SentenceTiming]) -> str:
         cues += [str(s.index + 1), f"{_vtt_time(s.start_ms)} --> {_vtt_time(s.end_ms)}",
                  _vtt_text(s.text), ""]
     return "\n".join(cues)
+
+
+def vtt_from_json(doc: dict[str, Any]) -> str:
+    """WebVTT captions from a stored timings document."""
+    return to_vtt(SentenceTiming(**s) for s in doc.get("sentences", []))

@@ -61,3 +61,8 @@ def decoded_pcm(mp3: bytes) -> bytes:
          "-f", "s16le", "-ac", "1", "pipe:1"],
         input=mp3, capture_output=True, check=True,
     ).stdout
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -60,3 +60,15 @@ def start_server(data_dir: Path, **env: str) -> Server:
             time.sleep(0.1)
     server.stop(signal.SIGKILL)
     raise AssertionError(f"server did not start: {log.read_text()}")
+
+
+def wait_episode(c: httpx.Client, article_id: str, timeout: float = 120) -> None:
+    """Until the article's podcast episode is served."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        head = c.head(f"/v1/articles/{article_id}/episode.mp3")
+        if head.status_code == 200:
+            assert int(head.headers["content-length"]) > 1000
+            return
+        time.sleep(0.2)
+    raise AssertionError("episode never appeared")

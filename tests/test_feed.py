@@ -6,7 +6,6 @@ import array
 import io
 import math
 import struct
-import time
 import wave
 import zlib
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from mutagen.id3 import ID3
 
 from service.podcast import measure_loudness
 from tests.conftest import decoded_pcm, decoded_samples
-from tests.server import Server, start_server
+from tests.server import Server, start_server, wait_episode
 
 KEY = "feed-secret"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -61,17 +60,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s.stop()
 
 
-def _wait_episode(c: httpx.Client, article_id: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        head = c.head(f"/v1/articles/{article_id}/episode.mp3")
-        if head.status_code == 200:
-            assert int(head.headers["content-length"]) > 1000
-            return
-        time.sleep(0.2)
-    raise AssertionError("episode never appeared")
-
-
 @pytest.fixture(scope="module")
 def published(server) -> list[dict]:
     bodies = [
@@ -89,7 +77,7 @@ def published(server) -> list[dict]:
             assert r.status_code == 201, r.text
             out.append(r.json())
         for a in out:
-            _wait_episode(c, a["id"])
+            wait_episode(c, a["id"])
     return out
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import decoded_samples
-from tests.server import Server, start_server
+from tests.server import Server, start_server, wait_episode
 
 SHORT = "今天是2024年1月1日。天气晴朗，气温-5℃。"
 
@@ -91,9 +91,10 @@ def test_audio_streams_before_synthesis_ends(server, sample_html):
 
 def test_finished_audio_serves_ranges_etag_and_304(server):
     with server.client() as c:
-        article = post(c, text="这是用来测试断点续传的文章。它有两句话。").json()
-        wait_ready(c, article["id"])
-        url = article["audio_url"]
+        posted = post(c, text="这是用来测试断点续传的文章。它有两句话。").json()
+        article = wait_ready(c, posted["id"])
+        url = article["audio_url"]  # the rendering's own URL, now that it is stored
+        assert f"/renders/{article['rendering']}/audio.mp3" in url
         full = c.get(url)
         size = len(full.content)
         assert full.status_code == 200 and int(full.headers["content-length"]) == size
@@ -125,6 +126,10 @@ def test_finished_audio_serves_ranges_etag_and_304(server):
         assert bad.json()["status"] == 416
         timings = c.get(article["timings_url"])
         captions = c.get(article["captions_url"])
+        stable = c.get(f"/v1/articles/{article['id']}/audio.mp3")
+        revalidated = c.get(stable.url, headers={"If-None-Match": etag})
+    assert stable.content == full.content and stable.headers["etag"] == etag
+    assert stable.headers["cache-control"] == "no-cache" and revalidated.status_code == 304
     assert timings.json()["sentences"][1]["text"] == "它有两句话。"
     assert captions.text.startswith("WEBVTT") and "它有两句话。" in captions.text
 
@@ -245,7 +250,7 @@ def test_voices_health_and_metrics(server):
     assert voices["default"] == "cmn-offline"
     assert {"cmn-offline", "cmn-offline-female"} <= {v["id"] for v in voices["voices"]}
     health = httpx.get(f"{server.url}/healthz").json()
-    assert health["status"] == "ok" and health["engines"] == ["espeak"]
+    assert health["status"] == "ok" and health["engines"] == ["edge", "espeak"]
     text = httpx.get(f"{server.url}/metrics").text
     for name in ("langdu_requests_total", "langdu_cache_total", "langdu_synthesis_seconds",
                  "langdu_queue_depth", "langdu_engine_errors_total"):
@@ -286,28 +291,30 @@ def test_restart_keeps_the_cache(tmp_path):
         second.stop()
 
 
-def test_kill_during_synthesis_leaves_no_served_partial_file(tmp_path, sample_html):
+def test_kill_during_synthesis_leaves_no_partial_file_and_work_resumes(tmp_path, sample_html):
     data = tmp_path / "data"
     html = sample_html.read_text(encoding="utf-8")
     first = start_server(data)
     try:
         with first.client() as c:
-            article = post(c, html=html).json()
+            article = post(c, html=html, publish=True).json()
             with c.stream("GET", f"/v1/articles/{article['id']}/audio.mp3") as r:
                 next(r.iter_bytes())
                 first.stop(signal.SIGKILL)
     finally:
         first.stop(signal.SIGKILL)
-    assert not (data / "audio" / "articles" / f"{article['id']}.mp3").exists()
+    assert not (data / "blobs" / "renders" / article["id"]).exists()
     second = start_server(data)
     try:
         with second.client() as c:
-            assert c.get(f"/v1/articles/{article['id']}").json()["status"] == "queued"
-            audio = c.get(f"/v1/articles/{article['id']}/audio.mp3").content
+            # Nobody asks for it again: the interrupted reading resumes on its own, and the
+            # published article's episode follows.
             info = wait_ready(c, article["id"])
+            wait_episode(c, article["id"])
+            audio = c.get(f"/v1/articles/{article['id']}/audio.mp3").content
         samples, rate = decoded_samples(audio)
         assert abs(samples * 1000 // rate - info["duration_ms"]) <= 1
-        assert list((data / "audio" / "tmp").iterdir()) == []
+        assert list((data / "blobs" / ".tmp").iterdir()) == []
     finally:
         second.stop()
 

@@ -53,9 +53,19 @@ class Engine(Protocol):
     """Turns one chunk of spoken text into audio. Implementations never block the event loop."""
 
     name: str
+    version: str
+    """Changes whenever the same text and options could sound different (render version)."""
     chunk_budget: int
     """Largest chunk, in UTF-8 bytes, that one `synthesize` call accepts."""
     sample_rate: int
+
+    def check_options(self, options: SpeechOptions) -> None:
+        """Refuse options this engine cannot speak with, before any work is queued.
+
+        Raises:
+            OptionError: the voice, rate or pitch is not one this engine accepts.
+        """
+        ...
 
     async def synthesize(self, text: str, options: SpeechOptions) -> Clip:
         """Speak `text`.

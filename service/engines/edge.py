@@ -14,7 +14,8 @@ import random
 import re
 import socket
 from collections.abc import Callable
-from typing import Any
+from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import edge_tts
@@ -23,12 +24,20 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from edge_tts import communicate as edge_communicate
 
 from service.audio import clip_from_mp3
-from service.engines.base import Clip, Network, SpeechOptions, parse_rate
-from service.errors import AudioError, EngineError
+from service.engines.base import Clip, Network, SpeechOptions, parse_pitch, parse_rate
+from service.errors import AudioError, EngineError, OptionError
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 TICKS_PER_MS = 10_000  # edge-tts offsets and durations are in 100 ns ticks
 _HAN = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z0-9]")
+# What edge-tts itself accepts (it raises ValueError on anything else, mid-article).
+_EDGE_RATE = re.compile(r"^[+-]\d+%$")
+_EDGE_PITCH = re.compile(r"^[+-]\d+(Hz|%)$")
+_EDGE_VOICE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}(-[A-Za-z]+)?-[A-Za-z]+Neural$")
+_ADAPTER_VERSION = 1  # bump when this adapter changes what it asks of the service
 
 
 class _ShortAudio(Exception):
@@ -45,6 +54,7 @@ class EdgeEngine:
     """Neural voices from Microsoft's read-aloud service."""
 
     name = "edge"
+    version = f"edge-{_ADAPTER_VERSION}/edge-tts-{package_version('edge-tts')}"
     sample_rate = 24000
     # edge-tts cuts at 4096 bytes of *escaped* text; & < > grow when escaped, so leave room.
     chunk_budget = 3000
@@ -59,6 +69,23 @@ class EdgeEngine:
         self._network = network or Network()
         self._rng = rng
         self.retries = 0  # chunks asked again, for metrics
+
+    def check_options(self, options: SpeechOptions) -> None:
+        """Neural voice names (zh-CN-XiaoxiaoNeural); signed rate and pitch ("+20%", "-5Hz").
+
+        Raises:
+            OptionError: edge-tts or the service would refuse them.
+        """
+        if not _EDGE_VOICE.match(options.voice):
+            raise OptionError(f"not a Microsoft neural voice name: {options.voice!r}")
+        if not _EDGE_RATE.match(options.rate):
+            raise OptionError(f"the neural voices take a signed whole rate like +20% or -10%,"
+                              f" got {options.rate!r}")
+        if not _EDGE_PITCH.match(options.pitch):
+            raise OptionError(f"the neural voices take a signed whole pitch like +5Hz or -10%,"
+                              f" got {options.pitch!r}")
+        parse_rate(options.rate)
+        parse_pitch(options.pitch, base_hz=200.0)
 
     async def warm_up(self) -> None:
         """Trust the configured extra CAs (connections themselves are made per chunk)."""
@@ -173,3 +200,9 @@ class _Resolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._default.close()
+
+
+def create(settings: Settings) -> EdgeEngine:
+    """The engine registry's factory (see `service.engines`)."""
+    return EdgeEngine(concurrency=settings.edge_concurrency, timeout_s=settings.edge_timeout_s,
+                      attempts=settings.edge_attempts, network=settings.network)

@@ -10,16 +10,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import sys
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING
 
 from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate
-from service.errors import EngineError
+from service.errors import EngineError, OptionError
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 _DEFAULT_WPM = 175
 _DEFAULT_PITCH = 50
 _MEAN_PITCH_HZ = 120.0  # rough mean F0 of the cmn voice: maps "+10Hz" onto espeak's 0-100
 _STREAM_LIMIT = 64 * 1024 * 1024
 _PRELOAD_VOICE = "cmn"  # every Mandarin preset uses it (variants share its dictionary)
+_VOICE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{1,8})*(\+[a-z0-9]{1,16})?$")  # cmn, cmn+f3
+_ADAPTER_VERSION = 1  # bump when this adapter changes what it asks of espeak-ng
+
+
+def _library_version() -> str:
+    try:
+        return package_version("espeakng-loader")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 class _SynthFailed(Exception):
@@ -85,6 +101,7 @@ class EspeakEngine:
     """espeak-ng Mandarin on a fixed number of worker processes."""
 
     name = "espeak"
+    version = f"espeak-{_ADAPTER_VERSION}/espeakng-loader-{_library_version()}"
     sample_rate = 22050
     # espeak itself has no limit; this keeps chunks short enough to spread a long sentence
     # over the workers and to start streaming soon.
@@ -104,6 +121,17 @@ class EspeakEngine:
             for _ in range(self._size):
                 self._idle.put_nowait(None)
         return self._idle
+
+    def check_options(self, options: SpeechOptions) -> None:
+        """espeak-ng voice names (cmn, cmn+f3); rate -50%..+200%; pitch within an octave.
+
+        Raises:
+            OptionError: any of them is not one espeak-ng can use.
+        """
+        if not _VOICE.match(options.voice):
+            raise OptionError(f"espeak-ng has no voice {options.voice!r} (like cmn or cmn+f3)")
+        parse_rate(options.rate)
+        parse_pitch(options.pitch, base_hz=_MEAN_PITCH_HZ)
 
     async def warm_up(self) -> None:
         """Start every worker process now rather than on the first chunks."""
@@ -173,3 +201,8 @@ class EspeakEngine:
         workers, self._all = self._all, []
         await asyncio.gather(*(w.stop() for w in workers))
         self._idle = None
+
+
+def create(settings: Settings) -> EspeakEngine:
+    """The engine registry's factory (see `service.engines`)."""
+    return EspeakEngine(workers=settings.workers)

@@ -83,6 +83,8 @@
   let current = -1;
   let slowTimer = 0;
   let pollTimer = 0;
+  let heardVoice = null;     // the voice of the reading being played
+  let switched = false;      // the service started the article over in another voice
 
   const say = (text) => { status.textContent = text; };
   const fail = (text) => {
@@ -187,7 +189,16 @@
       const res = await fetch(article.timings_url, { cache: "no-store" });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const wasFinal = final;
-      timings = await res.json();
+      const next = await res.json();
+      if (heardVoice && next.voice !== heardVoice && audio.currentTime > 0) {
+        // The voice failed mid-article and the service reads it again in its fallback
+        // voice. The stream we play ends cleanly at a sentence; then we resume there.
+        switched = true;
+        clearTimeout(pollTimer);
+        return;
+      }
+      timings = next;
+      heardVoice = heardVoice || timings.voice;
       final = res.headers.get("X-Langdu-Status") !== "synthesizing";
       mapSentences();
       seek.max = String(Math.floor(timings.duration_ms / 1000));
@@ -202,8 +213,37 @@
       // Timings are an extra: audio keeps playing; try again shortly.
     }
     // Soon after the start every sentence counts; later the audio is far ahead of the ear.
-    if (!final) pollTimer = setTimeout(loadTimings, timings && timings.sentences.length > 3 ? 1500 : 250);
+    if (!final && !switched) pollTimer = setTimeout(loadTimings, timings && timings.sentences.length > 3 ? 1500 : 250);
     render();
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  async function resumeInNewVoice() {
+    // Carry on at the sentence after the last one heard, in the new reading, once it is
+    // complete (the fallback voice is fast), without the reader pressing anything.
+    const index = current + 1;
+    switched = false;
+    say("语音已切换，正在继续朗读…");
+    let info = null;
+    for (let i = 0; i < 600; i++) {
+      try {
+        const res = await fetch(`${API}v1/articles/${encodeURIComponent(article.id)}`, { cache: "no-store" });
+        info = await res.json();
+        if (info.status === "ready" || info.status === "failed") break;
+      } catch (err) { /* keep trying */ }
+      await sleep(500);
+    }
+    if (!info || info.status !== "ready") { fail("朗读失败，请点“重试”"); return; }
+    article = info;
+    timings = null;
+    final = false;
+    heardVoice = null;
+    await loadTimings();
+    if (!timings || index >= timings.sentences.length) { say("朗读完毕"); return; }
+    audio.src = article.audio_url;
+    audio.currentTime = timings.sentences[index].start_ms / 1000;
+    audio.play().catch(() => fail("浏览器未能继续播放，请点“重试”"));
   }
 
   async function begin(atMs) {
@@ -219,6 +259,8 @@
     }
     controls.hidden = false;
     start.hidden = true;
+    heardVoice = null;
+    switched = false;
     audio.src = article.audio_url;
     audio.playbackRate = parseFloat(speed.value);
     loadTimings();
@@ -298,7 +340,12 @@
     clearTimeout(slowTimer);
     slowTimer = setTimeout(() => say("网络较慢，正在缓冲…"), SLOW_MS);
   });
-  audio.addEventListener("ended", () => { root.dataset.playing = "false"; say("朗读完毕"); });
+  audio.addEventListener("ended", async () => {
+    root.dataset.playing = "false";
+    if (!final && !switched) await loadTimings();  // a cut stream: has the voice changed?
+    if (switched) { resumeInNewVoice(); return; }
+    say("朗读完毕");
+  });
   audio.addEventListener("error", () => {
     clearTimeout(slowTimer);
     fail("音频加载失败，请点“重试”");

@@ -1,31 +1,31 @@
-"""Articles: post one, then fetch its audio (streamed or stored), timings and captions."""
+"""Articles: post one, then fetch its audio (streamed or stored), timings and captions.
+
+Stable URLs (`/v1/articles/{id}/audio.mp3` ...) answer with what the article has now and are
+revalidated (`no-cache`); versioned URLs (`.../renders/{rendering}/audio.mp3` ...) name one
+rendering, never change, and are cached for a year.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.app import Services, problem
-from service.articles import build_record, check_id
-from service.db import READY, ArticleRecord
+from service import serving
 from service.errors import NotFoundError
-from service.jobs import Job, JobRunner
-from service.routes.deps import jobs, require_write_key, services
-from service.timings import to_vtt
+from service.library import ArticleView, Library, Stored, Timings
+from service.routes.deps import check_id, check_rendering, library, require_write_key
+from service.timings import vtt_from_json
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"])
 
 _RATE = r"^[+-]?\d{1,3}%$"
 _PITCH = r"^[+-]?\d{1,3}(Hz|%)$"
-_IMMUTABLE = "public, max-age=31536000, immutable"
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_LIVE = {"Cache-Control": "no-store", "X-Langdu-Status": "synthesizing"}
 
 
 class ArticleIn(BaseModel):
@@ -51,7 +51,11 @@ class ArticleIn(BaseModel):
 
 
 class ArticleOut(BaseModel):
-    """An article's identity, state and where to fetch its files."""
+    """An article's identity, state and where to fetch its files.
+
+    The URLs name the stored rendering when there is one (immutable), else the stable
+    URLs that stream the reading as it is made.
+    """
 
     id: str
     status: str
@@ -61,161 +65,141 @@ class ArticleOut(BaseModel):
     rate: str
     sentences: int
     duration_ms: int | None
+    rendering: str | None  # the stored audio's render version (None: nothing stored yet)
+    render_version: str  # what the audio should have now; differs while a re-render is due
     audio_url: str
     timings_url: str
     captions_url: str
 
 
-def _out(request: Request, rec: ArticleRecord, status: str | None = None) -> ArticleOut:
+def article_out(request: Request, view: ArticleView) -> ArticleOut:
+    """The API's view of an article."""
+    rec = view.record
+
     def url(name: str) -> str:
-        return str(request.url_for(name, article_id=rec.id))
+        if view.rendering is not None:
+            return str(request.url_for(f"rendering_{name}", article_id=rec.id,
+                                       rendering=view.rendering))
+        return str(request.url_for(f"article_{name}", article_id=rec.id))
 
     return ArticleOut(
-        id=rec.id, status=status or rec.status, title=rec.title, voice=rec.voice,
-        degraded=rec.degraded, rate=rec.rate,
-        sentences=len(rec.sentences), duration_ms=rec.duration_ms,
-        audio_url=url("article_audio"), timings_url=url("article_timings"),
-        captions_url=url("article_captions"),
+        id=rec.id, status=view.status.value, title=rec.title, voice=rec.voice,
+        degraded=rec.degraded, rate=rec.rate, sentences=len(rec.sentences),
+        duration_ms=rec.duration_ms if view.rendering is not None else None,
+        rendering=view.rendering, render_version=view.render_version,
+        audio_url=url("audio"), timings_url=url("timings"), captions_url=url("captions"),
     )
-
-
-async def _record(svc: Services, article_id: str) -> ArticleRecord:
-    rec = await asyncio.to_thread(svc.registry.get, check_id(article_id))
-    if rec is None:
-        raise NotFoundError(f"no article {article_id}")
-    return rec
-
-
-def _status(svc: Services, runner: JobRunner, rec: ArticleRecord) -> str:
-    if runner.get(rec.id) is not None:
-        return "synthesizing"
-    if rec.status == READY and not svc.store.has_article(rec.id):
-        return "evicted"  # the files aged out of the cache; the next request re-synthesizes
-    return rec.status
-
-
-def _ensure_job(svc: Services, runner: JobRunner, rec: ArticleRecord) -> Job | None:
-    """The running job, or a new one when the audio is not (or no longer) on disk."""
-    job = runner.get(rec.id)
-    if job is None and not svc.store.has_article(rec.id):
-        job = runner.start(rec)
-    return job
-
-
-def publish(svc: Services, runner: JobRunner, rec: ArticleRecord) -> None:
-    """After marking an article published: make sure its audio, then its episode, get made."""
-    assert svc.publisher is not None
-    if rec.status == READY and svc.store.has_article(rec.id):
-        svc.publisher.ensure(rec.id)
-    else:
-        _ensure_job(svc, runner, rec)  # the episode follows when the audio is ready
 
 
 @router.post("", status_code=201, response_model=ArticleOut,
              dependencies=[Depends(require_write_key)])
 async def post_article(body: ArticleIn, request: Request, response: Response,
-                       svc: Annotated[Services, Depends(services)],
-                       runner: Annotated[JobRunner, Depends(jobs)]) -> ArticleOut:
+                       lib: Annotated[Library, Depends(library)]) -> ArticleOut:
     """Register an article and start reading it; the same content gets the same id."""
-    voice = svc.catalog.get(body.voice or svc.settings.default_voice)
-    record = await asyncio.to_thread(
-        build_record, voice=voice, text=body.text, html=body.html, title=body.title,
-        url=body.url, rate=body.rate, pitch=body.pitch,
-        published_at=body.published_at.isoformat() if body.published_at else None,
-    )
-    stored, created = await asyncio.to_thread(svc.registry.add, record)
+    view, created = await lib.register(
+        voice=body.voice, text=body.text, html=body.html, title=body.title, url=body.url,
+        rate=body.rate, pitch=body.pitch, published_at=body.published_at,
+        publish=body.publish, category=body.category)
     if not created:
         response.status_code = 200
-        svc.metrics.cache.labels("article", "hit").inc()
-    else:
-        svc.metrics.cache.labels("article", "miss").inc()
-    _ensure_job(svc, runner, stored)
-    if body.publish:
-        await asyncio.to_thread(svc.registry.publish, stored.id, category=body.category)
-        stored = await _record(svc, stored.id)
-        publish(svc, runner, stored)
-    return _out(request, stored, _status(svc, runner, stored))
+    return article_out(request, view)
 
 
 @router.get("/{article_id}", response_model=ArticleOut)
 async def get_article(article_id: str, request: Request,
-                      svc: Annotated[Services, Depends(services)],
-                      runner: Annotated[JobRunner, Depends(jobs)]) -> ArticleOut:
+                      lib: Annotated[Library, Depends(library)]) -> ArticleOut:
     """An article's state: queued, synthesizing, ready, failed or evicted."""
-    rec = await _record(svc, article_id)
-    return _out(request, rec, _status(svc, runner, rec))
-
-
-def _unsatisfiable(range_header: str | None, size: int) -> bool:
-    """True for a single byte range that lies wholly past the end of the file."""
-    if not range_header:
-        return False
-    m = _RANGE.match(range_header.strip())
-    if not m:
-        return False  # multi-range or odd syntax: Starlette parses and answers those
-    start, end = m.group(1), m.group(2)
-    if start:
-        return int(start) >= size or (end != "" and int(end) < int(start))
-    return end == "" or int(end) == 0
+    return article_out(request, lib.view(await lib.record(check_id(article_id))))
 
 
 @router.api_route("/{article_id}/audio.mp3", methods=["GET", "HEAD"], name="article_audio",
                   response_model=None)
 async def article_audio(article_id: str, request: Request,
-                        svc: Annotated[Services, Depends(services)],
-                        runner: Annotated[JobRunner, Depends(jobs)]) -> Response:
-    """The article's MP3: streamed while it is synthesized, then the stored file with Range."""
-    rec = await _record(svc, article_id)
-    path = svc.store.article_path(rec.id, "mp3")
-    job = _ensure_job(svc, runner, rec)
-    if job is None:
-        # A fallback reading is replaced when the asked-for voice works again: not immutable.
-        etag = f'"{rec.id}-{rec.degraded}"' if rec.degraded else f'"{rec.id}"'
-        cache = "no-cache" if rec.degraded else _IMMUTABLE
-        headers = {"ETag": etag, "Cache-Control": cache}
-        if etag in request.headers.get("if-none-match", ""):
-            return Response(status_code=304, headers=headers)
-        size = path.stat().st_size
-        if _unsatisfiable(request.headers.get("range"), size):
-            resp = problem(416, "Range not satisfiable", f"the audio is {size} bytes")
-            resp.headers["Content-Range"] = f"bytes */{size}"
-            return resp
-        svc.metrics.cache.labels("audio", "hit").inc()
-        svc.store.touch(path)
-        return FileResponse(path, media_type="audio/mpeg", headers=headers)
-    svc.metrics.cache.labels("audio", "miss").inc()
+                        lib: Annotated[Library, Depends(library)]) -> Response:
+    """The article's MP3 now: the stored rendering (Range, ETag), or streamed as it is made."""
+    found = await lib.listen(check_id(article_id))
+    if isinstance(found, Stored):
+        data = await lib.stored_audio(found.article_id, found.rendering)
+        if data is not None:
+            return serving.EntityResponse(request.method, request.headers, serving.Entity(
+                data=data, etag=found.etag, cache_control=serving.REVALIDATE))
+        found = await lib.listen(article_id)  # evicted just now: read it again
+        if isinstance(found, Stored):
+            raise NotFoundError(f"the audio of {article_id} is not available")
     # Live: a plain 200 stream (browsers accept it for their opening "Range: bytes=0-").
-    return StreamingResponse(job.stream(), media_type="audio/mpeg",
-                             headers={"Cache-Control": "no-store",
-                                      "X-Langdu-Status": "synthesizing"})
+    return StreamingResponse(found.job.stream(), media_type="audio/mpeg", headers=_LIVE)
 
 
-async def _sidecar(svc: Services, runner: JobRunner, article_id: str, kind: str,
-                   media_type: str) -> Response:
-    rec = await _record(svc, article_id)
-    job = _ensure_job(svc, runner, rec)
-    if job is None:
-        return FileResponse(svc.store.article_path(rec.id, kind), media_type=media_type,
-                            headers={"ETag": f'"{rec.id}.{kind}"', "Cache-Control": _IMMUTABLE})
-    # Still synthesizing: what is known so far (clients poll for the rest).
-    body: Any
+@router.api_route("/{article_id}/renders/{rendering}/audio.mp3", methods=["GET", "HEAD"],
+                  name="rendering_audio", response_model=None)
+async def rendering_audio(article_id: str, rendering: str, request: Request,
+                          lib: Annotated[Library, Depends(library)]) -> Response:
+    """One rendering's MP3, immutable; once it is gone, a redirect to the stable URL."""
+    data = await lib.stored_audio(check_id(article_id), check_rendering(rendering))
+    if data is None:
+        await lib.record(article_id)  # 404 for an unknown article
+        return RedirectResponse(request.url_for("article_audio", article_id=article_id),
+                                status_code=307)
+    return serving.EntityResponse(request.method, request.headers, serving.Entity(
+        data=data, etag=f'"{article_id}.{rendering}"', cache_control=serving.IMMUTABLE))
+
+
+def _timings_response(request: Request, timings: Timings, kind: str, *,
+                      immutable: bool) -> Response:
     if kind == "json":
-        body = json.dumps(job.timeline.to_json(voice=rec.voice), ensure_ascii=False)
+        body = json.dumps(timings.document, ensure_ascii=False).encode("utf-8")
+        media_type = "application/json"
     else:
-        body = to_vtt(job.timeline.sentences)
-    return Response(body, media_type=media_type,
-                    headers={"Cache-Control": "no-store", "X-Langdu-Status": "synthesizing"})
+        body = vtt_from_json(timings.document).encode("utf-8")
+        media_type = "text/vtt; charset=utf-8"
+    if timings.live:
+        return Response(body, media_type=media_type, headers=_LIVE)
+    etag = f'"{request.path_params["article_id"]}.{timings.rendering}.{kind}"'
+    cache = serving.IMMUTABLE if immutable else serving.REVALIDATE
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache})
+    return Response(body, media_type=media_type, headers={"ETag": etag, "Cache-Control": cache})
 
 
 @router.get("/{article_id}/timings.json", name="article_timings", response_model=None)
-async def article_timings(article_id: str, svc: Annotated[Services, Depends(services)],
-                          runner: Annotated[JobRunner, Depends(jobs)]) -> Response:
-    """Sentence timings: {"duration_ms", "voice", "sentences": [...]}."""
-    return await _sidecar(svc, runner, article_id, "json", "application/json")
+async def article_timings(article_id: str, request: Request,
+                          lib: Annotated[Library, Depends(library)]) -> Response:
+    """Sentence timings of the audio served now (partial, `no-store`, while synthesizing)."""
+    timings = await lib.timings(check_id(article_id))
+    assert timings is not None
+    return _timings_response(request, timings, "json", immutable=False)
 
 
 @router.get("/{article_id}/captions.vtt", name="article_captions", response_model=None)
-async def article_captions(article_id: str, svc: Annotated[Services, Depends(services)],
-                           runner: Annotated[JobRunner, Depends(jobs)]) -> Response:
-    """WebVTT captions, one cue per sentence."""
-    return await _sidecar(svc, runner, article_id, "vtt", "text/vtt; charset=utf-8")
+async def article_captions(article_id: str, request: Request,
+                           lib: Annotated[Library, Depends(library)]) -> Response:
+    """WebVTT captions of the audio served now, one cue per sentence."""
+    timings = await lib.timings(check_id(article_id))
+    assert timings is not None
+    return _timings_response(request, timings, "vtt", immutable=False)
+
+
+async def _rendering_sidecar(request: Request, lib: Library, article_id: str, rendering: str,
+                             kind: str) -> Response:
+    timings = await lib.timings(check_id(article_id), check_rendering(rendering))
+    if timings is None:
+        await lib.record(article_id)
+        stable = "article_timings" if kind == "json" else "article_captions"
+        return RedirectResponse(request.url_for(stable, article_id=article_id), status_code=307)
+    return _timings_response(request, timings, kind, immutable=True)
+
+
+@router.get("/{article_id}/renders/{rendering}/timings.json", name="rendering_timings",
+            response_model=None)
+async def rendering_timings(article_id: str, rendering: str, request: Request,
+                            lib: Annotated[Library, Depends(library)]) -> Response:
+    """One rendering's sentence timings, immutable."""
+    return await _rendering_sidecar(request, lib, article_id, rendering, "json")
+
+
+@router.get("/{article_id}/renders/{rendering}/captions.vtt", name="rendering_captions",
+            response_model=None)
+async def rendering_captions(article_id: str, rendering: str, request: Request,
+                             lib: Annotated[Library, Depends(library)]) -> Response:
+    """One rendering's WebVTT captions, immutable."""
+    return await _rendering_sidecar(request, lib, article_id, rendering, "vtt")

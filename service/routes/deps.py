@@ -1,14 +1,18 @@
-"""What the routes share: the lifespan's services and the write-key check."""
+"""What the routes share: the lifespan's services, the library, the write-key check."""
 
 from __future__ import annotations
 
 import hmac
+import re
 
 from fastapi import Request
 
-from service.app import Services
-from service.errors import UnauthorizedError
-from service.jobs import JobRunner
+from service.errors import NotFoundError, UnauthorizedError
+from service.library import Library
+from service.services import Services
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+_RENDERING = re.compile(r"^[a-z0-9-]{1,80}$")
 
 
 def services(request: Request) -> Services:
@@ -17,11 +21,33 @@ def services(request: Request) -> Services:
     return found
 
 
-def jobs(request: Request) -> JobRunner:
-    """The synthesis job runner."""
-    runner = services(request).jobs
-    assert runner is not None
-    return runner
+def library(request: Request) -> Library:
+    """The application layer."""
+    return services(request).library
+
+
+def check_id(article_id: str) -> str:
+    """An article id as given in a URL, validated (nothing but 32 hex digits).
+
+    Raises:
+        NotFoundError: not an id langdu could have issued.
+    """
+    return _issued(_ID, article_id, "article")
+
+
+def check_rendering(rendering: str) -> str:
+    """A rendering name as given in a URL.
+
+    Raises:
+        NotFoundError: not a name langdu could have issued.
+    """
+    return _issued(_RENDERING, rendering, "rendering")
+
+
+def _issued(pattern: re.Pattern[str], value: str, what: str) -> str:
+    if not pattern.match(value):
+        raise NotFoundError(f"no {what} {value[:80]!r}")
+    return value
 
 
 def require_write_key(request: Request) -> None:

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
-from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.app import Services
-from service.articles import check_id
-from service.db import ArticleRecord
-from service.errors import NotFoundError
-from service.hotfiles import IMMUTABLE
-from service.jobs import JobRunner
+from service import serving
+from service.library import Library
 from service.podcast import Channel, Item, feed_etag, render_feed
-from service.routes.articles import ArticleOut, _out, _record, _status, publish
-from service.routes.deps import jobs, require_write_key, services
+from service.registry import ArticleRecord
+from service.routes.articles import ArticleOut, article_out
+from service.routes.deps import check_id, library, require_write_key, services
+from service.services import Services
 
 router = APIRouter(tags=["podcast"])
 CATEGORY = r"^[\w-]{1,64}$"
@@ -35,31 +31,27 @@ class PublishIn(BaseModel):
 @router.post("/v1/articles/{article_id}/publish", status_code=202, response_model=ArticleOut,
              dependencies=[Depends(require_write_key)])
 async def publish_article(article_id: str, request: Request,
-                          svc: Annotated[Services, Depends(services)],
-                          runner: Annotated[JobRunner, Depends(jobs)],
+                          lib: Annotated[Library, Depends(library)],
                           body: PublishIn | None = None) -> ArticleOut:
     """Put an article in the podcast feed; its episode appears once it is made."""
-    rec = await _record(svc, article_id)
-    await asyncio.to_thread(svc.registry.publish, rec.id,
-                            category=body.category if body else None)
-    rec = await _record(svc, article_id)
-    publish(svc, runner, rec)
-    return _out(request, rec, _status(svc, runner, rec))
+    view = await lib.publish(check_id(article_id), category=body.category if body else None)
+    return article_out(request, view)
 
 
 @router.api_route("/v1/articles/{article_id}/episode.mp3", methods=["GET", "HEAD"],
                   name="article_episode", response_model=None)
 async def episode(article_id: str, request: Request,
-                  svc: Annotated[Services, Depends(services)]) -> Response:
-    """The episode file: loudness-normalized, tagged, served with Range and ETag."""
-    path = svc.store.episode_path(check_id(article_id))
-    if not path.exists():
-        raise NotFoundError(f"no episode for {article_id} (not published, or not ready yet)")
-    etag = f'"{article_id}.episode"'
-    headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    return FileResponse(path, media_type="audio/mpeg", headers=headers)
+                  lib: Annotated[Library, Depends(library)]) -> Response:
+    """The episode file: loudness-normalized, tagged, served with Range and ETag.
+
+    It is made again when the article's audio changes (an upgrade from the fallback voice,
+    a new render version), so caches revalidate a fallback reading's episode every time
+    and a final one hourly.
+    """
+    found = await lib.episode(check_id(article_id))
+    cache = "public, max-age=3600" if found.final else serving.REVALIDATE
+    return serving.EntityResponse(request.method, request.headers, serving.Entity(
+        data=found.data, etag=found.etag, cache_control=cache))
 
 
 def _first_paragraph(rec: ArticleRecord) -> str:
@@ -69,14 +61,12 @@ def _first_paragraph(rec: ArticleRecord) -> str:
 
 
 def _when(rec: ArticleRecord) -> datetime:
-    raw = rec.published_at or rec.feed_at or rec.created_at
-    when = datetime.fromisoformat(raw)
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return rec.published_at or rec.feed_at or rec.created_at
 
 
 async def _feed(request: Request, svc: Services, category: str | None) -> Response:
     s = svc.settings
-    records = await asyncio.to_thread(svc.registry.feed, category=category, limit=s.feed_limit)
+    records = await svc.library.feed(category=category, limit=s.feed_limit)
     base = str(request.base_url)
     items = [
         Item(
@@ -99,7 +89,7 @@ async def _feed(request: Request, svc: Services, category: str | None) -> Respon
     )
     body = render_feed(channel, items, timezone=s.feed_timezone)
     etag = feed_etag(body)
-    changed = max((datetime.fromisoformat(r.updated_at) for r in records),
+    changed = max((r.updated_at for r in records),
                   default=datetime(2000, 1, 1, tzinfo=UTC)).replace(microsecond=0)
     headers = {"ETag": etag, "Last-Modified": format_datetime(changed, usegmt=True),
                "Cache-Control": "public, max-age=60"}

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, Response
 
 from service import __version__
-from service.app import PLAYER_DIR, Services
 from service.routes.deps import services
+from service.services import Services
 
 router = APIRouter(tags=["service"])
+PLAYER_DIR = Path(__file__).resolve().parent.parent / "player"
 
 
 @router.get("/healthz")
 async def healthz(svc: Annotated[Services, Depends(services)]) -> dict[str, object]:
     """The service is up; which engines are running and how full the cache is."""
-    jobs = svc.jobs
     return {"status": "ok", "version": __version__, "engines": sorted(svc.engines),
-            "queued": jobs.queued if jobs else 0,
+            "queued": svc.library.queued,
             "cache_bytes": svc.store.size, "cache_max_bytes": svc.store.max_bytes}
 
 

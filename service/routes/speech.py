@@ -8,16 +8,16 @@ import wave
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.app import Services
-from service.articles import build_record, plain_article
+from service.articles import plain_article
 from service.audio import clip_from_mp3
 from service.engines.base import rate_from_speed
-from service.jobs import JobRunner
-from service.routes.articles import _ensure_job
-from service.routes.deps import jobs, require_write_key, services
+from service.errors import LangduError
+from service.library import Library, Live, Stored
+from service.routes.deps import require_write_key, services
+from service.services import Services
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"])
 
@@ -61,22 +61,25 @@ def _wav(mp3: bytes) -> bytes:
 
 
 @router.post("/speech", response_model=None, dependencies=[Depends(require_write_key)])
-async def speech(body: SpeechIn, svc: Annotated[Services, Depends(services)],
-                 runner: Annotated[JobRunner, Depends(jobs)]) -> Response:
+async def speech(body: SpeechIn, svc: Annotated[Services, Depends(services)]) -> Response:
     """Speak `input` and return the audio (MP3 streamed as it is made, or WAV when done)."""
-    voice = svc.catalog.get(_voice_id(svc, body.voice))
-    record = await asyncio.to_thread(build_record, voice=voice, article=plain_article(body.input),
-                                     rate=rate_from_speed(body.speed))
-    stored, _ = await asyncio.to_thread(svc.registry.add, record)
-    job = _ensure_job(svc, runner, stored)
-    path = svc.store.article_path(stored.id, "mp3")
+    lib: Library = svc.library
+    view, _ = await lib.register(voice=_voice_id(svc, body.voice),
+                                 article=plain_article(body.input),
+                                 rate=rate_from_speed(body.speed))
+    found: Stored | Live = await lib.listen(view.record.id)
+    if isinstance(found, Live):
+        if body.response_format == "mp3":
+            return StreamingResponse(found.job.stream(), media_type="audio/mpeg")
+        await found.job.wait()
+        if found.job.error is not None:
+            raise found.job.error
+        found = await lib.listen(view.record.id)
+    if not isinstance(found, Stored):
+        raise LangduError("the audio was not kept; try again")
+    mp3 = await lib.stored_audio(found.article_id, found.rendering)
+    if mp3 is None:
+        raise LangduError("the audio was not kept; try again")
     if body.response_format == "mp3":
-        if job is None:
-            return FileResponse(path, media_type="audio/mpeg")
-        return StreamingResponse(job.stream(), media_type="audio/mpeg")
-    if job is not None:
-        await job.wait()
-        if job.error is not None:
-            raise job.error
-    mp3 = await asyncio.to_thread(path.read_bytes)
+        return Response(mp3, media_type="audio/mpeg")
     return Response(await asyncio.to_thread(_wav, mp3), media_type="audio/wav")

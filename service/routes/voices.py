@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from service.app import Services
 from service.routes.deps import services
+from service.services import Services
 
 router = APIRouter(tags=["voices"])
 

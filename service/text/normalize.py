@@ -7,11 +7,25 @@ below zero, ranges written with a dash, year ranges and full-width characters.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
+
+from service.errors import ConfigError
+
+
+def _wetext_version() -> str:
+    try:
+        return package_version("wetext")
+    except PackageNotFoundError:
+        return "unknown"
 
 _DIGITS = "零一二三四五六七八九"
 _FULLWIDTH = str.maketrans(
@@ -191,12 +205,49 @@ def _import_wetext() -> Any:
     return wetext
 
 
-class Normalizer:
-    """Text normalization for Mandarin news; the grammars load once, on first use or warm-up."""
+# Bump with every change to the rules above: it is part of the render version, so finished
+# articles are read again (lazily, only the sentences whose spoken form changed).
+RULES_VERSION = "2026.11.26"
 
-    def __init__(self) -> None:
+
+def load_lexicon(path: Path) -> dict[str, str]:
+    """A newsroom pronunciation list: one `written<TAB>spoken` pair a line, `#` comments.
+
+    Raises:
+        ConfigError: unreadable, or a line that is not two non-empty fields.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the lexicon {path}: {exc}") from exc
+    lexicon: dict[str, str] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        written, sep, spoken = line.partition("\t")
+        if not sep or not written.strip() or not spoken.strip():
+            raise ConfigError(f"{path.name}:{number}: expected 'written<TAB>spoken'")
+        lexicon[written.strip()] = spoken.strip()
+    return lexicon
+
+
+class Normalizer:
+    """Text normalization for Mandarin news; the grammars load once, on first use or warm-up.
+
+    `lexicon` maps written forms to how they are to be read (names, brands, local places);
+    it applies before every rule, longest form first.
+    """
+
+    def __init__(self, *, lexicon: Mapping[str, str] | None = None) -> None:
         self._lock = threading.Lock()
         self._tn: Callable[[str], str] | None = None
+        self._lexicon = dict(lexicon or {})
+        self._lexicon_re = re.compile("|".join(
+            re.escape(w) for w in sorted(self._lexicon, key=len, reverse=True))) \
+            if self._lexicon else None
+        digest = hashlib.sha256(json.dumps(sorted(self._lexicon.items()),
+                                           ensure_ascii=False).encode()).hexdigest()[:12]
+        self.version = f"rules-{RULES_VERSION}/wetext-{_wetext_version()}/lexicon-{digest}"
 
     def warm_up(self) -> None:
         """Load the wetext grammars now rather than on the first number."""
@@ -237,6 +288,8 @@ class Normalizer:
         """The spoken form of one sentence (or line). Never empty for speakable input."""
         if not text.strip():
             return text
+        if self._lexicon_re is not None:
+            text = self._lexicon_re.sub(lambda m: self._lexicon[m.group(0)], text)
         pre = _apply(_RULES, text.translate(_FULLWIDTH))
         spoken = "".join(self._clause(c) for c in _clauses(pre)).strip()
         spoken = _apply(_POST_RULES, spoken)

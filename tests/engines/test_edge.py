@@ -10,7 +10,7 @@ import pytest
 from service.audio import AudioFormat
 from service.engines.base import Network, SpeechOptions
 from service.engines.edge import EdgeEngine
-from service.errors import EngineError
+from service.errors import EngineError, OptionError
 from service.pipeline import Pauses, Synthesizer
 from service.text.chunks import Segmenter
 from service.text.normalize import Normalizer
@@ -93,3 +93,21 @@ def test_sample_article_with_correct_timings(standin, sample_html):
                                                       strict=False))
     assert 0 <= timeline.duration_ms - ends[-1] <= 100
     assert timeline.duration_ms > 120_000
+
+
+@pytest.mark.parametrize(("voice", "rate", "pitch"), [
+    ("zh-CN-XiaoxiaoNeural", "20%", "+0Hz"),  # edge-tts needs the sign: it would fail mid-article
+    ("zh-CN-XiaoxiaoNeural", "+0%", "5Hz"),
+    ("zh-CN-XiaoxiaoNeural", "+12.5%", "+0Hz"),
+    ("cmn", "+0%", "+0Hz"),
+    ("zh-CN-XiaoxiaoNeural", "+900%", "+0Hz"),
+])
+def test_edge_refuses_options_the_service_would_refuse(voice, rate, pitch):
+    with pytest.raises(OptionError):
+        EdgeEngine().check_options(SpeechOptions(voice=voice, rate=rate, pitch=pitch))
+
+
+def test_edge_accepts_its_options():
+    for voice in ("zh-CN-XiaoxiaoNeural", "zh-CN-liaoning-XiaobeiNeural",
+                  "zh-CN-shaanxi-XiaoniNeural"):
+        EdgeEngine().check_options(SpeechOptions(voice=voice, rate="-10%", pitch="+5Hz"))

@@ -6,10 +6,11 @@ import asyncio
 
 import pytest
 
-from service.engines import create_engine
+from service.config import Settings
+from service.engines import engine_factory
 from service.engines.base import SpeechOptions, parse_pitch, parse_rate, rate_from_speed
 from service.engines.espeak import EspeakEngine
-from service.errors import EngineError, OptionError
+from service.errors import EngineError, OptionError, VoiceCatalogError
 
 TEXT = "安宁区全面加强城市基层党建工作，推动争先进位。"
 
@@ -96,9 +97,24 @@ async def _bad_voice():
 
 
 def test_registry_builds_engines_by_name():
-    assert isinstance(create_engine("espeak", workers=1), EspeakEngine)
-    with pytest.raises(Exception, match="unknown engine"):
-        create_engine("nope", workers=1)
+    settings = Settings(workers=1)
+    assert isinstance(engine_factory("espeak")(settings), EspeakEngine)
+    for name in ("nope", "base", "espeak_worker", "../x"):
+        with pytest.raises(VoiceCatalogError, match="unknown engine"):
+            engine_factory(name)
+
+
+@pytest.mark.parametrize(("voice", "rate", "pitch"), [
+    ("cmn", "20%", "+0Hz"), ("cmn+f3", "-10%", "+5Hz"), ("cmn", "+200%", "-10%")])
+def test_espeak_accepts_its_options(voice, rate, pitch):
+    EspeakEngine(workers=1).check_options(SpeechOptions(voice=voice, rate=rate, pitch=pitch))
+
+
+@pytest.mark.parametrize(("voice", "rate", "pitch"), [
+    ("zh-CN-XiaoxiaoNeural", "+0%", "+0Hz"), ("cmn", "fast", "+0Hz"), ("cmn", "+0%", "+200Hz")])
+def test_espeak_refuses_options_it_cannot_use(voice, rate, pitch):
+    with pytest.raises(OptionError):
+        EspeakEngine(workers=1).check_options(SpeechOptions(voice=voice, rate=rate, pitch=pitch))
 
 
 @pytest.mark.parametrize(("rate", "factor"), [("+20%", 1.2), ("-10%", 0.9), ("0%", 1.0)])

@@ -1,0 +1,441 @@
+"""The application layer: the one owner of an article's life.
+
+Every transition goes through here: register, queue, start, finish, fail, degrade (fallback
+voice), upgrade (back to the asked-for voice, at a persisted time), publish (episodes),
+evict and re-render (a new render version). Routes and the CLI translate HTTP and argv into
+these calls; the registry records every decision, so a restart reconciles and carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from service.articles import build_record
+from service.engines import Engine
+from service.episodes import Episodes
+from service.errors import EngineError, LangduError, NotFoundError
+from service.hotfiles import HotAudio, audio_etag
+from service.jobs import Job, JobQueue
+from service.metrics import Metrics
+from service.pipeline import Sentence, Synthesizer
+from service.registry import ArticleRecord, Finished, Priority, Registry, Status, utc_now
+from service.store import Store, audio_key, episode_key
+from service.text.extract import Article
+from service.voices import Voice, VoiceCatalog
+
+log = logging.getLogger("langdu.library")
+_MAX_UPGRADE_DELAY_S = 6 * 3600.0
+_SCHEDULER_NAP_S = 60.0  # look at the upgrade schedule at least this often
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A complete rendering to answer with."""
+
+    article_id: str
+    rendering: str
+    key: str
+    etag: str
+    degraded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """A reading under way: listeners stream it as it is made."""
+
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleView:
+    """An article as the outside sees it: the record, its status now, and the rendering
+    its versioned URLs name (None while nothing is stored)."""
+
+    record: ArticleRecord
+    status: Status
+    rendering: str | None
+    render_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Sentence timings: of a stored rendering, or of a reading so far (`live`)."""
+
+    document: dict[str, Any]
+    live: bool
+    rendering: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """A published article's podcast episode."""
+
+    data: bytes
+    etag: str
+    final: bool  # made from the current rendering in the asked-for voice
+
+
+class Library:
+    """Owns every article's life; one per process, built by the lifespan."""
+
+    def __init__(self, *, registry: Registry, store: Store, hot: HotAudio,
+                 catalog: VoiceCatalog, default_voice: str, engines: Mapping[str, Engine],
+                 synthesizers: Mapping[str, Synthesizer], episodes: Episodes,
+                 metrics: Metrics, fallback_voice: str | None, upgrade_after_s: float,
+                 max_active: int, max_queue: int) -> None:
+        self._registry = registry
+        self._store = store
+        self._hot = hot
+        self._catalog = catalog
+        self._default_voice = catalog.get(default_voice)
+        self._engines = engines
+        self._synths = synthesizers
+        self._episodes = episodes
+        self._metrics = metrics
+        self._fallback = catalog.get(fallback_voice) if fallback_voice else None
+        self._upgrade_after = upgrade_after_s
+        self._queue = JobQueue(run=self._run, max_active=max_active, max_queue=max_queue,
+                               on_depth=metrics.queue_depth.set)
+        self._schedule_changed = asyncio.Event()
+        self._scheduler: asyncio.Task[None] | None = None
+
+    # --- life of the library -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Reconcile what a previous process left, then start the upgrade scheduler."""
+        await self.reconcile()
+        self._scheduler = asyncio.create_task(self._upgrades(), name="langdu-upgrades")
+
+    async def aclose(self) -> None:
+        """Stop scheduling and every job (their work stays recorded in the registry)."""
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            await asyncio.gather(self._scheduler, return_exceptions=True)
+        await self._queue.aclose()
+        await self._episodes.aclose()
+
+    async def reconcile(self) -> int:
+        """Resume what was interrupted: queued and running readings, re-renders, upgrades
+        that were under way, and episodes of published articles that are missing or stale.
+        Returns how many articles were picked up."""
+        changed = await asyncio.to_thread(self._store.reconcile)
+        if changed:
+            log.info("blob index: %d entries reconciled", changed)
+        picked = 0
+        for rec in await asyncio.to_thread(self._registry.unfinished):
+            picked += 1
+            if rec.work is not None or rec.status in (Status.QUEUED, Status.SYNTHESIZING):
+                await self._submit(rec, rec.work if rec.work is not None else Priority.BACKGROUND,
+                                   upgrade=rec.work == Priority.UPGRADE)
+            elif rec.published and rec.rendering is not None and await asyncio.to_thread(
+                    self._store.blobs.exists, audio_key(rec.id, rec.rendering)):
+                self._episodes.ensure(rec.id)
+            elif rec.published:
+                await self._submit(rec, Priority.BACKGROUND)
+        if picked:
+            log.info("resumed %d unfinished articles", picked)
+        self._schedule_changed.set()
+        return picked
+
+    # --- reading the registry ----------------------------------------------------------
+
+    async def record(self, article_id: str) -> ArticleRecord:
+        """The registered article.
+
+        Raises:
+            NotFoundError: no such article.
+        """
+        rec = await asyncio.to_thread(self._registry.get, article_id)
+        if rec is None:
+            raise NotFoundError(f"no article {article_id}")
+        return rec
+
+    def voice(self, voice_id: str | None) -> Voice:
+        """A voice preset (the default one for None).
+
+        Raises:
+            UnknownVoiceError: no such preset.
+        """
+        return self._default_voice if voice_id is None else self._catalog.get(voice_id)
+
+    def render_version(self, rec: ArticleRecord) -> str:
+        """The render version an article's audio should have now."""
+        voice = self._catalog.get(rec.voice)
+        options = voice.options(rate=rec.rate, pitch=rec.pitch)
+        return self._synths[voice.engine].render_version(options)
+
+    def _current(self, rec: ArticleRecord) -> bool:
+        target = self.render_version(rec)
+        return rec.rendering is not None and (
+            rec.rendering == target or rec.rendering.startswith(target + "-"))
+
+    def view(self, rec: ArticleRecord) -> ArticleView:
+        """How an article looks from outside right now."""
+        job = self._queue.get(rec.id)
+        status = rec.status
+        if rec.rendering is None and job is not None:
+            status = Status.SYNTHESIZING if job.started else Status.QUEUED
+        return ArticleView(record=rec, status=status, rendering=rec.rendering,
+                           render_version=self.render_version(rec))
+
+    @property
+    def queued(self) -> int:
+        """Readings waiting for a slot."""
+        return self._queue.queued
+
+    # --- registering and reading -------------------------------------------------------
+
+    async def register(self, *, voice: str | None = None, text: str | None = None,
+                       html: str | None = None, article: Article | None = None,
+                       title: str | None = None, url: str | None = None,
+                       rate: str | None = None, pitch: str | None = None,
+                       published_at: datetime | None = None, publish: bool = False,
+                       category: str | None = None) -> tuple[ArticleView, bool]:
+        """Register an article (same content, voice, rate, pitch: same id) and start
+        reading it unless its audio is stored. Returns (view, created).
+
+        Raises:
+            InputError: nothing to read. UnknownVoiceError / OptionError: bad voice options.
+            QueueFullError: too many articles wait already (the article stays registered).
+        """
+        chosen = self.voice(voice)
+        self._engines[chosen.engine].check_options(chosen.options(rate=rate, pitch=pitch))
+        record = await asyncio.to_thread(
+            build_record, voice=chosen, text=text, html=html, article=article, title=title,
+            url=url, rate=rate, pitch=pitch, published_at=published_at)
+        stored, created = await asyncio.to_thread(self._registry.add, record)
+        self._metrics.cache.labels("article", "miss" if created else "hit").inc()
+        if publish:
+            await asyncio.to_thread(self._registry.publish, stored.id, category=category)
+            stored = await self.record(stored.id)
+        await self._want_audio(stored, Priority.LISTENER)
+        if publish:
+            self._episodes.ensure(stored.id)
+        return self.view(await self.record(stored.id)), created
+
+    async def _want_audio(self, rec: ArticleRecord, priority: Priority) -> Stored | Live:
+        """The stored rendering (queueing a re-render if it is stale), or the live reading."""
+        if rec.rendering is not None:
+            key = audio_key(rec.id, rec.rendering)
+            if self._hot.peek(key) is not None or await asyncio.to_thread(
+                    self._store.blobs.exists, key):
+                if not self._current(rec) and self._queue.get(rec.id) is None:
+                    log.info("article %s: re-rendering %s -> %s", rec.id, rec.rendering,
+                             self.render_version(rec))
+                    await self._submit(rec, Priority.BACKGROUND)
+                return Stored(article_id=rec.id, rendering=rec.rendering, key=key,
+                              etag=audio_etag(rec.id, rec.rendering),
+                              degraded=rec.degraded is not None)
+            await asyncio.to_thread(self._registry.forget_rendering, rec.id, rec.rendering)
+        return Live(await self._submit(rec, priority))
+
+    async def listen(self, article_id: str) -> Stored | Live:
+        """What a listener pressing play gets: stored audio, or the reading as it is made.
+
+        Raises:
+            NotFoundError: no such article. QueueFullError: it must be read and cannot be now.
+        """
+        found = await self._want_audio(await self.record(article_id), Priority.LISTENER)
+        self._metrics.cache.labels("audio", "hit" if isinstance(found, Stored) else "miss").inc()
+        return found
+
+    async def stored_audio(self, article_id: str, rendering: str) -> bytes | None:
+        """One rendering's MP3 if it is still stored (old renderings stay until evicted)."""
+        return await self._hot.get(audio_key(article_id, rendering))
+
+    async def timings(self, article_id: str, rendering: str | None = None) -> Timings | None:
+        """Timings of a given rendering (None if it is gone), or of what the stable URLs
+        serve now: the stored rendering, else the reading so far.
+
+        Raises:
+            NotFoundError: no such article. QueueFullError: it must be read and cannot be now.
+        """
+        if rendering is not None:
+            raw = await asyncio.to_thread(self._store.timings, article_id, rendering)
+            return None if raw is None else Timings(json.loads(raw), False, rendering)
+        found = await self._want_audio(await self.record(article_id), Priority.LISTENER)
+        if isinstance(found, Stored):
+            raw = await asyncio.to_thread(self._store.timings, article_id, found.rendering)
+            if raw is not None:
+                return Timings(json.loads(raw), False, found.rendering)
+            found = Live(await self._submit(await self.record(article_id), Priority.LISTENER))
+        job = found.job
+        return Timings(job.timeline.to_json(voice=job.voice or (await self.record(
+            article_id)).voice), True, None)
+
+    async def wait(self, article_id: str) -> None:
+        """Until the article's current job (if any) has finished."""
+        job = self._queue.get(article_id)
+        if job is not None:
+            await job.wait()
+
+    # --- publishing --------------------------------------------------------------------
+
+    async def publish(self, article_id: str, *, category: str | None) -> ArticleView:
+        """Put an article in the podcast feed; its episode follows its audio.
+
+        Raises:
+            NotFoundError: no such article.
+        """
+        rec = await self.record(article_id)
+        await asyncio.to_thread(self._registry.publish, rec.id, category=category)
+        rec = await self.record(article_id)
+        if isinstance(await self._want_audio(rec, Priority.BACKGROUND), Stored):
+            self._episodes.ensure(rec.id)
+        return self.view(await self.record(article_id))
+
+    async def episode(self, article_id: str) -> Episode:
+        """A published article's episode file.
+
+        Raises:
+            NotFoundError: not published, or its episode is not made yet.
+        """
+        rec = await self.record(article_id)
+        missing = NotFoundError(f"no episode for {article_id} (not published, or not ready yet)")
+        if not rec.published or rec.episode_rendering is None:
+            raise missing
+        data = await asyncio.to_thread(self._store.blobs.get,
+                                       episode_key(rec.id, rec.episode_rendering))
+        if data is None:
+            self._episodes.ensure(rec.id)
+            raise missing
+        final = rec.degraded is None and rec.episode_rendering == rec.rendering \
+            and self._current(rec)
+        return Episode(data=data, etag=f'"{rec.id}.episode.{rec.episode_rendering}"',
+                       final=final)
+
+    async def wait_episode(self, article_id: str) -> None:
+        """Until the article's episode work (if any) has finished."""
+        await self._episodes.wait(article_id)
+
+    async def feed(self, *, category: str | None, limit: int) -> list[ArticleRecord]:
+        """Published articles with an episode, newest first."""
+        return await asyncio.to_thread(self._registry.feed, category=category, limit=limit)
+
+    # --- jobs --------------------------------------------------------------------------
+
+    async def _submit(self, rec: ArticleRecord, priority: Priority, *,
+                      upgrade: bool = False) -> Job:
+        job, changed = self._queue.submit(rec.id, priority, upgrade=upgrade)
+        if changed:
+            await asyncio.to_thread(self._registry.set_work, rec.id, job.priority)
+        return job
+
+    async def _run(self, job: Job) -> None:
+        rec = await asyncio.to_thread(self._registry.get, job.article_id)
+        if rec is None:
+            return
+        if job.upgrade and rec.degraded is None:
+            await asyncio.to_thread(self._registry.set_work, rec.id, None)
+            return  # read in its own voice meanwhile
+        if not job.upgrade and self._current(rec) and await asyncio.to_thread(
+                self._store.has_rendering, rec.id, rec.rendering or ""):
+            await asyncio.to_thread(self._registry.set_work, rec.id, None)
+            return  # somebody else's job finished it
+        voice = self._catalog.get(rec.voice)
+        target = self.render_version(rec)
+        await asyncio.to_thread(self._registry.start, rec.id)
+        started = time.monotonic()
+        ok = False
+        try:
+            degraded = await self._read_with_fallback(job, rec, voice)
+            await self._finish(job, rec, target, degraded)
+            ok = True
+        except EngineError as exc:
+            if not job.upgrade:
+                await self._failed(job, rec, exc)
+            else:
+                await self._upgrade_failed(rec, exc)
+        except LangduError as exc:
+            await self._failed(job, rec, exc)
+        finally:
+            self._metrics.synthesis_seconds.observe(time.monotonic() - started)
+            self._metrics.syntheses.labels("ok" if ok else "failed").inc()
+
+    async def _read_with_fallback(self, job: Job, rec: ArticleRecord,
+                                  voice: Voice) -> str | None:
+        """Read the whole article in its voice, else (not for upgrades) in the fallback
+        voice from the start: never a voice change mid-article. Returns the fallback used."""
+        try:
+            await self._read(job, rec, voice)
+            return None
+        except EngineError as exc:
+            fallback = self._fallback
+            if job.upgrade or fallback is None or fallback.engine == voice.engine:
+                raise
+            log.warning("article %s: %s failed (%s); reading it with %s", rec.id, voice.id,
+                        exc, fallback.id)
+            self._metrics.engine_failed(voice.engine)
+            await job.restart(fallback.id)
+            await self._read(job, rec, fallback)
+            return fallback.id
+
+    async def _read(self, job: Job, rec: ArticleRecord, voice: Voice) -> None:
+        synth = self._synths[voice.engine]
+        sentences = [Sentence(index=i, paragraph=p, text=t)
+                     for i, (p, t) in enumerate(rec.sentences)]
+        options = voice.options(rate=rec.rate, pitch=rec.pitch)
+        job.voice = voice.id
+        async for part in synth.render(sentences, options):
+            job.timeline.add(part)
+            await job.publish(part.speech.data + (part.pause.data if part.pause else b""))
+
+    async def _finish(self, job: Job, rec: ArticleRecord, target: str,
+                      degraded: str | None) -> None:
+        rendering = target if degraded is None else f"{target}-{degraded}"
+        audio = b"".join(job.parts)
+        timings = json.dumps(job.timeline.to_json(voice=job.voice), ensure_ascii=False)
+        await asyncio.to_thread(self._store.put_rendering, rec.id, rendering, audio=audio,
+                                timings=timings.encode("utf-8"))
+        upgrade_at = None
+        if degraded is not None:
+            upgrade_at = utc_now() + timedelta(seconds=self._upgrade_after)
+        await asyncio.to_thread(self._registry.finish, rec.id, Finished(
+            rendering=rendering, degraded=degraded, duration_ms=job.timeline.duration_ms,
+            size=len(audio), upgrade_at=upgrade_at,
+            upgrade_delay_s=self._upgrade_after if degraded is not None else None))
+        if job.upgrade:
+            log.info("article %s: now read with %s", rec.id, rec.voice)
+        if degraded is not None:
+            self._schedule_changed.set()
+        if rec.published:
+            self._episodes.ensure(rec.id)
+
+    async def _failed(self, job: Job, rec: ArticleRecord, exc: LangduError) -> None:
+        log.warning("article %s failed: %s", rec.id, exc)
+        job.error = exc
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self._registry.fail, rec.id, str(exc))
+
+    async def _upgrade_failed(self, rec: ArticleRecord, exc: EngineError) -> None:
+        delay = min((rec.upgrade_delay_s or self._upgrade_after) * 2, _MAX_UPGRADE_DELAY_S)
+        delay = max(delay, 1.0)
+        log.info("article %s: %s still failing (%s); next try in %.0f s", rec.id, rec.voice,
+                 exc, delay)
+        await asyncio.to_thread(self._registry.schedule_upgrade, rec.id,
+                                utc_now() + timedelta(seconds=delay), delay)
+        await asyncio.to_thread(self._registry.set_work, rec.id, None)
+        self._schedule_changed.set()
+
+    async def _upgrades(self) -> None:
+        """Submit each degraded article's upgrade when its (persisted) time comes."""
+        while True:
+            self._schedule_changed.clear()
+            for rec in await asyncio.to_thread(self._registry.upgrades_due, utc_now()):
+                if rec.degraded is None:
+                    await asyncio.to_thread(self._registry.schedule_upgrade, rec.id, None, None)
+                elif self._queue.get(rec.id) is None:
+                    await self._submit(rec, Priority.UPGRADE, upgrade=True)
+            nxt = await asyncio.to_thread(self._registry.next_upgrade)
+            nap = _SCHEDULER_NAP_S if nxt is None else (nxt - utc_now()).total_seconds()
+            nap = min(max(nap, 0.5), _SCHEDULER_NAP_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._schedule_changed.wait(), nap)

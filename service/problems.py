@@ -1,0 +1,72 @@
+"""Errors as HTTP: RFC 9457 problem documents, and the handlers that map LangduError to them."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.errors import (
+    EngineError,
+    InputError,
+    LangduError,
+    NotFoundError,
+    OptionError,
+    PayloadTooLargeError,
+    QueueFullError,
+    UnauthorizedError,
+    UnknownVoiceError,
+)
+
+log = logging.getLogger("langdu")
+
+_STATUS: tuple[tuple[type[LangduError], int], ...] = (
+    (PayloadTooLargeError, 413),
+    (InputError, 422),
+    (OptionError, 422),
+    (UnknownVoiceError, 422),
+    (NotFoundError, 404),
+    (UnauthorizedError, 401),
+    (QueueFullError, 503),
+    (EngineError, 502),
+)
+
+
+def problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:
+    """An RFC 9457 problem document."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return JSONResponse(body, status_code=status, headers=headers,
+                        media_type="application/problem+json")
+
+
+async def langdu_error(_: Request, exc: Exception) -> JSONResponse:
+    """A LangduError as its problem document."""
+    assert isinstance(exc, LangduError)
+    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+    if status == 500:
+        log.error("unexpected service error: %s", exc)
+    return problem(status, type(exc).__name__.removesuffix("Error") or "Error", str(exc))
+
+
+async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+    """Malformed JSON (400) or fields that do not validate (422)."""
+    assert isinstance(exc, RequestValidationError)
+    if any(e.get("type") == "json_invalid" for e in exc.errors()):
+        return problem(400, "Malformed JSON", "the request body is not valid JSON")
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    detail = f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
+    return problem(422, "Invalid request", detail, errors=errors)
+
+
+async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    """The framework's own errors (404 for unknown paths, 405 ...) as problem documents."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        # FastAPI's words when the body is not UTF-8 or not JSON at all.
+        return problem(400, "Malformed JSON", "the request body is not valid UTF-8 JSON")
+    return problem(exc.status_code, "HTTP error", str(exc.detail))

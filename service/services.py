@@ -1,0 +1,170 @@
+"""Assembling langdu from settings: engines, synthesizers, registry, blobs, the library.
+
+`open_services` builds the complete container the lifespan owns (nothing in it starts as
+None); `build_synthesizer` is the one way the service and the CLI make a synthesizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from service.audio import AudioFormat
+from service.blobs import open_store
+from service.config import Settings
+from service.engines import Engine, EngineFactory, engine_factory
+from service.episodes import Episodes, EpisodeStyle
+from service.errors import OptionError, VoiceCatalogError
+from service.hotfiles import HotAudio
+from service.library import Library
+from service.metrics import Metrics
+from service.pipeline import PartCache, Pauses, Synthesizer
+from service.podcast import load_sting
+from service.registry import Registry, connect
+from service.store import Store
+from service.text.chunks import Segmenter
+from service.text.normalize import Normalizer, load_lexicon
+from service.voices import VoiceCatalog
+
+log = logging.getLogger("langdu")
+
+
+def load_normalizer(settings: Settings) -> Normalizer:
+    """The normalizer with the newsroom's lexicon, if one is configured.
+
+    Raises:
+        ConfigError: the lexicon file is unusable.
+    """
+    lexicon = load_lexicon(settings.lexicon_file) if settings.lexicon_file else None
+    return Normalizer(lexicon=lexicon)
+
+
+def build_engines(catalog: VoiceCatalog, settings: Settings,
+                  extra: Mapping[str, EngineFactory] | None = None) -> dict[str, Engine]:
+    """One engine object per engine the catalog names (nothing is started yet); every
+    preset's options are checked by its engine.
+
+    Raises:
+        VoiceCatalogError: a preset names an unknown engine, or options its engine refuses.
+    """
+    engines: dict[str, Engine] = {}
+    for voice in catalog:
+        if voice.engine not in engines:
+            try:
+                factory = engine_factory(voice.engine, extra)
+            except VoiceCatalogError as exc:
+                raise VoiceCatalogError(f"voice {voice.id!r}: {exc}") from None
+            engines[voice.engine] = factory(settings)
+        try:
+            engines[voice.engine].check_options(voice.options())
+        except OptionError as exc:
+            raise VoiceCatalogError(f"voice {voice.id!r}: {exc}") from exc
+    return engines
+
+
+def build_synthesizer(engine: Engine, settings: Settings, *, normalizer: Normalizer,
+                      segmenter: Segmenter, cache: PartCache | None = None,
+                      on_sentence: Callable[[bool], None] | None = None) -> Synthesizer:
+    """The synthesizer for one engine, shaped by the settings (service and CLI alike)."""
+    return Synthesizer(
+        engine, normalizer=normalizer, segmenter=segmenter,
+        audio_format=AudioFormat(sample_rate=engine.sample_rate,
+                                 bitrate_kbps=settings.bitrate_kbps),
+        pauses=Pauses(settings.sentence_pause_ms, settings.paragraph_pause_ms),
+        # Enough sentences in flight to keep every worker or connection busy.
+        lookahead=4 * max(settings.workers, settings.edge_concurrency),
+        audio_threads=settings.workers, cache=cache, on_sentence=on_sentence,
+    )
+
+
+def episode_style(settings: Settings) -> EpisodeStyle:
+    """Episode tags, cover and stings from the settings (files are read once, at start).
+
+    Raises:
+        AudioError / OSError: a configured sting or cover cannot be read.
+    """
+    cover = settings.feed_cover_file.read_bytes() if settings.feed_cover_file else None
+    return EpisodeStyle(
+        artist=settings.feed_author, album=settings.feed_title, cover=cover,
+        intro=load_sting(str(settings.feed_intro)) if settings.feed_intro else None,
+        outro=load_sting(str(settings.feed_outro)) if settings.feed_outro else None,
+        bitrate_kbps=settings.episode_bitrate_kbps,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything long-lived a request may use; built complete and closed by the lifespan."""
+
+    settings: Settings
+    catalog: VoiceCatalog
+    registry: Registry
+    store: Store
+    hot_audio: HotAudio
+    metrics: Metrics
+    engines: Mapping[str, Engine]
+    synthesizers: Mapping[str, Synthesizer]
+    library: Library
+
+
+async def open_services(settings: Settings, metrics: Metrics,
+                        extra_engines: Mapping[str, EngineFactory] | None = None) -> Services:
+    """Build everything, warm the default voice's engine, and reconcile unfinished work.
+
+    Raises:
+        LangduError: the settings, the voice catalog or a backend is unusable.
+    """
+    catalog = VoiceCatalog.load(settings.voices_dir)
+    engines = build_engines(catalog, settings, extra_engines)
+    default_voice = catalog.get(settings.default_voice)
+    if settings.fallback_voice:
+        catalog.get(settings.fallback_voice)
+    registry = await asyncio.to_thread(connect, settings.database)
+    try:
+        blobs = await asyncio.to_thread(open_store, settings.storage)
+        store = await asyncio.to_thread(Store, blobs, registry,
+                                        max_bytes=settings.cache_max_bytes)
+        normalizer = await asyncio.to_thread(load_normalizer, settings)
+        segmenter = Segmenter()
+        synthesizers = {
+            name: build_synthesizer(engine, settings, normalizer=normalizer,
+                                    segmenter=segmenter, cache=store,
+                                    on_sentence=metrics.sentence_lookup)
+            for name, engine in engines.items()}
+        hot = HotAudio(store, max_bytes=settings.memory_cache_bytes)
+        episodes = Episodes(store=store, registry=registry,
+                            style=await asyncio.to_thread(episode_style, settings))
+        library = Library(
+            registry=registry, store=store, hot=hot, catalog=catalog,
+            default_voice=default_voice.id, engines=engines, synthesizers=synthesizers,
+            episodes=episodes, metrics=metrics, fallback_voice=settings.fallback_voice or None,
+            upgrade_after_s=settings.upgrade_after_s, max_active=settings.max_jobs,
+            max_queue=settings.max_queue)
+        # Grammars, jieba and the default engine load now, not on the first request.
+        synth = synthesizers[default_voice.engine]
+        await asyncio.gather(synth.warm_up(), synth.engine.warm_up())
+        for name, engine in engines.items():
+            if name != default_voice.engine:
+                await engine.warm_up()  # the fallback voice must be ready when needed
+    except BaseException:
+        registry.close()
+        raise
+    services = Services(settings=settings, catalog=catalog, registry=registry, store=store,
+                        hot_audio=hot, metrics=metrics, engines=engines,
+                        synthesizers=synthesizers, library=library)
+    await library.start()
+    return services
+
+
+async def close_services(services: Services) -> None:
+    """Stop the jobs, the engines and their threads; close the registry."""
+    await services.library.aclose()
+    for synth in services.synthesizers.values():
+        synth.close()
+    await asyncio.gather(*(e.aclose() for e in services.engines.values()),
+                         return_exceptions=True)
+    with contextlib.suppress(Exception):
+        services.registry.close()

@@ -1,0 +1,324 @@
+"""The article life cycle, in process: the app over an ASGI transport with fake engines."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import feedparser
+import httpx
+import pytest
+
+from service.errors import VoiceCatalogError
+from tests.conftest import decoded_samples
+from tests.fakes import Fakes, running_app, until, wait_ready
+
+pytestmark = pytest.mark.anyio
+
+ARTICLE = "\n".join([
+    "安宁区召开党建工作会议，总结上半年全区基层党建工作的主要成效。",
+    "会议指出，2019年全区基层党组织覆盖率达到98.5%，比上年提高了两个百分点。",
+    "下一步，安宁区将继续推进城市基层党建，把党的组织优势转化为治理效能。",
+    "会议要求各单位认真落实会议精神，结合实际抓好各项任务，确保取得实效。",
+])
+
+
+async def _post(client: httpx.AsyncClient, **body: object) -> dict[str, object]:
+    r = await client.post("/v1/articles", json={"text": ARTICLE, **body})
+    assert r.status_code in (200, 201), r.text
+    out: dict[str, object] = r.json()
+    return out
+
+
+async def test_post_read_and_serve_finished_audio(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes) as (client, _):
+        article = await _post(client)
+        assert article["status"] in {"queued", "synthesizing"}
+        live = await client.get(str(article["audio_url"]))
+        assert live.headers["x-langdu-status"] == "synthesizing"
+        info = await wait_ready(client, str(article["id"]))
+        assert info["rendering"] == info["render_version"]
+        assert "/renders/" in str(info["audio_url"])
+        stored = await client.get(str(info["audio_url"]))
+        stable = await client.get(f"/v1/articles/{article['id']}/audio.mp3")
+    assert stored.content == live.content == stable.content
+    assert "immutable" in stored.headers["cache-control"]
+    assert stable.headers["cache-control"] == "no-cache"
+    assert stored.headers["etag"] == stable.headers["etag"]
+    samples, rate = decoded_samples(stored.content)
+    assert rate == 24000 and abs(samples * 1000 // rate - int(info["duration_ms"])) <= 1
+    assert len(fakes.neural.calls) == 4
+
+
+async def test_single_flight_one_reading_for_twenty_listeners(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.neural.delay_s = 0.05
+    async with running_app(tmp_path, fakes) as (client, _):
+        article = await _post(client)
+        bodies = await asyncio.gather(*(client.get(f"/v1/articles/{article['id']}/audio.mp3")
+                                        for _ in range(20)))
+    assert len({b.content for b in bodies}) == 1 and len(bodies[0].content) > 1000
+    assert len(fakes.neural.calls) == 4  # one reading of four sentences
+
+
+async def test_full_queue_refuses_listeners_with_503(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.neural.delay_s = 0.5
+    async with running_app(tmp_path, fakes, max_jobs=1, max_queue=0) as (client, _):
+        await _post(client)
+        busy = await client.post("/v1/articles", json={"text": "另一篇文章，需要排队。"})
+    assert busy.status_code == 503
+    assert busy.headers["content-type"].startswith("application/problem+json")
+    assert busy.headers["retry-after"].isdigit()
+
+
+async def test_engine_refuses_options_it_cannot_use_before_any_work(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes) as (client, _):
+        bad = await client.post("/v1/articles", json={"text": ARTICLE, "rate": "20%"})
+        good = await client.post("/v1/articles", json={"text": ARTICLE, "rate": "+20%"})
+    assert bad.status_code == 422 and "signed rate" in bad.json()["detail"]
+    assert good.status_code == 201
+    assert all(c for c in fakes.neural.calls)  # only the good one was read
+
+
+async def test_unknown_engine_in_a_preset_fails_at_start(tmp_path: Path) -> None:
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    (voices / "x.toml").write_text(
+        'id = "x"\nengine = "nosuch"\nengine_voice = "x"\nlanguage = "zh-CN"\n'
+        'gender = "male"\ndescription = "broken"\n', encoding="utf-8")
+    with pytest.raises(VoiceCatalogError, match="voice 'x': unknown engine 'nosuch'"):
+        async with running_app(tmp_path, Fakes(), voices_dir=voices, default_voice="x"):
+            pass
+
+
+async def test_unreachable_voice_streams_the_whole_article_in_the_fallback(
+        tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.neural.fail = lambda text: True
+    async with running_app(tmp_path, fakes) as (client, _):
+        article = await _post(client)
+        first = await client.get(f"/v1/articles/{article['id']}/audio.mp3")
+        info = await wait_ready(client, str(article["id"]))
+        stored = await client.get(str(info["audio_url"]))
+        metrics = (await client.get("/metrics")).text
+    assert first.status_code == 200
+    assert first.content == stored.content, "the first listener got the whole fallback reading"
+    assert decoded_samples(first.content)[1] == 16000
+    assert info["degraded"] == "offline-a" and str(info["rendering"]).endswith("-offline-a")
+    assert 'langdu_degraded_total{engine="fake"} 1.0' in metrics
+
+
+async def test_a_listener_who_heard_the_neural_voice_gets_a_clean_end(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.neural.delay_s = 0.05
+    fakes.neural.fail = lambda text: "会议精神" in text  # the last sentence fails
+    async with running_app(tmp_path, fakes) as (client, _):
+        article = await _post(client)
+        async with client.stream("GET", f"/v1/articles/{article['id']}/audio.mp3") as r:
+            heard = b"".join([chunk async for chunk in r.aiter_bytes()])
+        info = await wait_ready(client, str(article["id"]))
+        timings = (await client.get(str(info["timings_url"]))).json()
+    assert heard and decoded_samples(heard)[1] == 24000  # neural, cut cleanly at a sentence
+    assert info["degraded"] == "offline-a" and timings["voice"] == "offline-a"
+
+
+async def test_degraded_article_is_upgraded_and_its_episode_remade(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.neural.fail = lambda text: True
+    async with running_app(tmp_path, fakes, upgrade_after_s=0.3) as (client, services):
+        article = await _post(client, publish=True)
+        info = await wait_ready(client, str(article["id"]))
+        assert info["degraded"] == "offline-a"
+        await services.library.wait_episode(str(article["id"]))
+        episode = await client.get(f"/v1/articles/{article['id']}/episode.mp3")
+        assert episode.headers["cache-control"] == "no-cache"
+        fakes.neural.fail = lambda text: False
+
+        async def upgraded() -> bool:
+            now = (await client.get(f"/v1/articles/{article['id']}")).json()
+            return bool(now["degraded"] is None)
+
+        await until(upgraded, "never upgraded")
+
+        async def remade() -> bool:
+            r = await client.get(f"/v1/articles/{article['id']}/episode.mp3")
+            return r.status_code == 200 and r.headers["etag"] != episode.headers["etag"]
+
+        await until(remade, "episode not remade")
+        neural = await client.get(f"/v1/articles/{article['id']}/episode.mp3")
+        feed = feedparser.parse((await client.get("/feed.xml")).content)
+    assert decoded_samples(neural.content)[1] == 24000
+    assert neural.headers["cache-control"] == "public, max-age=3600"
+    [entry] = feed.entries
+    assert entry.id == article["id"] and int(entry.enclosures[0].length) == len(neural.content)
+
+
+async def test_failed_upgrades_back_off(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.neural.fail = lambda text: True
+    async with running_app(tmp_path, fakes, upgrade_after_s=0.2) as (client, services):
+        article = await _post(client)
+        await wait_ready(client, str(article["id"]))
+        delays: list[float] = []
+
+        def tried_twice() -> bool:
+            rec = services.registry.get(str(article["id"]))
+            assert rec is not None and rec.degraded == "offline-a"
+            if rec.upgrade_delay_s is not None and rec.upgrade_delay_s not in delays:
+                delays.append(rec.upgrade_delay_s)
+            return len(delays) >= 3
+
+        await until(tried_twice, "no second try")
+    # First after the configured delay, then doubling (at least a second apart).
+    assert delays == [0.2, 1.0, 2.0]
+
+
+async def test_crash_mid_reading_then_restart_finishes_without_a_request(
+        tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.neural.delay_s = 0.3
+    async with running_app(tmp_path, fakes) as (client, services):
+        article = await _post(client, publish=True)
+        await until(lambda: fakes.neural.calls, "never started")
+        # The process stops mid-article: the registry still says work is due.
+    fakes.neural.delay_s = 0
+    async with running_app(tmp_path, fakes) as (client, services):
+        info = await wait_ready(client, str(article["id"]))
+        await services.library.wait_episode(str(article["id"]))
+        episode = await client.get(f"/v1/articles/{article['id']}/episode.mp3")
+    assert info["status"] == "ready"
+    assert episode.status_code == 200 and decoded_samples(episode.content)[0] > 0
+
+
+async def test_missing_episode_of_a_published_article_is_remade_at_start(
+        tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes) as (client, services):
+        article = await _post(client, publish=True)
+        await wait_ready(client, str(article["id"]))
+        await services.library.wait_episode(str(article["id"]))
+        rec = services.registry.get(str(article["id"]))
+        assert rec is not None and rec.episode_rendering is not None
+        services.store.delete_episode(rec.id, rec.episode_rendering)
+        services.registry.set_episode(rec.id, rendering="gone", size=1, duration_ms=1)
+    async with running_app(tmp_path, fakes) as (client, services):
+        await until(lambda: (r := services.registry.get(str(article["id"]))) is not None
+                    and r.episode_rendering == r.rendering, "episode not remade")
+        await services.library.wait_episode(str(article["id"]))
+        episode = await client.get(f"/v1/articles/{article['id']}/episode.mp3")
+    assert episode.status_code == 200
+
+
+async def test_upgrade_time_survives_a_restart(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.neural.fail = lambda text: True
+    async with running_app(tmp_path, fakes, upgrade_after_s=1.0) as (client, _):
+        article = await _post(client)
+        assert (await wait_ready(client, str(article["id"])))["degraded"] == "offline-a"
+    fakes.neural.fail = lambda text: False
+    fakes.neural.calls.clear()
+    # The new process is told a far later delay: the stored time is what counts.
+    async with running_app(tmp_path, fakes, upgrade_after_s=3600.0) as (client, _):
+        async def upgraded() -> bool:
+            r = await client.get(f"/v1/articles/{article['id']}")
+            return bool(r.json()["degraded"] is None)
+
+        await until(upgraded, "the upgrade was forgotten across the restart", timeout=10)
+        timings = (await client.get(f"/v1/articles/{article['id']}/timings.json")).json()
+    assert timings["voice"] == "fake-a" and len(fakes.neural.calls) == 4
+
+
+async def test_new_render_version_rereads_only_changed_sentences(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes) as (client, services):
+        article = await _post(client, publish=True)
+        old = await wait_ready(client, str(article["id"]))
+        await services.library.wait_episode(str(article["id"]))
+        old_audio = (await client.get(str(old["audio_url"]))).content
+        old_feed = feedparser.parse((await client.get("/feed.xml")).content)
+    assert len(fakes.neural.calls) == 4
+    fakes.neural.calls.clear()
+    lexicon = tmp_path / "lexicon.tsv"
+    lexicon.write_text("# newsroom pronunciations\n安宁区\t安宁地区\n", encoding="utf-8")
+    async with running_app(tmp_path, fakes, lexicon_file=lexicon) as (client, services):
+        aid = str(article["id"])
+        info = (await client.get(f"/v1/articles/{aid}")).json()
+        assert info["rendering"] == old["rendering"] != info["render_version"]
+        # The next request still gets the old audio, and starts the new reading.
+        first = await client.get(f"/v1/articles/{aid}/audio.mp3")
+        assert first.content == old_audio and first.headers.get("x-langdu-status") is None
+        await until(lambda: services.registry.get(aid).rendering == info["render_version"],
+                    "never re-rendered")
+        new = (await client.get(f"/v1/articles/{aid}")).json()
+        stable = await client.get(f"/v1/articles/{aid}/audio.mp3")
+        old_url = await client.get(str(old["audio_url"]))
+        timings = (await client.get(str(new["timings_url"]))).json()
+        await services.library.wait_episode(aid)
+        feed = feedparser.parse((await client.get("/feed.xml")).content)
+    assert sorted(fakes.neural.calls) == sorted([
+        "安宁地区召开党建工作会议，总结上半年全区基层党建工作的主要成效。",
+        "下一步，安宁地区将继续推进城市基层党建，把党的组织优势转化为治理效能。"])
+    assert new["id"] == aid and stable.content != old_audio
+    assert stable.headers["etag"] != first.headers["etag"]
+    assert old_url.status_code == 200 and old_url.content == old_audio  # still answers
+    assert timings["sentences"][0]["spoken"].startswith("安宁地区召开党建工作会议")
+    assert timings["sentences"][0]["text"].startswith("安宁区召开党建工作会议")
+    assert [e.id for e in feed.entries] == [e.id for e in old_feed.entries] == [aid]
+
+
+async def test_evicted_rendering_redirects_and_is_read_again(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes) as (client, services):
+        article = await _post(client)
+        info = await wait_ready(client, str(article["id"]))
+        services.store.max_bytes = 1
+        services.store.evict()
+        services.hot_audio.forget(f"renders/{article['id']}/{info['rendering']}.mp3")
+        after = (await client.get(f"/v1/articles/{article['id']}")).json()
+        gone = await client.get(str(info["audio_url"]))
+        services.store.max_bytes = 10**9
+        again = await client.get(f"/v1/articles/{article['id']}/audio.mp3")
+    assert after["status"] == "evicted"
+    assert gone.status_code == 307
+    assert gone.headers["location"].endswith(f"/v1/articles/{article['id']}/audio.mp3")
+    assert again.status_code == 200 and again.headers["x-langdu-status"] == "synthesizing"
+
+
+async def test_hot_path_and_route_answer_alike(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes, asgi=True) as (client, _):
+        article = await _post(client)
+        info = await wait_ready(client, str(article["id"]))
+        url = str(info["audio_url"])
+        hot = [await client.get(url, headers=h) for h in _CASES]
+        hot_metrics = (await client.get("/metrics")).text
+    async with running_app(tmp_path, fakes, asgi=False) as (client, _):
+        routed = [await client.get(url, headers=h) for h in _CASES]
+    for a, b in zip(hot, routed, strict=True):
+        assert (a.status_code, a.content) == (b.status_code, b.content)
+        for name in ("content-range", "content-length", "etag", "cache-control"):
+            assert a.headers.get(name) == b.headers.get(name), name
+    assert 'route="/v1/articles/{article_id}/renders/{rendering}/audio.mp3"' in hot_metrics
+
+
+_CASES: list[dict[str, str]] = [
+    {}, {"Range": "bytes=0-99"}, {"Range": "bytes=-100"}, {"Range": "bytes=10-"},
+    {"Range": "bytes=999999-"}, {"Range": "bytes=0-9", "If-Range": '"other"'},
+    {"If-None-Match": "*"},
+]
+
+
+async def test_openai_speech_endpoint_in_process(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes) as (client, _):
+        body = {"model": "tts-1", "input": "你好，欢迎收听。", "voice": "alloy"}
+        mp3 = await client.post("/v1/audio/speech", json=body)
+        wav = await client.post("/v1/audio/speech", json={**body, "response_format": "wav"})
+        male = await client.post("/v1/audio/speech", json={**body, "voice": "onyx"})
+    assert mp3.status_code == 200 and decoded_samples(mp3.content)[0] > 0
+    assert wav.content[:4] == b"RIFF"
+    assert male.status_code == 200
+    assert fakes.neural.calls.count("你好，欢迎收听。") == 2  # alloy = fake-a, onyx = fake-b
