@@ -3,7 +3,7 @@
 
     python3 scripts/dev.py serve   # = scripts/serve.py: install, start http://127.0.0.1:8000/
     python3 scripts/dev.py test    # = scripts/test.py: install, run the test suite
-    python3 scripts/dev.py check   # install, then ruff + mypy (strict on service/)
+    python3 scripts/dev.py check   # install, then ruff check, ruff format --check, mypy
     python3 scripts/dev.py bench   # install, then run the benchmarks in tests/bench/
 
 Extra arguments go to the tool: `python3 scripts/dev.py test -k cli`.
@@ -66,7 +66,9 @@ def main(argv: list[str]) -> int:
         return run([str(PYTHON), "-m", "pytest", "-q", *rest])
     if command == "check":
         ensure_env("dev")
-        code = run([str(PYTHON), "-m", "ruff", "check", "service", "tests", "scripts"])
+        paths = ["service", "tests", "scripts"]
+        code = run([str(PYTHON), "-m", "ruff", "check", *paths])
+        code = code or run([str(PYTHON), "-m", "ruff", "format", "--check", *paths])
         return code or run([str(PYTHON), "-m", "mypy", *rest])
     ensure_env("test")
     code = 0

@@ -61,8 +61,12 @@ class Job:
             self.finished = self.finished or finished
             self._cond.notify_all()
 
-    async def stream(self) -> AsyncIterator[bytes]:
+    async def stream(self, on_cut: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
         """The article's MP3 from the first byte, as fast as it is synthesized.
+
+        If the article starts over in another voice after this listener heard some of it,
+        the stream ends cleanly and `on_cut` is told how many sentences were sent (each
+        part is one whole sentence with its pause): where the listener resumes.
 
         Raises:
             LangduError: synthesis failed before the end (the stream stops there).
@@ -79,6 +83,8 @@ class Job:
                 await self._cond.wait_for(ready_to_send)
                 if self.generation != generation:
                     if heard:
+                        if on_cut is not None:
+                            on_cut(sent)
                         return  # a clean end: the player picks up the new reading
                     generation, sent = self.generation, 0  # nothing heard: carry on seamlessly
                     continue

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ from service.voices import Voice, VoiceCatalog
 log = logging.getLogger("langdu.library")
 _MAX_UPGRADE_DELAY_S = 6 * 3600.0
 _SCHEDULER_NAP_S = 60.0  # look at the upgrade schedule at least this often
+_MAX_CUTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,9 @@ class Library:
         self._queue = JobQueue(run=self._run, max_active=max_active, max_queue=max_queue,
                                on_depth=metrics.queue_depth.set)
         self._schedule_changed = asyncio.Event()
+        # (article, listener) -> sentences heard before the reading started over in the
+        # fallback voice: where that listener's player resumes.
+        self._cuts: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._scheduler: asyncio.Task[None] | None = None
 
     # --- life of the library -----------------------------------------------------------
@@ -246,6 +251,17 @@ class Library:
         found = await self._want_audio(await self.record(article_id), Priority.LISTENER)
         self._metrics.cache.labels("audio", "hit" if isinstance(found, Stored) else "miss").inc()
         return found
+
+    def note_cut(self, article_id: str, listener: str, sentences: int) -> None:
+        """A listener's stream ended early because the article started over in another
+        voice, after `sentences` whole sentences."""
+        self._cuts[(article_id, listener)] = sentences
+        while len(self._cuts) > _MAX_CUTS:
+            self._cuts.popitem(last=False)
+
+    def resume_at(self, article_id: str, listener: str | None) -> int | None:
+        """Where a listener whose stream was cut resumes (None: it was not cut)."""
+        return None if listener is None else self._cuts.get((article_id, listener))
 
     async def stored_audio(self, article_id: str, rendering: str) -> bytes | None:
         """One rendering's MP3 if it is still stored (old renderings stay until evicted)."""

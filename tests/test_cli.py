@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def langdu(*args: str, stdin: bytes | None = None, cwd: Path | None = None,
                           env={**os.environ, **(env or {})})
 
 
-def _dbfs(pcm: array.array, start_ms: int, end_ms: int) -> float:
+def _dbfs(pcm: array.array[int], start_ms: int, end_ms: int) -> float:
     window = pcm[start_ms * RATE // 1000 : end_ms * RATE // 1000]
     if not window:
         return -120.0
@@ -35,7 +36,7 @@ def _dbfs(pcm: array.array, start_ms: int, end_ms: int) -> float:
     return 20 * math.log10(max(rms, 1e-9) / 32768)
 
 
-def _synth(tmp_path: Path, source: Path, *extra: str) -> tuple[dict, bytes, str]:
+def _synth(tmp_path: Path, source: Path, *extra: str) -> tuple[dict[str, Any], bytes, str]:
     out = tmp_path / "article.mp3"
     proc = langdu("synth", str(source), "-o", str(out), "--timings", str(tmp_path / "t.json"),
                   "--vtt", str(tmp_path / "c.vtt"), *extra)
@@ -44,7 +45,7 @@ def _synth(tmp_path: Path, source: Path, *extra: str) -> tuple[dict, bytes, str]
             (tmp_path / "c.vtt").read_text(encoding="utf-8"))
 
 
-def _check_article_audio(timings: dict, mp3: bytes, vtt: str, sample_html: Path) -> None:
+def _check_article_audio(timings: dict[str, Any], mp3: bytes, vtt: str, sample_html: Path) -> None:
     samples, rate = decoded_samples(mp3)
     assert rate == RATE
     audio_ms = samples * 1000 // rate

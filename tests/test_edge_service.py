@@ -14,6 +14,8 @@ from tests.edge_standin import EdgeStandIn
 from tests.server import Server, start_server, wait_episode
 from tests.test_service import metric, wait_ready
 
+pytestmark = pytest.mark.server
+
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[EdgeStandIn]:

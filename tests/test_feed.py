@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import httpx
@@ -20,6 +21,8 @@ from mutagen.id3 import ID3
 from service.podcast import measure_loudness
 from tests.conftest import decoded_pcm, decoded_samples
 from tests.server import Server, start_server, wait_episode
+
+pytestmark = pytest.mark.server
 
 KEY = "feed-secret"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -61,7 +64,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def published(server) -> list[dict]:
+def published(server) -> list[dict[str, Any]]:
     bodies = [
         {"title": "第一篇：城市新闻", "text": FIRST, "category": "city",
          "published_at": "2024-01-02T08:00:00+08:00"},

@@ -47,7 +47,7 @@ async def test_post_read_and_serve_finished_audio(tmp_path: Path) -> None:
     assert stable.headers["cache-control"] == "no-cache"
     assert stored.headers["etag"] == stable.headers["etag"]
     samples, rate = decoded_samples(stored.content)
-    assert rate == 24000 and abs(samples * 1000 // rate - int(info["duration_ms"])) <= 1
+    assert rate == 24000 and abs(samples * 1000 // rate - int(str(info["duration_ms"]))) <= 1
     assert len(fakes.neural.calls) == 4
 
 
@@ -117,12 +117,23 @@ async def test_a_listener_who_heard_the_neural_voice_gets_a_clean_end(tmp_path: 
     fakes.neural.fail = lambda text: "会议精神" in text  # the last sentence fails
     async with running_app(tmp_path, fakes) as (client, _):
         article = await _post(client)
-        async with client.stream("GET", f"/v1/articles/{article['id']}/audio.mp3") as r:
+        me = {"listener": "player-0001"}
+        async with client.stream("GET", f"/v1/articles/{article['id']}/audio.mp3",
+                                 params=me) as r:
             heard = b"".join([chunk async for chunk in r.aiter_bytes()])
         info = await wait_ready(client, str(article["id"]))
         timings = (await client.get(str(info["timings_url"]))).json()
+        mine = (await client.get(f"/v1/articles/{article['id']}", params=me)).json()
+        my_timings = (await client.get(f"/v1/articles/{article['id']}/timings.json",
+                                       params=me)).json()
+        other = (await client.get(f"/v1/articles/{article['id']}",
+                                  params={"listener": "player-0002"})).json()
     assert heard and decoded_samples(heard)[1] == 24000  # neural, cut cleanly at a sentence
     assert info["degraded"] == "offline-a" and timings["voice"] == "offline-a"
+    # Whole sentences were heard (before the fourth failed): the player resumes after them.
+    assert mine["resume_at"] == my_timings["resume_at"]
+    assert 1 <= mine["resume_at"] <= 3
+    assert other["resume_at"] is None and "resume_at" not in timings
 
 
 async def test_degraded_article_is_upgraded_and_its_episode_remade(tmp_path: Path) -> None:
@@ -250,8 +261,11 @@ async def test_new_render_version_rereads_only_changed_sentences(tmp_path: Path)
         # The next request still gets the old audio, and starts the new reading.
         first = await client.get(f"/v1/articles/{aid}/audio.mp3")
         assert first.content == old_audio and first.headers.get("x-langdu-status") is None
-        await until(lambda: services.registry.get(aid).rendering == info["render_version"],
-                    "never re-rendered")
+        def rerendered() -> bool:
+            rec = services.registry.get(aid)
+            return rec is not None and rec.rendering == info["render_version"]
+
+        await until(rerendered, "never re-rendered")
         new = (await client.get(f"/v1/articles/{aid}")).json()
         stable = await client.get(f"/v1/articles/{aid}/audio.mp3")
         old_url = await client.get(str(old["audio_url"]))

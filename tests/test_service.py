@@ -7,12 +7,15 @@ import re
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import decoded_samples
 from tests.server import Server, start_server, wait_episode
+
+pytestmark = pytest.mark.server
 
 SHORT = "今天是2024年1月1日。天气晴朗，气温-5℃。"
 
@@ -39,10 +42,10 @@ def post(client: httpx.Client, **body: object) -> httpx.Response:
     return client.post("/v1/articles", json=body)
 
 
-def wait_ready(client: httpx.Client, article_id: str, timeout: float = 120) -> dict:
+def wait_ready(client: httpx.Client, article_id: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        info = client.get(f"/v1/articles/{article_id}").json()
+        info: dict[str, Any] = client.get(f"/v1/articles/{article_id}").json()
         if info["status"] in {"ready", "failed"}:
             return info
         time.sleep(0.1)
@@ -142,7 +145,7 @@ def test_single_flight_under_20_concurrent_requests(server):
 
     def fetch(_: int) -> bytes:
         with server.client() as c:
-            return c.get(article["audio_url"]).content
+            return bytes(c.get(article["audio_url"]).content)
 
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         bodies = list(pool.map(fetch, range(20)))

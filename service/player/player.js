@@ -83,8 +83,12 @@
   let current = -1;
   let slowTimer = 0;
   let pollTimer = 0;
-  let heardVoice = null;     // the voice of the reading being played
-  let switched = false;      // the service started the article over in another voice
+  let resumeAt = null;       // our stream was cut by a voice change: resume at this sentence
+  // Names this player to the service, so it can tell us where a cut stream resumes.
+  const listener = Array.from(crypto.getRandomValues(new Uint8Array(12)),
+    (b) => b.toString(16).padStart(2, "0")).join("");
+  const named = (url) => url + (url.includes("?") ? "&" : "?") + "listener=" + listener;
+  const live = (url) => !url.includes("/renders/");
 
   const say = (text) => { status.textContent = text; };
   const fail = (text) => {
@@ -186,19 +190,19 @@
   async function loadTimings() {
     clearTimeout(pollTimer);
     try {
-      const res = await fetch(article.timings_url, { cache: "no-store" });
+      const url = live(article.audio_url) ? named(article.timings_url) : article.timings_url;
+      const res = await fetch(url, { cache: "no-store" });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const wasFinal = final;
       const next = await res.json();
-      if (heardVoice && next.voice !== heardVoice && audio.currentTime > 0) {
-        // The voice failed mid-article and the service reads it again in its fallback
-        // voice. The stream we play ends cleanly at a sentence; then we resume there.
-        switched = true;
-        clearTimeout(pollTimer);
+      if (next.resume_at != null) {
+        // The voice failed after we heard part of it; the service reads the article again
+        // in its fallback voice. Our stream ends cleanly after a whole sentence, and we
+        // resume there. Until then the timings we have match what is playing.
+        resumeAt = next.resume_at;
         return;
       }
       timings = next;
-      heardVoice = heardVoice || timings.voice;
       final = res.headers.get("X-Langdu-Status") !== "synthesizing";
       mapSentences();
       seek.max = String(Math.floor(timings.duration_ms / 1000));
@@ -213,7 +217,7 @@
       // Timings are an extra: audio keeps playing; try again shortly.
     }
     // Soon after the start every sentence counts; later the audio is far ahead of the ear.
-    if (!final && !switched) pollTimer = setTimeout(loadTimings, timings && timings.sentences.length > 3 ? 1500 : 250);
+    if (!final && resumeAt === null) pollTimer = setTimeout(loadTimings, timings && timings.sentences.length > 3 ? 1500 : 250);
     render();
   }
 
@@ -222,8 +226,8 @@
   async function resumeInNewVoice() {
     // Carry on at the sentence after the last one heard, in the new reading, once it is
     // complete (the fallback voice is fast), without the reader pressing anything.
-    const index = current + 1;
-    switched = false;
+    const index = resumeAt;
+    resumeAt = null;
     say("语音已切换，正在继续朗读…");
     let info = null;
     for (let i = 0; i < 600; i++) {
@@ -238,7 +242,6 @@
     article = info;
     timings = null;
     final = false;
-    heardVoice = null;
     await loadTimings();
     if (!timings || index >= timings.sentences.length) { say("朗读完毕"); return; }
     audio.src = article.audio_url;
@@ -259,9 +262,8 @@
     }
     controls.hidden = false;
     start.hidden = true;
-    heardVoice = null;
-    switched = false;
-    audio.src = article.audio_url;
+    resumeAt = null;
+    audio.src = live(article.audio_url) ? named(article.audio_url) : article.audio_url;
     audio.playbackRate = parseFloat(speed.value);
     loadTimings();
     if (atMs) audio.currentTime = atMs / 1000;
@@ -342,8 +344,8 @@
   });
   audio.addEventListener("ended", async () => {
     root.dataset.playing = "false";
-    if (!final && !switched) await loadTimings();  // a cut stream: has the voice changed?
-    if (switched) { resumeInNewVoice(); return; }
+    if (!final && resumeAt === null) await loadTimings();  // was our stream cut?
+    if (resumeAt !== null) { resumeInNewVoice(); return; }
     say("朗读完毕");
   });
   audio.addEventListener("error", () => {
@@ -361,5 +363,6 @@
     if (index >= 0) goTo(index);
   });
 
-  window.langdu = { audio, get sentence() { return current; }, get article() { return article; } };
+  window.langdu = { audio, listener, get sentence() { return current; },
+    get article() { return article; } };
 })();

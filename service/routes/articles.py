@@ -7,11 +7,12 @@ rendering, never change, and are cached for a year.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,6 +27,8 @@ router = APIRouter(prefix="/v1/articles", tags=["articles"])
 _RATE = r"^[+-]?\d{1,3}%$"
 _PITCH = r"^[+-]?\d{1,3}(Hz|%)$"
 _LIVE = {"Cache-Control": "no-store", "X-Langdu-Status": "synthesizing"}
+# A player's name for itself, so that a stream cut by a voice change can be resumed.
+Listener = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 
 
 class ArticleIn(BaseModel):
@@ -67,12 +70,13 @@ class ArticleOut(BaseModel):
     duration_ms: int | None
     rendering: str | None  # the stored audio's render version (None: nothing stored yet)
     render_version: str  # what the audio should have now; differs while a re-render is due
+    resume_at: int | None = None  # for ?listener=: the sentence where a cut stream resumes
     audio_url: str
     timings_url: str
     captions_url: str
 
 
-def article_out(request: Request, view: ArticleView) -> ArticleOut:
+def article_out(request: Request, view: ArticleView, resume_at: int | None = None) -> ArticleOut:
     """The API's view of an article."""
     rec = view.record
 
@@ -88,6 +92,7 @@ def article_out(request: Request, view: ArticleView) -> ArticleOut:
         duration_ms=rec.duration_ms if view.rendering is not None else None,
         rendering=view.rendering, render_version=view.render_version,
         audio_url=url("audio"), timings_url=url("timings"), captions_url=url("captions"),
+        resume_at=resume_at,
     )
 
 
@@ -107,16 +112,23 @@ async def post_article(body: ArticleIn, request: Request, response: Response,
 
 @router.get("/{article_id}", response_model=ArticleOut)
 async def get_article(article_id: str, request: Request,
-                      lib: Annotated[Library, Depends(library)]) -> ArticleOut:
+                      lib: Annotated[Library, Depends(library)],
+                      listener: Listener = None) -> ArticleOut:
     """An article's state: queued, synthesizing, ready, failed or evicted."""
-    return article_out(request, lib.view(await lib.record(check_id(article_id))))
+    view = lib.view(await lib.record(check_id(article_id)))
+    return article_out(request, view, lib.resume_at(article_id, listener))
 
 
 @router.api_route("/{article_id}/audio.mp3", methods=["GET", "HEAD"], name="article_audio",
                   response_model=None)
 async def article_audio(article_id: str, request: Request,
-                        lib: Annotated[Library, Depends(library)]) -> Response:
-    """The article's MP3 now: the stored rendering (Range, ETag), or streamed as it is made."""
+                        lib: Annotated[Library, Depends(library)],
+                        listener: Listener = None) -> Response:
+    """The article's MP3 now: the stored rendering (Range, ETag), or streamed as it is made.
+
+    A player names itself with `?listener=`: if the voice fails after it heard some of the
+    stream, the stream ends cleanly and the article (and its timings) tell it `resume_at`.
+    """
     found = await lib.listen(check_id(article_id))
     if isinstance(found, Stored):
         data = await lib.stored_audio(found.article_id, found.rendering)
@@ -127,7 +139,8 @@ async def article_audio(article_id: str, request: Request,
         if isinstance(found, Stored):
             raise NotFoundError(f"the audio of {article_id} is not available")
     # Live: a plain 200 stream (browsers accept it for their opening "Range: bytes=0-").
-    return StreamingResponse(found.job.stream(), media_type="audio/mpeg", headers=_LIVE)
+    on_cut = None if listener is None else functools.partial(lib.note_cut, article_id, listener)
+    return StreamingResponse(found.job.stream(on_cut), media_type="audio/mpeg", headers=_LIVE)
 
 
 @router.api_route("/{article_id}/renders/{rendering}/audio.mp3", methods=["GET", "HEAD"],
@@ -145,15 +158,20 @@ async def rendering_audio(article_id: str, rendering: str, request: Request,
 
 
 def _timings_response(request: Request, timings: Timings, kind: str, *,
-                      immutable: bool) -> Response:
+                      immutable: bool, resume_at: int | None = None) -> Response:
     if kind == "json":
-        body = json.dumps(timings.document, ensure_ascii=False).encode("utf-8")
+        document = timings.document
+        if resume_at is not None:
+            document = {**document, "resume_at": resume_at}
+        body = json.dumps(document, ensure_ascii=False).encode("utf-8")
         media_type = "application/json"
     else:
         body = vtt_from_json(timings.document).encode("utf-8")
         media_type = "text/vtt; charset=utf-8"
     if timings.live:
         return Response(body, media_type=media_type, headers=_LIVE)
+    if resume_at is not None:  # meant for one listener
+        return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
     etag = f'"{request.path_params["article_id"]}.{timings.rendering}.{kind}"'
     cache = serving.IMMUTABLE if immutable else serving.REVALIDATE
     if etag in request.headers.get("if-none-match", ""):
@@ -163,11 +181,14 @@ def _timings_response(request: Request, timings: Timings, kind: str, *,
 
 @router.get("/{article_id}/timings.json", name="article_timings", response_model=None)
 async def article_timings(article_id: str, request: Request,
-                          lib: Annotated[Library, Depends(library)]) -> Response:
-    """Sentence timings of the audio served now (partial, `no-store`, while synthesizing)."""
+                          lib: Annotated[Library, Depends(library)],
+                          listener: Listener = None) -> Response:
+    """Sentence timings of the audio served now (partial, `no-store`, while synthesizing);
+    with `?listener=`, `resume_at` when that listener's stream was cut."""
     timings = await lib.timings(check_id(article_id))
     assert timings is not None
-    return _timings_response(request, timings, "json", immutable=False)
+    return _timings_response(request, timings, "json", immutable=False,
+                             resume_at=lib.resume_at(article_id, listener))
 
 
 @router.get("/{article_id}/captions.vtt", name="article_captions", response_model=None)

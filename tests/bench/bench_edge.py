@@ -9,6 +9,12 @@ after another, and one edge-tts call on the whole text (edge-tts cuts it itself)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from service.engines.base import Engine
+    from service.pipeline import Sentence
+
 import argparse
 import asyncio
 import sys
@@ -20,17 +26,17 @@ sys.path.insert(0, str(ROOT))
 SAMPLE = ROOT.parent / "shared" / "fixtures" / "anning-page.html"
 
 
-async def pipeline(engine: object, sentences: list, lookahead: int) -> float:
+async def pipeline(engine: Engine, sentences: list[Sentence], lookahead: int) -> float:
     from service.audio import AudioFormat
     from service.engines.base import SpeechOptions
     from service.pipeline import Pauses, Synthesizer
     from service.text.chunks import Segmenter
     from service.text.normalize import Normalizer
 
-    synth = Synthesizer(engine, normalizer=Normalizer(), segmenter=Segmenter(),  # type: ignore[arg-type]
+    synth = Synthesizer(engine, normalizer=Normalizer(), segmenter=Segmenter(),
                         audio_format=AudioFormat(sample_rate=24000), pauses=Pauses(),
                         lookahead=lookahead)
-    await engine.warm_up()  # type: ignore[attr-defined]
+    await engine.warm_up()
     started = time.perf_counter()
     async for _ in synth.render(sentences, SpeechOptions(voice="zh-CN-XiaoxiaoNeural")):
         pass

@@ -15,6 +15,8 @@ import pytest
 
 from tests.server import Server, start_server
 
+pytestmark = pytest.mark.server
+
 playwright = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = os.environ.get("LANGDU_CHROMIUM", "/usr/bin/chromium")
@@ -246,3 +248,41 @@ def _serve_page(body: bytes) -> ThreadingHTTPServer:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd
+
+
+def test_voice_failing_mid_article_resumes_in_the_fallback_voice(browser, tmp_path):
+    """The neural voice fails after the reader heard two sentences: the stream ends cleanly,
+    and the player carries on with the fallback reading at the third, untouched."""
+    from tests.edge_standin import EdgeStandIn
+
+    with EdgeStandIn() as standin:
+        # One chunk at a time, in order: the title and the first sentence come through,
+        # then the service is gone.
+        standin.faults[:] = ["", ""] + ["503"] * 500
+        s = start_server(tmp_path / "data", default_voice="xiaoxiao",
+                         edge_resolve=standin.resolve, edge_ca_file=str(standin.ca_file),
+                         edge_attempts="1", edge_concurrency="1", edge_timeout_s="5")
+        context = browser.new_context(viewport={"width": 1024, "height": 800}, locale="zh-CN")
+        try:
+            pg = context.new_page()
+            pg.add_init_script("localStorage.setItem('langdu.speed', '2')")
+            pg.goto(s.url + "/")
+            pg.get_by_role("button", name="智能朗读：朗读全文").click()
+            wait_for(pg, "window.langdu.audio.currentTime > 0")
+            assert "listener=" in pg.evaluate("window.langdu.audio.src")
+            # It resumes on the stored fallback reading, at the third sentence.
+            wait_for(pg, "window.langdu.audio.src.includes('/renders/')", 120_000)
+            wait_for(pg, "window.langdu.audio.currentTime > 0 && !window.langdu.audio.paused")
+            article = pg.evaluate("window.langdu.article")
+            timings = json.loads(pg.evaluate(
+                f"fetch('{article['timings_url']}').then(r => r.text())"))
+            resumed_at = pg.evaluate("window.langdu.audio.currentTime") * 1000
+            assert article["degraded"] == "cmn-offline" and timings["voice"] == "cmn-offline"
+            third = timings["sentences"][2]
+            assert third["start_ms"] - 300 <= resumed_at <= third["end_ms"], (resumed_at, third)
+            pg.wait_for_timeout(600)
+            assert pg.evaluate("window.langdu.audio.currentTime") * 1000 > resumed_at
+            assert current(pg) == 2
+        finally:
+            context.close()
+            s.stop()
