@@ -71,8 +71,7 @@ class BodyLimit:
                 raise
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, "Payload too large",
-                           f"request body over {self.max_bytes} bytes")
+        response = problem(413, "Payload too large", f"request body over {self.max_bytes} bytes")
         await response(scope, receive, send)
 
 
@@ -102,8 +101,9 @@ class RequestMetrics:
             self.metrics.requests.labels(scope["method"], path, str(status)).inc()
 
 
-def create_app(settings: Settings | None = None, *,
-               engines: Mapping[str, EngineFactory] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, engines: Mapping[str, EngineFactory] | None = None
+) -> FastAPI:
     """The langdu service, configured by `settings` (default: from the environment).
 
     `engines` adds engine factories by name (beside the built-in ones), for voice presets
@@ -120,22 +120,33 @@ def create_app(settings: Settings | None = None, *,
         # garbage collector from re-scanning them on every full collection.
         gc.collect()
         gc.freeze()
-        log.info("langdu %s ready: %d voices, data in %s", __version__, len(services.catalog),
-                 settings.data_dir)
+        log.info(
+            "langdu %s ready: %d voices, data in %s",
+            __version__,
+            len(services.catalog),
+            settings.data_dir,
+        )
         try:
             yield
         finally:
             await close_services(services)
 
-    app = FastAPI(title="langdu", version=__version__, lifespan=lifespan,
-                  description="朗读 — read Chinese news articles aloud.")
+    app = FastAPI(
+        title="langdu",
+        version=__version__,
+        lifespan=lifespan,
+        description="朗读 — read Chinese news articles aloud.",
+    )
     app.add_exception_handler(LangduError, langdu_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                       allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
-                       allow_headers=["*"], expose_headers=["Content-Range", "Accept-Ranges",
-                                                            "ETag", "Content-Length"])
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=["Content-Range", "Accept-Ranges", "ETag", "Content-Length"],
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_article_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     for module in (articles, feed, speech, voices, health):
@@ -144,8 +155,9 @@ def create_app(settings: Settings | None = None, *,
     return app
 
 
-def create_asgi(settings: Settings | None = None, *,
-                engines: Mapping[str, EngineFactory] | None = None) -> ASGIApp:
+def create_asgi(
+    settings: Settings | None = None, *, engines: Mapping[str, EngineFactory] | None = None
+) -> ASGIApp:
     """What `langdu serve` runs: the app behind the hot path for stored audio.
 
     Replays and seeks of stored renderings are answered before the framework is entered
@@ -163,5 +175,9 @@ def create_asgi(settings: Settings | None = None, *,
         if services is not None:
             services.metrics.audio_served(method, status)
 
-    return HotAudioMiddleware(app, hot=lambda: (s.hot_audio if (s := running()) else None),
-                              count=count, cors_origins=settings.cors_origins)
+    return HotAudioMiddleware(
+        app,
+        hot=lambda: s.hot_audio if (s := running()) else None,
+        count=count,
+        cors_origins=settings.cors_origins,
+    )

@@ -14,8 +14,7 @@ from service.voices import Voice
 _ID_VERSION = "langdu-article-1"
 
 
-def article_id(sentences: tuple[tuple[int, str], ...], voice: Voice, rate: str,
-               pitch: str) -> str:
+def article_id(sentences: tuple[tuple[int, str], ...], voice: Voice, rate: str, pitch: str) -> str:
     """Same content + voice + rate + pitch = same id."""
     payload = json.dumps([_ID_VERSION, voice.id, rate, pitch, sentences], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
@@ -27,10 +26,18 @@ def plain_article(text: str) -> Article:
     return Article(None, paragraphs)
 
 
-def build_record(*, voice: Voice, text: str | None = None, html: str | None = None,
-                 article: Article | None = None, title: str | None = None,
-                 url: str | None = None, rate: str | None = None, pitch: str | None = None,
-                 published_at: datetime | None = None) -> ArticleRecord:
+def build_record(
+    *,
+    voice: Voice,
+    text: str | None = None,
+    html: str | None = None,
+    article: Article | None = None,
+    title: str | None = None,
+    url: str | None = None,
+    rate: str | None = None,
+    pitch: str | None = None,
+    published_at: datetime | None = None,
+) -> ArticleRecord:
     """Extract, split and identify an article (the voice's engine checks rate and pitch).
 
     Raises:
@@ -45,7 +52,13 @@ def build_record(*, voice: Voice, text: str | None = None, html: str | None = No
     pitch = pitch or voice.pitch
     sentences = tuple((s.paragraph, s.text) for s in split_article(article))
     return ArticleRecord(
-        id=article_id(sentences, voice, rate, pitch), title=article.title, url=url,
-        voice=voice.id, rate=rate, pitch=pitch, status=Status.QUEUED, sentences=sentences,
+        id=article_id(sentences, voice, rate, pitch),
+        title=article.title,
+        url=url,
+        voice=voice.id,
+        rate=rate,
+        pitch=pitch,
+        status=Status.QUEUED,
+        sentences=sentences,
         published_at=published_at,
     )

@@ -90,8 +90,14 @@ def mp3_frames(data: bytes) -> tuple[int, int, int]:
         b1, b2 = data[pos + 1], data[pos + 2]
         version, layer = (b1 >> 3) & 3, (b1 >> 1) & 3
         br_index, sr_index = b2 >> 4, (b2 >> 2) & 3
-        if data[pos] != 0xFF or (b1 & 0xE0) != 0xE0 or layer != 1 or version == 1 \
-                or br_index in (0, 15) or sr_index == 3:
+        if (
+            data[pos] != 0xFF
+            or (b1 & 0xE0) != 0xE0
+            or layer != 1
+            or version == 1
+            or br_index in (0, 15)
+            or sr_index == 3
+        ):
             raise AudioError(f"not an MP3 frame at byte {pos}")
         rate = rates[version][sr_index]
         kbps = (kbps_v1 if version == 3 else kbps_v2)[br_index]
@@ -121,8 +127,9 @@ def encode_part(pcm: bytes, fmt: AudioFormat) -> Mp3Part:
     except Exception as exc:  # lameenc raises bare Exception/RuntimeError
         raise AudioError(f"MP3 encoding failed: {exc}") from exc
     frames, spf, _ = mp3_frames(data)
-    return Mp3Part(data=data, sample_rate=fmt.sample_rate, samples=frames * spf,
-                   content_samples=len(pcm) // 2)
+    return Mp3Part(
+        data=data, sample_rate=fmt.sample_rate, samples=frames * spf, content_samples=len(pcm) // 2
+    )
 
 
 def silence_part(ms: int, fmt: AudioFormat) -> Mp3Part:

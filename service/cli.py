@@ -48,8 +48,12 @@ def _build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--pitch", help="pitch offset, e.g. +10Hz or -5%%")
     synth.add_argument("--timings", metavar="OUT.json", help="write sentence timings as JSON")
     synth.add_argument("--vtt", metavar="OUT.vtt", help="write WebVTT captions")
-    synth.add_argument("--format", choices=("auto", "text", "html"), default="auto",
-                       help="how to read INPUT (default: by extension, else sniffed)")
+    synth.add_argument(
+        "--format",
+        choices=("auto", "text", "html"),
+        default="auto",
+        help="how to read INPUT (default: by extension, else sniffed)",
+    )
     synth.add_argument("--encoding", help="input text encoding (default: UTF-8 or the page's)")
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -109,8 +113,9 @@ def _output_path(args: argparse.Namespace) -> str:
     return str(Path(args.input).with_suffix(".mp3"))
 
 
-def load_sentences(data: bytes, *, fmt: str = "auto", name: str = "",
-                   encoding: str | None = None) -> list[Sentence]:
+def load_sentences(
+    data: bytes, *, fmt: str = "auto", name: str = "", encoding: str | None = None
+) -> list[Sentence]:
     """Bytes of a page -> its speakable sentences.
 
     Raises:
@@ -133,18 +138,26 @@ def _cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(voice, settings)
     engine.check_options(voice.options(rate=args.rate, pitch=args.pitch))
     output = _output_path(args)
-    sentences = load_sentences(_read_input(args.input), fmt=args.format,
-                               name="" if args.input == "-" else args.input,
-                               encoding=args.encoding)
+    sentences = load_sentences(
+        _read_input(args.input),
+        fmt=args.format,
+        name="" if args.input == "-" else args.input,
+        encoding=args.encoding,
+    )
     progress = _Progress(len(sentences), enabled=not args.quiet and sys.stderr.isatty())
     with _atomic_output(output) as out:
-        timeline = asyncio.run(_synthesize(sentences, voice, engine, args, settings, out,
-                                            progress.update))
+        timeline = asyncio.run(
+            _synthesize(sentences, voice, engine, args, settings, out, progress.update)
+        )
         # Sidecars are written inside the same transaction: all files appear, or none.
         sidecars: list[tuple[str, str]] = []
         if args.timings:
-            sidecars.append((args.timings, json.dumps(timeline.to_json(voice=voice.id),
-                                                      ensure_ascii=False, indent=1)))
+            sidecars.append(
+                (
+                    args.timings,
+                    json.dumps(timeline.to_json(voice=voice.id), ensure_ascii=False, indent=1),
+                )
+            )
         if args.vtt:
             from service.timings import to_vtt
 
@@ -162,22 +175,29 @@ def _engine(voice: Voice, settings: Settings) -> Engine:
     return engine_factory(voice.engine)(settings)
 
 
-async def _synthesize(sentences: list[Sentence], voice: Voice, engine: Engine,
-                      args: argparse.Namespace, settings: Settings, out: IO[bytes],
-                      on_progress: Callable[[int, int], None]) -> Timeline:
+async def _synthesize(
+    sentences: list[Sentence],
+    voice: Voice,
+    engine: Engine,
+    args: argparse.Namespace,
+    settings: Settings,
+    out: IO[bytes],
+    on_progress: Callable[[int, int], None],
+) -> Timeline:
     from service.services import build_synthesizer, load_normalizer
     from service.text.chunks import Segmenter
     from service.timings import Timeline
 
-    synth = build_synthesizer(engine, settings, normalizer=load_normalizer(settings),
-                              segmenter=Segmenter())
+    synth = build_synthesizer(
+        engine, settings, normalizer=load_normalizer(settings), segmenter=Segmenter()
+    )
     timeline = Timeline()
     # Worker processes start and the grammars load while the first sentences are spoken.
-    warming = asyncio.ensure_future(asyncio.gather(engine.warm_up(),
-                                                   synth.warm_up(segmenter=False)))
+    warming = asyncio.ensure_future(
+        asyncio.gather(engine.warm_up(), synth.warm_up(segmenter=False))
+    )
     try:
-        async for part in synth.render(sentences, voice.options(rate=args.rate,
-                                                                pitch=args.pitch)):
+        async for part in synth.render(sentences, voice.options(rate=args.rate, pitch=args.pitch)):
             out.write(part.speech.data)
             if part.pause is not None:
                 out.write(part.pause.data)
@@ -204,8 +224,11 @@ def _atomic_output(path: str) -> Iterator[IO[bytes]]:
     if target.is_dir():
         raise InputError(f"output {path} is a directory")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
-                                   dir=target.parent if str(target.parent) else ".")
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.",
+            suffix=".part",
+            dir=target.parent if str(target.parent) else ".",
+        )
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
@@ -243,8 +266,9 @@ class _Progress:
         if self._enabled:
             m, s = divmod(audio_ms // 1000, 60)
             took = time.monotonic() - self._started
-            sys.stderr.write(f"\r朗读 {self._total} sentences, {m}:{s:02d} of audio "
-                             f"in {took:.1f} s\n")
+            sys.stderr.write(
+                f"\r朗读 {self._total} sentences, {m}:{s:02d} of audio in {took:.1f} s\n"
+            )
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -264,8 +288,14 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host, port = args.host or settings.host, settings.port if args.port is None else args.port
     print(f"langdu {__version__}: http://{host}:{port}/", file=sys.stderr)
-    uvicorn.run(create_asgi(settings), host=host, port=port, log_level="info",
-                access_log=settings.access_log, timeout_graceful_shutdown=5)
+    uvicorn.run(
+        create_asgi(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 
@@ -297,6 +327,7 @@ def _cmd_voices(args: argparse.Namespace, settings: Settings) -> int:
     width = max(len(v.id) for v in catalog)
     for v in catalog:
         mark = "*" if v.id == settings.default_voice else " "
-        print(f"{mark} {v.id:<{width}}  {v.language:<6} {v.gender:<7} {v.engine:<7} "
-              f"{v.description}")
+        print(
+            f"{mark} {v.id:<{width}}  {v.language:<6} {v.gender:<7} {v.engine:<7} {v.description}"
+        )
     return 0

@@ -23,8 +23,12 @@ class Settings(BaseSettings):
 
     voices_dir: Path = Field(default=_REPO_VOICES, description="directory of voice presets")
     default_voice: str = "cmn-offline"
-    workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=64,
-                         description="engine worker processes (offline engine)")
+    workers: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1),
+        ge=1,
+        le=64,
+        description="engine worker processes (offline engine)",
+    )
     sentence_pause_ms: int = Field(default=300, ge=0, le=5000)
     paragraph_pause_ms: int = Field(default=700, ge=0, le=10000)
     bitrate_kbps: int = Field(default=48, ge=8, le=320)
@@ -33,15 +37,19 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Field(default=Path("data"), description="audio store and registry")
-    database_url: str | None = Field(default=None,
-                                     description="default: sqlite:///<data_dir>/langdu.db")
-    storage_url: str | None = Field(default=None,
-                                    description="blob store; default: file:///<data_dir>/blobs")
-    lexicon_file: Path | None = Field(default=None,
-                                      description="pronunciations: written<TAB>spoken lines")
+    database_url: str | None = Field(
+        default=None, description="default: sqlite:///<data_dir>/langdu.db"
+    )
+    storage_url: str | None = Field(
+        default=None, description="blob store; default: file:///<data_dir>/blobs"
+    )
+    lexicon_file: Path | None = Field(
+        default=None, description="pronunciations: written<TAB>spoken lines"
+    )
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=1024**2)
-    memory_cache_bytes: int = Field(default=256 * 1024**2, ge=0,
-                                    description="finished audio kept in memory for replays")
+    memory_cache_bytes: int = Field(
+        default=256 * 1024**2, ge=0, description="finished audio kept in memory for replays"
+    )
     access_log: bool = True
     max_jobs: int = Field(default=2, ge=1, le=64, description="articles synthesized at once")
     max_queue: int = Field(default=64, ge=0, description="articles waiting beyond max_jobs")
@@ -55,12 +63,15 @@ class Settings(BaseSettings):
     edge_attempts: int = Field(default=4, ge=1, le=10)
     edge_proxy: str | None = None
     edge_ca_file: Path | None = Field(default=None, description="extra CA certificates")
-    edge_resolve: CommaList = Field(default_factory=list,
-                                    description="host=ip:port overrides, like curl --resolve")
-    fallback_voice: str = Field(default="cmn-offline",
-                                description="offline voice when an online one fails")
-    upgrade_after_s: float = Field(default=600.0, ge=0,
-                                   description="retry a degraded article's voice after this")
+    edge_resolve: CommaList = Field(
+        default_factory=list, description="host=ip:port overrides, like curl --resolve"
+    )
+    fallback_voice: str = Field(
+        default="cmn-offline", description="offline voice when an online one fails"
+    )
+    upgrade_after_s: float = Field(
+        default=600.0, ge=0, description="retry a degraded article's voice after this"
+    )
 
     # --- the podcast feed ---
     feed_title: str = "langdu 朗读新闻"
@@ -78,8 +89,7 @@ class Settings(BaseSettings):
     feed_outro: Path | None = Field(default=None, description="sound file played after")
     episode_bitrate_kbps: int = Field(default=64, ge=32, le=320)
 
-    @field_validator("cors_origins", "api_keys", "feed_categories", "edge_resolve",
-                     mode="before")
+    @field_validator("cors_origins", "api_keys", "feed_categories", "edge_resolve", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -90,9 +100,11 @@ class Settings(BaseSettings):
     def network(self) -> Network:
         """How online engines reach their services."""
         pairs = tuple(tuple(x.split("=", 1)) for x in self.edge_resolve if "=" in x)
-        return Network(proxy=self.edge_proxy,
-                       ca_file=str(self.edge_ca_file) if self.edge_ca_file else None,
-                       resolve=tuple((h, a) for h, a in pairs))
+        return Network(
+            proxy=self.edge_proxy,
+            ca_file=str(self.edge_ca_file) if self.edge_ca_file else None,
+            resolve=tuple((h, a) for h, a in pairs),
+        )
 
     @property
     def database(self) -> str:

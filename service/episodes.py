@@ -71,20 +71,39 @@ class Episodes:
             if mp3 is None:
                 return  # evicted meanwhile: the next reading brings the episode with it
             when = rec.published_at or rec.feed_at or rec.created_at
-            tags = EpisodeTags(title=rec.title or rec.sentences[0][1], artist=self._style.artist,
-                               album=self._style.album, date=when.date().isoformat(),
-                               cover=self._style.cover)
+            tags = EpisodeTags(
+                title=rec.title or rec.sentences[0][1],
+                artist=self._style.artist,
+                album=self._style.album,
+                date=when.date().isoformat(),
+                cover=self._style.cover,
+            )
             episode = await asyncio.to_thread(
-                make_episode, mp3, tags, intro=self._style.intro, outro=self._style.outro,
-                bitrate_kbps=self._style.bitrate_kbps)
+                make_episode,
+                mp3,
+                tags,
+                intro=self._style.intro,
+                outro=self._style.outro,
+                bitrate_kbps=self._style.bitrate_kbps,
+            )
             await asyncio.to_thread(self._store.put_episode, article_id, rendering, episode.data)
-            await asyncio.to_thread(self._registry.set_episode, article_id, rendering=rendering,
-                                    size=len(episode.data), duration_ms=episode.duration_ms)
+            await asyncio.to_thread(
+                self._registry.set_episode,
+                article_id,
+                rendering=rendering,
+                size=len(episode.data),
+                duration_ms=episode.duration_ms,
+            )
             if rec.episode_rendering is not None:
-                await asyncio.to_thread(self._store.delete_episode, article_id,
-                                        rec.episode_rendering)
-            log.info("episode %s: %.1f LUFS, %d ms", article_id, episode.loudness_lufs,
-                     episode.duration_ms)
+                await asyncio.to_thread(
+                    self._store.delete_episode, article_id, rec.episode_rendering
+                )
+            log.info(
+                "episode %s: %.1f LUFS, %d ms",
+                article_id,
+                episode.loudness_lufs,
+                episode.duration_ms,
+            )
         except (LangduError, OSError) as exc:
             log.warning("episode %s failed: %s", article_id, exc)
 

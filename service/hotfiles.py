@@ -80,8 +80,14 @@ class HotAudioMiddleware:
     It sits outside the app, so it counts its own requests and adds its own CORS header.
     """
 
-    def __init__(self, app: ASGIApp, *, hot: Callable[[], HotAudio | None],
-                 count: Callable[[str, int], None], cors_origins: Sequence[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        hot: Callable[[], HotAudio | None],
+        count: Callable[[str, int], None],
+        cors_origins: Sequence[str],
+    ) -> None:
         self.app = app
         self._hot = hot
         self._count = count
@@ -103,13 +109,16 @@ class HotAudioMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        entity = serving.Entity(data=data, etag=audio_etag(article_id, rendering),
-                                cache_control=serving.IMMUTABLE)
+        entity = serving.Entity(
+            data=data, etag=audio_etag(article_id, rendering), cache_control=serving.IMMUTABLE
+        )
         answer = serving.decide(scope["method"], headers, entity)
         extra: tuple[tuple[bytes, bytes], ...] = ()
         origin = headers.get("origin", "").encode("latin-1")
         if origin and (self._any_origin or origin in self._origins):
-            extra = ((b"access-control-allow-origin", b"*" if self._any_origin else origin),
-                     (b"access-control-expose-headers", _EXPOSE))
+            extra = (
+                (b"access-control-allow-origin", b"*" if self._any_origin else origin),
+                (b"access-control-expose-headers", _EXPOSE),
+            )
         await serving.send(send, scope["method"], answer, data, extra)
         self._count(scope["method"], answer.status)

@@ -114,8 +114,14 @@ class JobQueue:
     the background is never refused (it is persisted, and waits behind listeners).
     """
 
-    def __init__(self, *, run: Runner, max_active: int, max_queue: int,
-                 on_depth: Callable[[int], None] = lambda n: None) -> None:
+    def __init__(
+        self,
+        *,
+        run: Runner,
+        max_active: int,
+        max_queue: int,
+        on_depth: Callable[[int], None] = lambda n: None,
+    ) -> None:
         self._run = run
         self._max_active = max_active
         self._limit = max_active + max_queue
@@ -136,8 +142,9 @@ class JobQueue:
         """Jobs waiting for a slot."""
         return len(self._jobs) - self._running
 
-    def submit(self, article_id: str, priority: Priority, *,
-               upgrade: bool = False) -> tuple[Job, bool]:
+    def submit(
+        self, article_id: str, priority: Priority, *, upgrade: bool = False
+    ) -> tuple[Job, bool]:
         """The article's job: the existing one (made more urgent if need be) or a new one.
 
         Returns (job, changed): changed when the job is new or now more urgent.
@@ -166,8 +173,10 @@ class JobQueue:
 
     def _ensure_workers(self) -> None:
         if not self._workers:
-            self._workers = [asyncio.create_task(self._worker(), name=f"langdu-slot-{i}")
-                             for i in range(self._max_active)]
+            self._workers = [
+                asyncio.create_task(self._worker(), name=f"langdu-slot-{i}")
+                for i in range(self._max_active)
+            ]
 
     def _next(self) -> Job | None:
         while self._heap:

@@ -88,11 +88,23 @@ class Episode:
 class Library:
     """Owns every article's life; one per process, built by the lifespan."""
 
-    def __init__(self, *, registry: Registry, store: Store, hot: HotAudio,
-                 catalog: VoiceCatalog, default_voice: str, engines: Mapping[str, Engine],
-                 synthesizers: Mapping[str, Synthesizer], episodes: Episodes,
-                 metrics: Metrics, fallback_voice: str | None, upgrade_after_s: float,
-                 max_active: int, max_queue: int) -> None:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        store: Store,
+        hot: HotAudio,
+        catalog: VoiceCatalog,
+        default_voice: str,
+        engines: Mapping[str, Engine],
+        synthesizers: Mapping[str, Synthesizer],
+        episodes: Episodes,
+        metrics: Metrics,
+        fallback_voice: str | None,
+        upgrade_after_s: float,
+        max_active: int,
+        max_queue: int,
+    ) -> None:
         self._registry = registry
         self._store = store
         self._hot = hot
@@ -104,8 +116,12 @@ class Library:
         self._metrics = metrics
         self._fallback = catalog.get(fallback_voice) if fallback_voice else None
         self._upgrade_after = upgrade_after_s
-        self._queue = JobQueue(run=self._run, max_active=max_active, max_queue=max_queue,
-                               on_depth=metrics.queue_depth.set)
+        self._queue = JobQueue(
+            run=self._run,
+            max_active=max_active,
+            max_queue=max_queue,
+            on_depth=metrics.queue_depth.set,
+        )
         self._schedule_changed = asyncio.Event()
         # (article, listener) -> sentences heard before the reading started over in the
         # fallback voice: where that listener's player resumes.
@@ -138,10 +154,18 @@ class Library:
         for rec in await asyncio.to_thread(self._registry.unfinished):
             picked += 1
             if rec.work is not None or rec.status in (Status.QUEUED, Status.SYNTHESIZING):
-                await self._submit(rec, rec.work if rec.work is not None else Priority.BACKGROUND,
-                                   upgrade=rec.work == Priority.UPGRADE)
-            elif rec.published and rec.rendering is not None and await asyncio.to_thread(
-                    self._store.blobs.exists, audio_key(rec.id, rec.rendering)):
+                await self._submit(
+                    rec,
+                    rec.work if rec.work is not None else Priority.BACKGROUND,
+                    upgrade=rec.work == Priority.UPGRADE,
+                )
+            elif (
+                rec.published
+                and rec.rendering is not None
+                and await asyncio.to_thread(
+                    self._store.blobs.exists, audio_key(rec.id, rec.rendering)
+                )
+            ):
                 self._episodes.ensure(rec.id)
             elif rec.published:
                 await self._submit(rec, Priority.BACKGROUND)
@@ -180,7 +204,8 @@ class Library:
     def _current(self, rec: ArticleRecord) -> bool:
         target = self.render_version(rec)
         return rec.rendering is not None and (
-            rec.rendering == target or rec.rendering.startswith(target + "-"))
+            rec.rendering == target or rec.rendering.startswith(target + "-")
+        )
 
     def view(self, rec: ArticleRecord) -> ArticleView:
         """How an article looks from outside right now."""
@@ -188,8 +213,12 @@ class Library:
         status = rec.status
         if rec.rendering is None and job is not None:
             status = Status.SYNTHESIZING if job.started else Status.QUEUED
-        return ArticleView(record=rec, status=status, rendering=rec.rendering,
-                           render_version=self.render_version(rec))
+        return ArticleView(
+            record=rec,
+            status=status,
+            rendering=rec.rendering,
+            render_version=self.render_version(rec),
+        )
 
     @property
     def queued(self) -> int:
@@ -198,12 +227,21 @@ class Library:
 
     # --- registering and reading -------------------------------------------------------
 
-    async def register(self, *, voice: str | None = None, text: str | None = None,
-                       html: str | None = None, article: Article | None = None,
-                       title: str | None = None, url: str | None = None,
-                       rate: str | None = None, pitch: str | None = None,
-                       published_at: datetime | None = None, publish: bool = False,
-                       category: str | None = None) -> tuple[ArticleView, bool]:
+    async def register(
+        self,
+        *,
+        voice: str | None = None,
+        text: str | None = None,
+        html: str | None = None,
+        article: Article | None = None,
+        title: str | None = None,
+        url: str | None = None,
+        rate: str | None = None,
+        pitch: str | None = None,
+        published_at: datetime | None = None,
+        publish: bool = False,
+        category: str | None = None,
+    ) -> tuple[ArticleView, bool]:
         """Register an article (same content, voice, rate, pitch: same id) and start
         reading it unless its audio is stored. Returns (view, created).
 
@@ -214,8 +252,17 @@ class Library:
         chosen = self.voice(voice)
         self._engines[chosen.engine].check_options(chosen.options(rate=rate, pitch=pitch))
         record = await asyncio.to_thread(
-            build_record, voice=chosen, text=text, html=html, article=article, title=title,
-            url=url, rate=rate, pitch=pitch, published_at=published_at)
+            build_record,
+            voice=chosen,
+            text=text,
+            html=html,
+            article=article,
+            title=title,
+            url=url,
+            rate=rate,
+            pitch=pitch,
+            published_at=published_at,
+        )
         stored, created = await asyncio.to_thread(self._registry.add, record)
         self._metrics.cache.labels("article", "miss" if created else "hit").inc()
         if publish:
@@ -231,14 +278,23 @@ class Library:
         if rec.rendering is not None:
             key = audio_key(rec.id, rec.rendering)
             if self._hot.peek(key) is not None or await asyncio.to_thread(
-                    self._store.blobs.exists, key):
+                self._store.blobs.exists, key
+            ):
                 if not self._current(rec) and self._queue.get(rec.id) is None:
-                    log.info("article %s: re-rendering %s -> %s", rec.id, rec.rendering,
-                             self.render_version(rec))
+                    log.info(
+                        "article %s: re-rendering %s -> %s",
+                        rec.id,
+                        rec.rendering,
+                        self.render_version(rec),
+                    )
                     await self._submit(rec, Priority.BACKGROUND)
-                return Stored(article_id=rec.id, rendering=rec.rendering, key=key,
-                              etag=audio_etag(rec.id, rec.rendering),
-                              degraded=rec.degraded is not None)
+                return Stored(
+                    article_id=rec.id,
+                    rendering=rec.rendering,
+                    key=key,
+                    etag=audio_etag(rec.id, rec.rendering),
+                    degraded=rec.degraded is not None,
+                )
             await asyncio.to_thread(self._registry.forget_rendering, rec.id, rec.rendering)
         return Live(await self._submit(rec, priority))
 
@@ -284,8 +340,11 @@ class Library:
                 return Timings(json.loads(raw), False, found.rendering)
             found = Live(await self._submit(await self.record(article_id), Priority.LISTENER))
         job = found.job
-        return Timings(job.timeline.to_json(voice=job.voice or (await self.record(
-            article_id)).voice), True, None)
+        return Timings(
+            job.timeline.to_json(voice=job.voice or (await self.record(article_id)).voice),
+            True,
+            None,
+        )
 
     async def wait(self, article_id: str) -> None:
         """Until the article's current job (if any) has finished."""
@@ -318,15 +377,16 @@ class Library:
         missing = NotFoundError(f"no episode for {article_id} (not published, or not ready yet)")
         if not rec.published or rec.episode_rendering is None:
             raise missing
-        data = await asyncio.to_thread(self._store.blobs.get,
-                                       episode_key(rec.id, rec.episode_rendering))
+        data = await asyncio.to_thread(
+            self._store.blobs.get, episode_key(rec.id, rec.episode_rendering)
+        )
         if data is None:
             self._episodes.ensure(rec.id)
             raise missing
-        final = rec.degraded is None and rec.episode_rendering == rec.rendering \
-            and self._current(rec)
-        return Episode(data=data, etag=f'"{rec.id}.episode.{rec.episode_rendering}"',
-                       final=final)
+        final = (
+            rec.degraded is None and rec.episode_rendering == rec.rendering and self._current(rec)
+        )
+        return Episode(data=data, etag=f'"{rec.id}.episode.{rec.episode_rendering}"', final=final)
 
     async def wait_episode(self, article_id: str) -> None:
         """Until the article's episode work (if any) has finished."""
@@ -338,8 +398,9 @@ class Library:
 
     # --- jobs --------------------------------------------------------------------------
 
-    async def _submit(self, rec: ArticleRecord, priority: Priority, *,
-                      upgrade: bool = False) -> Job:
+    async def _submit(
+        self, rec: ArticleRecord, priority: Priority, *, upgrade: bool = False
+    ) -> Job:
         job, changed = self._queue.submit(rec.id, priority, upgrade=upgrade)
         if changed:
             await asyncio.to_thread(self._registry.set_work, rec.id, job.priority)
@@ -352,8 +413,11 @@ class Library:
         if job.upgrade and rec.degraded is None:
             await asyncio.to_thread(self._registry.set_work, rec.id, None)
             return  # read in its own voice meanwhile
-        if not job.upgrade and self._current(rec) and await asyncio.to_thread(
-                self._store.has_rendering, rec.id, rec.rendering or ""):
+        if (
+            not job.upgrade
+            and self._current(rec)
+            and await asyncio.to_thread(self._store.has_rendering, rec.id, rec.rendering or "")
+        ):
             await asyncio.to_thread(self._registry.set_work, rec.id, None)
             return  # somebody else's job finished it
         voice = self._catalog.get(rec.voice)
@@ -376,8 +440,7 @@ class Library:
             self._metrics.synthesis_seconds.observe(time.monotonic() - started)
             self._metrics.syntheses.labels("ok" if ok else "failed").inc()
 
-    async def _read_with_fallback(self, job: Job, rec: ArticleRecord,
-                                  voice: Voice) -> str | None:
+    async def _read_with_fallback(self, job: Job, rec: ArticleRecord, voice: Voice) -> str | None:
         """Read the whole article in its voice, else (not for upgrades) in the fallback
         voice from the start: never a voice change mid-article. Returns the fallback used."""
         try:
@@ -387,8 +450,9 @@ class Library:
             fallback = self._fallback
             if job.upgrade or fallback is None or fallback.engine == voice.engine:
                 raise
-            log.warning("article %s: %s failed (%s); reading it with %s", rec.id, voice.id,
-                        exc, fallback.id)
+            log.warning(
+                "article %s: %s failed (%s); reading it with %s", rec.id, voice.id, exc, fallback.id
+            )
             self._metrics.engine_failed(voice.engine)
             await job.restart(fallback.id)
             await self._read(job, rec, fallback)
@@ -396,28 +460,43 @@ class Library:
 
     async def _read(self, job: Job, rec: ArticleRecord, voice: Voice) -> None:
         synth = self._synths[voice.engine]
-        sentences = [Sentence(index=i, paragraph=p, text=t)
-                     for i, (p, t) in enumerate(rec.sentences)]
+        sentences = [
+            Sentence(index=i, paragraph=p, text=t) for i, (p, t) in enumerate(rec.sentences)
+        ]
         options = voice.options(rate=rec.rate, pitch=rec.pitch)
         job.voice = voice.id
         async for part in synth.render(sentences, options):
             job.timeline.add(part)
             await job.publish(part.speech.data + (part.pause.data if part.pause else b""))
 
-    async def _finish(self, job: Job, rec: ArticleRecord, target: str,
-                      degraded: str | None) -> None:
+    async def _finish(
+        self, job: Job, rec: ArticleRecord, target: str, degraded: str | None
+    ) -> None:
         rendering = target if degraded is None else f"{target}-{degraded}"
         audio = b"".join(job.parts)
         timings = json.dumps(job.timeline.to_json(voice=job.voice), ensure_ascii=False)
-        await asyncio.to_thread(self._store.put_rendering, rec.id, rendering, audio=audio,
-                                timings=timings.encode("utf-8"))
+        await asyncio.to_thread(
+            self._store.put_rendering,
+            rec.id,
+            rendering,
+            audio=audio,
+            timings=timings.encode("utf-8"),
+        )
         upgrade_at = None
         if degraded is not None:
             upgrade_at = utc_now() + timedelta(seconds=self._upgrade_after)
-        await asyncio.to_thread(self._registry.finish, rec.id, Finished(
-            rendering=rendering, degraded=degraded, duration_ms=job.timeline.duration_ms,
-            size=len(audio), upgrade_at=upgrade_at,
-            upgrade_delay_s=self._upgrade_after if degraded is not None else None))
+        await asyncio.to_thread(
+            self._registry.finish,
+            rec.id,
+            Finished(
+                rendering=rendering,
+                degraded=degraded,
+                duration_ms=job.timeline.duration_ms,
+                size=len(audio),
+                upgrade_at=upgrade_at,
+                upgrade_delay_s=self._upgrade_after if degraded is not None else None,
+            ),
+        )
         if job.upgrade:
             log.info("article %s: now read with %s", rec.id, rec.voice)
         if degraded is not None:
@@ -434,10 +513,12 @@ class Library:
     async def _upgrade_failed(self, rec: ArticleRecord, exc: EngineError) -> None:
         delay = min((rec.upgrade_delay_s or self._upgrade_after) * 2, _MAX_UPGRADE_DELAY_S)
         delay = max(delay, 1.0)
-        log.info("article %s: %s still failing (%s); next try in %.0f s", rec.id, rec.voice,
-                 exc, delay)
-        await asyncio.to_thread(self._registry.schedule_upgrade, rec.id,
-                                utc_now() + timedelta(seconds=delay), delay)
+        log.info(
+            "article %s: %s still failing (%s); next try in %.0f s", rec.id, rec.voice, exc, delay
+        )
+        await asyncio.to_thread(
+            self._registry.schedule_upgrade, rec.id, utc_now() + timedelta(seconds=delay), delay
+        )
         await asyncio.to_thread(self._registry.set_work, rec.id, None)
         self._schedule_changed.set()
 

@@ -10,23 +10,42 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("langdu_requests", "HTTP requests",
-                                ["method", "route", "status"], registry=self.registry)
-        self.cache = Counter("langdu_cache", "Cache lookups", ["kind", "result"],
-                             registry=self.registry)
+        self.requests = Counter(
+            "langdu_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.cache = Counter(
+            "langdu_cache", "Cache lookups", ["kind", "result"], registry=self.registry
+        )
         self.synthesis_seconds = Histogram(
-            "langdu_synthesis_seconds", "Wall time of one article's synthesis",
-            buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 60, 120, 300), registry=self.registry)
-        self.syntheses = Counter("langdu_syntheses", "Article syntheses by outcome", ["outcome"],
-                                 registry=self.registry)
-        self.queue_depth = Gauge("langdu_queue_depth", "Articles waiting for synthesis",
-                                 registry=self.registry)
-        self.engine_errors = Counter("langdu_engine_errors", "Failed syntheses", ["engine"],
-                                     registry=self.registry)
-        self.degraded = Counter("langdu_degraded", "Articles read by the fallback voice",
-                                ["engine"], registry=self.registry)
-        self.engine_retries = Gauge("langdu_engine_retries", "Chunks asked again, by engine",
-                                    ["engine"], registry=self.registry)
+            "langdu_synthesis_seconds",
+            "Wall time of one article's synthesis",
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 60, 120, 300),
+            registry=self.registry,
+        )
+        self.syntheses = Counter(
+            "langdu_syntheses", "Article syntheses by outcome", ["outcome"], registry=self.registry
+        )
+        self.queue_depth = Gauge(
+            "langdu_queue_depth", "Articles waiting for synthesis", registry=self.registry
+        )
+        self.engine_errors = Counter(
+            "langdu_engine_errors", "Failed syntheses", ["engine"], registry=self.registry
+        )
+        self.degraded = Counter(
+            "langdu_degraded",
+            "Articles read by the fallback voice",
+            ["engine"],
+            registry=self.registry,
+        )
+        self.engine_retries = Gauge(
+            "langdu_engine_retries",
+            "Chunks asked again, by engine",
+            ["engine"],
+            registry=self.registry,
+        )
         self._audio_children: dict[tuple[str, int], tuple[Counter, Counter]] = {}
 
     def engine_failed(self, engine: str) -> None:
@@ -45,8 +64,10 @@ class Metrics:
         if children is None:
             from service.hotfiles import AUDIO_ROUTE
 
-            children = (self.requests.labels(method, AUDIO_ROUTE, str(status)),
-                        self.cache.labels("audio", "hit"))
+            children = (
+                self.requests.labels(method, AUDIO_ROUTE, str(status)),
+                self.cache.labels("audio", "hit"),
+            )
             self._audio_children[key] = children
         for child in children:
             child.inc()

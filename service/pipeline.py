@@ -80,10 +80,19 @@ class Synthesizer:
     thread of its own and audio rendering on `audio_threads`, never on the event loop.
     """
 
-    def __init__(self, engine: Engine, *, normalizer: Normalizer, segmenter: Segmenter,
-                 audio_format: AudioFormat, pauses: Pauses, lookahead: int = 8,
-                 audio_threads: int = 2, cache: PartCache | None = None,
-                 on_sentence: Callable[[bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        normalizer: Normalizer,
+        segmenter: Segmenter,
+        audio_format: AudioFormat,
+        pauses: Pauses,
+        lookahead: int = 8,
+        audio_threads: int = 2,
+        cache: PartCache | None = None,
+        on_sentence: Callable[[bool], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._normalizer = normalizer
         self._segmenter = segmenter
@@ -93,8 +102,11 @@ class Synthesizer:
         self._text_pool = ThreadPoolExecutor(1, thread_name_prefix="langdu-text")
         self._audio_pool = ThreadPoolExecutor(audio_threads, thread_name_prefix="langdu-audio")
         # Encoded once (a few ms each), so a finished sentence never waits for its pause.
-        self._silence = {ms: silence_part(ms, audio_format)
-                         for ms in {pauses.sentence_ms, pauses.paragraph_ms} if ms > 0}
+        self._silence = {
+            ms: silence_part(ms, audio_format)
+            for ms in {pauses.sentence_ms, pauses.paragraph_ms}
+            if ms > 0
+        }
         self._cache = cache
         self._on_sentence = on_sentence  # told, per sentence, whether the cache had it
 
@@ -109,8 +121,10 @@ class Synthesizer:
         The command line skips jieba: it loads on the first sentence too long for one chunk.
         """
         loop = asyncio.get_running_loop()
-        jobs = [loop.run_in_executor(self._text_pool, self._normalizer.warm_up),
-                loop.run_in_executor(self._audio_pool, audio_warm_up)]
+        jobs = [
+            loop.run_in_executor(self._text_pool, self._normalizer.warm_up),
+            loop.run_in_executor(self._audio_pool, audio_warm_up),
+        ]
         if segmenter:
             jobs.append(loop.run_in_executor(self._audio_pool, self._segmenter.warm_up))
         await asyncio.gather(*jobs)
@@ -126,8 +140,16 @@ class Synthesizer:
         """Cache key of a sentence's audio: everything that shapes it, and nothing else."""
         from service.store import part_key
 
-        return part_key(_PART_VERSION, self._engine.name, self._engine.version, options.voice,
-                        options.rate, options.pitch, self._format, spoken)
+        return part_key(
+            _PART_VERSION,
+            self._engine.name,
+            self._engine.version,
+            options.voice,
+            options.rate,
+            options.pitch,
+            self._format,
+            spoken,
+        )
 
     def render_version(self, options: SpeechOptions) -> str:
         """A short name for everything that shapes an article's audio besides its text:
@@ -137,16 +159,26 @@ class Synthesizer:
         """
         from service.store import part_key
 
-        digest = part_key(_PART_VERSION, self._engine.name, self._engine.version,
-                          self._normalizer.version, self._format, self._pauses,
-                          options.voice, options.rate, options.pitch)
+        digest = part_key(
+            _PART_VERSION,
+            self._engine.name,
+            self._engine.version,
+            self._normalizer.version,
+            self._format,
+            self._pauses,
+            options.voice,
+            options.rate,
+            options.pitch,
+        )
         return "r" + digest[:12]
 
-    async def _render(self, sentence: Sentence, nxt: Sentence | None,
-                      options: SpeechOptions) -> SentenceAudio:
+    async def _render(
+        self, sentence: Sentence, nxt: Sentence | None, options: SpeechOptions
+    ) -> SentenceAudio:
         loop = asyncio.get_running_loop()
-        spoken = await loop.run_in_executor(self._text_pool, self._normalizer.normalize,
-                                            sentence.text)
+        spoken = await loop.run_in_executor(
+            self._text_pool, self._normalizer.normalize, sentence.text
+        )
         key = self.part_key(spoken, options) if self._cache is not None else ""
         speech = None
         if self._cache is not None:
@@ -158,19 +190,24 @@ class Synthesizer:
             clips: list[Clip] = await asyncio.gather(
                 *(self._engine.synthesize(c, options) for c in chunks if is_speakable(c))
             )
-            speech = await loop.run_in_executor(self._audio_pool, render_speech, clips,
-                                                self._format)
+            speech = await loop.run_in_executor(
+                self._audio_pool, render_speech, clips, self._format
+            )
             if self._cache is not None:
                 await loop.run_in_executor(self._audio_pool, self._cache.put_part, key, speech)
         pause = None
         if nxt is not None:
-            ms = self._pauses.paragraph_ms if nxt.paragraph != sentence.paragraph \
+            ms = (
+                self._pauses.paragraph_ms
+                if nxt.paragraph != sentence.paragraph
                 else self._pauses.sentence_ms
+            )
             pause = self._silence.get(ms)
         return SentenceAudio(sentence=sentence, spoken=spoken, speech=speech, pause=pause)
 
-    async def render(self, sentences: Sequence[Sentence],
-                     options: SpeechOptions) -> AsyncIterator[SentenceAudio]:
+    async def render(
+        self, sentences: Sequence[Sentence], options: SpeechOptions
+    ) -> AsyncIterator[SentenceAudio]:
         """Yield each sentence's audio in order, as soon as it and all before it are done.
 
         Raises:

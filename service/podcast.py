@@ -52,8 +52,9 @@ def _ffmpeg() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def normalize_loudness(pcm: bytes, rate: int, *,
-                       target: float = TARGET_LUFS) -> tuple[bytes, float]:
+def normalize_loudness(
+    pcm: bytes, rate: int, *, target: float = TARGET_LUFS
+) -> tuple[bytes, float]:
     """Bring 16-bit mono PCM to `target` LUFS integrated (EBU R128), peaks limited.
 
     A gain, then a look-ahead limiter, measured in the same ffmpeg pass; the limiter takes a
@@ -88,9 +89,26 @@ def _gain_limit(pcm: bytes, rate: int, gain_db: float) -> tuple[bytes, float]:
 
 
 def _run_ebur128(pcm: bytes, rate: int, chain: str, *, output: bool) -> tuple[bytes, float]:
-    cmd = [_ffmpeg(), "-hide_banner", "-nostats", "-f", "s16le", "-ar", str(rate), "-ac", "1",
-           "-i", "pipe:0", "-af", f"{chain}ebur128=framelog=quiet", "-ar", str(rate),
-           "-f", "s16le", "pipe:1" if output else "-"]
+    cmd = [
+        _ffmpeg(),
+        "-hide_banner",
+        "-nostats",
+        "-f",
+        "s16le",
+        "-ar",
+        str(rate),
+        "-ac",
+        "1",
+        "-i",
+        "pipe:0",
+        "-af",
+        f"{chain}ebur128=framelog=quiet",
+        "-ar",
+        str(rate),
+        "-f",
+        "s16le",
+        "pipe:1" if output else "-",
+    ]
     if not output:
         cmd[-2:] = ["null", "-"]
     try:
@@ -103,8 +121,14 @@ def _run_ebur128(pcm: bytes, rate: int, chain: str, *, output: bool) -> tuple[by
     return proc.stdout, float(m.group(1))
 
 
-def make_episode(article_mp3: bytes, tags: EpisodeTags, *, intro: Clip | None = None,
-                 outro: Clip | None = None, bitrate_kbps: int = 64) -> Episode:
+def make_episode(
+    article_mp3: bytes,
+    tags: EpisodeTags,
+    *,
+    intro: Clip | None = None,
+    outro: Clip | None = None,
+    bitrate_kbps: int = 64,
+) -> Episode:
     """The article's audio as a podcast episode: stings, -16 LUFS, MP3, ID3v2 tags.
 
     Raises:
@@ -113,12 +137,16 @@ def make_episode(article_mp3: bytes, tags: EpisodeTags, *, intro: Clip | None = 
     speech = clip_from_mp3(article_mp3)
     rate = speech.sample_rate
     gap = b"\0\0" * (rate * 6 // 10)
-    pieces = [_resample(intro, rate) + gap if intro else b"", speech.pcm,
-              gap + _resample(outro, rate) if outro else b""]
+    pieces = [
+        _resample(intro, rate) + gap if intro else b"",
+        speech.pcm,
+        gap + _resample(outro, rate) if outro else b"",
+    ]
     pcm, level = normalize_loudness(b"".join(pieces), rate)
     part = encode_part(pcm, AudioFormat(sample_rate=rate, bitrate_kbps=bitrate_kbps))
-    return Episode(data=_tag(part.data, tags), duration_ms=round(part.duration_ms),
-                   loudness_lufs=level)
+    return Episode(
+        data=_tag(part.data, tags), duration_ms=round(part.duration_ms), loudness_lufs=level
+    )
 
 
 def _resample(clip: Clip, rate: int) -> bytes:
@@ -153,8 +181,24 @@ def load_sting(path: str) -> Clip:
         AudioError: the file is missing or not audio.
     """
     try:
-        proc = subprocess.run([_ffmpeg(), "-v", "error", "-i", path, "-f", "s16le", "-ac", "1",
-                               "-ar", "22050", "pipe:1"], capture_output=True, check=True)
+        proc = subprocess.run(
+            [
+                _ffmpeg(),
+                "-v",
+                "error",
+                "-i",
+                path,
+                "-f",
+                "s16le",
+                "-ac",
+                "1",
+                "-ar",
+                "22050",
+                "pipe:1",
+            ],
+            capture_output=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError) as exc:
         raise AudioError(f"cannot read sting {path}: {exc}") from exc
     if not proc.stdout:
@@ -225,8 +269,11 @@ def render_feed(channel: Channel, items: Sequence[Item], *, timezone: str) -> by
     text(ch, "link", channel.link)
     text(ch, "description", channel.description)
     text(ch, "language", channel.language)
-    ET.SubElement(ch, f"{{{ATOM}}}link", {"href": channel.feed_url, "rel": "self",
-                                          "type": "application/rss+xml"})
+    ET.SubElement(
+        ch,
+        f"{{{ATOM}}}link",
+        {"href": channel.feed_url, "rel": "self", "type": "application/rss+xml"},
+    )
     text(ch, f"{{{ITUNES}}}author", channel.author)
     text(ch, f"{{{ITUNES}}}explicit", "true" if channel.explicit else "false")
     if channel.image_url:
@@ -247,12 +294,18 @@ def render_feed(channel: Channel, items: Sequence[Item], *, timezone: str) -> by
         text(node, "link", item.link)
         text(node, "guid", item.guid, isPermaLink="false")
         text(node, "pubDate", format_datetime(item.published.astimezone(tz)))
-        ET.SubElement(node, "enclosure", {"url": item.audio_url, "length": str(item.audio_bytes),
-                                          "type": "audio/mpeg"})
+        ET.SubElement(
+            node,
+            "enclosure",
+            {"url": item.audio_url, "length": str(item.audio_bytes), "type": "audio/mpeg"},
+        )
         text(node, f"{{{ITUNES}}}duration", _duration(item.duration_ms))
         text(node, f"{{{ITUNES}}}explicit", "true" if channel.explicit else "false")
-        ET.SubElement(node, f"{{{PODCAST}}}transcript", {"url": item.transcript_url,
-                                                         "type": "text/vtt", "language": "zh-cn"})
+        ET.SubElement(
+            node,
+            f"{{{PODCAST}}}transcript",
+            {"url": item.transcript_url, "type": "text/vtt", "language": "zh-cn"},
+        )
     body: bytes = ET.tostring(rss, encoding="utf-8", xml_declaration=True)
     return body
 

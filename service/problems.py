@@ -39,8 +39,9 @@ def problem(status: int, title: str, detail: str, **extra: object) -> JSONRespon
     """An RFC 9457 problem document."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {"Retry-After": "5"} if status == 503 else None
-    return JSONResponse(body, status_code=status, headers=headers,
-                        media_type="application/problem+json")
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
 
 
 async def langdu_error(_: Request, exc: Exception) -> JSONResponse:

@@ -42,8 +42,9 @@ def load_normalizer(settings: Settings) -> Normalizer:
     return Normalizer(lexicon=lexicon)
 
 
-def build_engines(catalog: VoiceCatalog, settings: Settings,
-                  extra: Mapping[str, EngineFactory] | None = None) -> dict[str, Engine]:
+def build_engines(
+    catalog: VoiceCatalog, settings: Settings, extra: Mapping[str, EngineFactory] | None = None
+) -> dict[str, Engine]:
     """One engine object per engine the catalog names (nothing is started yet); every
     preset's options are checked by its engine.
 
@@ -65,18 +66,29 @@ def build_engines(catalog: VoiceCatalog, settings: Settings,
     return engines
 
 
-def build_synthesizer(engine: Engine, settings: Settings, *, normalizer: Normalizer,
-                      segmenter: Segmenter, cache: PartCache | None = None,
-                      on_sentence: Callable[[bool], None] | None = None) -> Synthesizer:
+def build_synthesizer(
+    engine: Engine,
+    settings: Settings,
+    *,
+    normalizer: Normalizer,
+    segmenter: Segmenter,
+    cache: PartCache | None = None,
+    on_sentence: Callable[[bool], None] | None = None,
+) -> Synthesizer:
     """The synthesizer for one engine, shaped by the settings (service and CLI alike)."""
     return Synthesizer(
-        engine, normalizer=normalizer, segmenter=segmenter,
-        audio_format=AudioFormat(sample_rate=engine.sample_rate,
-                                 bitrate_kbps=settings.bitrate_kbps),
+        engine,
+        normalizer=normalizer,
+        segmenter=segmenter,
+        audio_format=AudioFormat(
+            sample_rate=engine.sample_rate, bitrate_kbps=settings.bitrate_kbps
+        ),
         pauses=Pauses(settings.sentence_pause_ms, settings.paragraph_pause_ms),
         # Enough sentences in flight to keep every worker or connection busy.
         lookahead=4 * max(settings.workers, settings.edge_concurrency),
-        audio_threads=settings.workers, cache=cache, on_sentence=on_sentence,
+        audio_threads=settings.workers,
+        cache=cache,
+        on_sentence=on_sentence,
     )
 
 
@@ -88,7 +100,9 @@ def episode_style(settings: Settings) -> EpisodeStyle:
     """
     cover = settings.feed_cover_file.read_bytes() if settings.feed_cover_file else None
     return EpisodeStyle(
-        artist=settings.feed_author, album=settings.feed_title, cover=cover,
+        artist=settings.feed_author,
+        album=settings.feed_title,
+        cover=cover,
         intro=load_sting(str(settings.feed_intro)) if settings.feed_intro else None,
         outro=load_sting(str(settings.feed_outro)) if settings.feed_outro else None,
         bitrate_kbps=settings.episode_bitrate_kbps,
@@ -110,8 +124,9 @@ class Services:
     library: Library
 
 
-async def open_services(settings: Settings, metrics: Metrics,
-                        extra_engines: Mapping[str, EngineFactory] | None = None) -> Services:
+async def open_services(
+    settings: Settings, metrics: Metrics, extra_engines: Mapping[str, EngineFactory] | None = None
+) -> Services:
     """Build everything, warm the default voice's engine, and reconcile unfinished work.
 
     Raises:
@@ -125,24 +140,39 @@ async def open_services(settings: Settings, metrics: Metrics,
     registry = await asyncio.to_thread(connect, settings.database)
     try:
         blobs = await asyncio.to_thread(open_store, settings.storage)
-        store = await asyncio.to_thread(Store, blobs, registry,
-                                        max_bytes=settings.cache_max_bytes)
+        store = await asyncio.to_thread(Store, blobs, registry, max_bytes=settings.cache_max_bytes)
         normalizer = await asyncio.to_thread(load_normalizer, settings)
         segmenter = Segmenter()
         synthesizers = {
-            name: build_synthesizer(engine, settings, normalizer=normalizer,
-                                    segmenter=segmenter, cache=store,
-                                    on_sentence=metrics.sentence_lookup)
-            for name, engine in engines.items()}
+            name: build_synthesizer(
+                engine,
+                settings,
+                normalizer=normalizer,
+                segmenter=segmenter,
+                cache=store,
+                on_sentence=metrics.sentence_lookup,
+            )
+            for name, engine in engines.items()
+        }
         hot = HotAudio(store, max_bytes=settings.memory_cache_bytes)
-        episodes = Episodes(store=store, registry=registry,
-                            style=await asyncio.to_thread(episode_style, settings))
+        episodes = Episodes(
+            store=store, registry=registry, style=await asyncio.to_thread(episode_style, settings)
+        )
         library = Library(
-            registry=registry, store=store, hot=hot, catalog=catalog,
-            default_voice=default_voice.id, engines=engines, synthesizers=synthesizers,
-            episodes=episodes, metrics=metrics, fallback_voice=settings.fallback_voice or None,
-            upgrade_after_s=settings.upgrade_after_s, max_active=settings.max_jobs,
-            max_queue=settings.max_queue)
+            registry=registry,
+            store=store,
+            hot=hot,
+            catalog=catalog,
+            default_voice=default_voice.id,
+            engines=engines,
+            synthesizers=synthesizers,
+            episodes=episodes,
+            metrics=metrics,
+            fallback_voice=settings.fallback_voice or None,
+            upgrade_after_s=settings.upgrade_after_s,
+            max_active=settings.max_jobs,
+            max_queue=settings.max_queue,
+        )
         # Grammars, jieba and the default engine load now, not on the first request.
         synth = synthesizers[default_voice.engine]
         await asyncio.gather(synth.warm_up(), synth.engine.warm_up())
@@ -152,9 +182,17 @@ async def open_services(settings: Settings, metrics: Metrics,
     except BaseException:
         registry.close()
         raise
-    services = Services(settings=settings, catalog=catalog, registry=registry, store=store,
-                        hot_audio=hot, metrics=metrics, engines=engines,
-                        synthesizers=synthesizers, library=library)
+    services = Services(
+        settings=settings,
+        catalog=catalog,
+        registry=registry,
+        store=store,
+        hot_audio=hot,
+        metrics=metrics,
+        engines=engines,
+        synthesizers=synthesizers,
+        library=library,
+    )
     await library.start()
     return services
 
@@ -164,7 +202,6 @@ async def close_services(services: Services) -> None:
     await services.library.aclose()
     for synth in services.synthesizers.values():
         synth.close()
-    await asyncio.gather(*(e.aclose() for e in services.engines.values()),
-                         return_exceptions=True)
+    await asyncio.gather(*(e.aclose() for e in services.engines.values()), return_exceptions=True)
     with contextlib.suppress(Exception):
         services.registry.close()

@@ -47,8 +47,9 @@ class Answer:
 
 
 def _problem(status: int, title: str, detail: str) -> bytes:
-    return json.dumps({"type": "about:blank", "title": title, "status": status,
-                       "detail": detail}).encode()
+    return json.dumps(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    ).encode()
 
 
 def parse_ranges(value: str, size: int) -> list[tuple[int, int]] | None:
@@ -84,12 +85,17 @@ def parse_ranges(value: str, size: int) -> list[tuple[int, int]] | None:
 def decide(method: str, headers: Mapping[str, str], entity: Entity) -> Answer:
     """The answer to a GET or HEAD for `entity`, given the request's (lower-case) headers."""
     size = len(entity.data)
-    base = [("content-type", entity.media_type), ("accept-ranges", "bytes"),
-            ("etag", entity.etag), ("cache-control", entity.cache_control)]
+    base = [
+        ("content-type", entity.media_type),
+        ("accept-ranges", "bytes"),
+        ("etag", entity.etag),
+        ("cache-control", entity.cache_control),
+    ]
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None and (
-            if_none_match.strip() == "*"
-            or entity.etag in (t.strip().removeprefix("W/") for t in if_none_match.split(","))):
+        if_none_match.strip() == "*"
+        or entity.etag in (t.strip().removeprefix("W/") for t in if_none_match.split(","))
+    ):
         return Answer(304, tuple(h for h in base if h[0] != "content-type"), ())
     range_header = headers.get("range")
     if_range = headers.get("if-range")
@@ -100,41 +106,67 @@ def decide(method: str, headers: Mapping[str, str], entity: Entity) -> Answer:
         return Answer(200, (*base, ("content-length", str(size))), ((0, size),))
     if not ranges:
         body = _problem(416, "Range not satisfiable", f"the audio is {size} bytes")
-        return Answer(416, (("content-type", "application/problem+json"),
-                            ("content-range", f"bytes */{size}"),
-                            ("content-length", str(len(body)))), (body,))
+        return Answer(
+            416,
+            (
+                ("content-type", "application/problem+json"),
+                ("content-range", f"bytes */{size}"),
+                ("content-length", str(len(body))),
+            ),
+            (body,),
+        )
     if len(ranges) == 1:
         start, end = ranges[0]
-        return Answer(206, (*base, ("content-range", f"bytes {start}-{end - 1}/{size}"),
-                            ("content-length", str(end - start))), ((start, end),))
+        return Answer(
+            206,
+            (
+                *base,
+                ("content-range", f"bytes {start}-{end - 1}/{size}"),
+                ("content-length", str(end - start)),
+            ),
+            ((start, end),),
+        )
     boundary = secrets.token_hex(12)
     segments: list[bytes | tuple[int, int]] = []
     for start, end in ranges:
-        segments.append(f"--{boundary}\r\nContent-Type: {entity.media_type}\r\n"
-                        f"Content-Range: bytes {start}-{end - 1}/{size}\r\n\r\n".encode())
+        segments.append(
+            f"--{boundary}\r\nContent-Type: {entity.media_type}\r\n"
+            f"Content-Range: bytes {start}-{end - 1}/{size}\r\n\r\n".encode()
+        )
         segments.append((start, end))
         segments.append(b"\r\n")
     segments.append(f"--{boundary}--\r\n".encode())
     headers_out = [h for h in base if h[0] != "content-type"]
     headers_out.insert(0, ("content-type", f"multipart/byteranges; boundary={boundary}"))
     answer = Answer(206, tuple(headers_out), tuple(segments))
-    return Answer(206, (*answer.headers, ("content-length", str(answer.body_length()))),
-                  answer.body)
+    return Answer(
+        206, (*answer.headers, ("content-length", str(answer.body_length()))), answer.body
+    )
 
 
-async def send(send_: Send, method: str, answer: Answer, data: bytes | memoryview,
-               extra_headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+async def send(
+    send_: Send,
+    method: str,
+    answer: Answer,
+    data: bytes | memoryview,
+    extra_headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
     """Write `answer` over ASGI; entity ranges are views of `data`, never copies."""
     raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
-    await send_({"type": "http.response.start", "status": answer.status,
-                 "headers": raw + list(extra_headers)})
+    await send_(
+        {
+            "type": "http.response.start",
+            "status": answer.status,
+            "headers": raw + list(extra_headers),
+        }
+    )
     if method == "HEAD" or not answer.body:
         await send_({"type": "http.response.body", "body": b""})
         return
     view = memoryview(data)
     last = len(answer.body) - 1
     for i, segment in enumerate(answer.body):
-        chunk = segment if isinstance(segment, bytes) else view[segment[0]:segment[1]]
+        chunk = segment if isinstance(segment, bytes) else view[segment[0] : segment[1]]
         await send_({"type": "http.response.body", "body": chunk, "more_body": i < last})
 
 
@@ -146,11 +178,14 @@ class EntityResponse(Response):
         self._entity = entity
         self._answer = decide(method, headers, entity)
         super().__init__(status_code=self._answer.status)
-        self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1"))
-                            for k, v in self._answer.headers]
+        self.raw_headers = [
+            (k.encode("latin-1"), v.encode("latin-1")) for k, v in self._answer.headers
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send_: Send) -> None:
-        answer = Answer(self._answer.status,
-                        tuple((k.decode("latin-1"), v.decode("latin-1"))
-                              for k, v in self.raw_headers), self._answer.body)
+        answer = Answer(
+            self._answer.status,
+            tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw_headers),
+            self._answer.body,
+        )
         await send(send_, self._method, answer, self._entity.data)

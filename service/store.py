@@ -150,8 +150,9 @@ class Store:
 
     # --- renderings --------------------------------------------------------------------
 
-    def put_rendering(self, article_id: str, rendering: str, *, audio: bytes,
-                      timings: bytes) -> None:
+    def put_rendering(
+        self, article_id: str, rendering: str, *, audio: bytes, timings: bytes
+    ) -> None:
         """Store one complete rendering (timings first: the audio's presence means done)."""
         group = f"renders/{article_id}/{rendering}"
         self._put(timings_key(article_id, rendering), timings, group=group)
@@ -159,8 +160,9 @@ class Store:
 
     def has_rendering(self, article_id: str, rendering: str) -> bool:
         """True while both files of the rendering are stored."""
-        return (self.blobs.exists(audio_key(article_id, rendering))
-                and self.blobs.exists(timings_key(article_id, rendering)))
+        return self.blobs.exists(audio_key(article_id, rendering)) and self.blobs.exists(
+            timings_key(article_id, rendering)
+        )
 
     def timings(self, article_id: str, rendering: str) -> bytes | None:
         """A rendering's timings JSON, if stored."""
@@ -170,8 +172,12 @@ class Store:
 
     def put_episode(self, article_id: str, rendering: str, data: bytes) -> None:
         """Store a podcast episode (never evicted)."""
-        self._put(episode_key(article_id, rendering), data,
-                  group=f"episodes/{article_id}/{rendering}", evictable=False)
+        self._put(
+            episode_key(article_id, rendering),
+            data,
+            group=f"episodes/{article_id}/{rendering}",
+            evictable=False,
+        )
 
     def delete_episode(self, article_id: str, rendering: str) -> None:
         """Remove an episode that a newer one replaced."""

@@ -38,11 +38,16 @@ class Timeline:
         self._rate = rate
         start = self._samples + ENCODER_DELAY
         end = start + part.speech.content_samples
-        self.sentences.append(SentenceTiming(
-            index=part.sentence.index, paragraph=part.sentence.paragraph,
-            start_ms=ms_of(start, rate), end_ms=ms_of(end, rate),
-            text=part.sentence.text, spoken=part.spoken,
-        ))
+        self.sentences.append(
+            SentenceTiming(
+                index=part.sentence.index,
+                paragraph=part.sentence.paragraph,
+                start_ms=ms_of(start, rate),
+                end_ms=ms_of(end, rate),
+                text=part.sentence.text,
+                spoken=part.spoken,
+            )
+        )
         self._samples += part.speech.samples + (part.pause.samples if part.pause else 0)
 
     @property
@@ -52,8 +57,11 @@ class Timeline:
 
     def to_json(self, *, voice: str) -> dict[str, Any]:
         """The timings document clients rely on."""
-        return {"duration_ms": self.duration_ms, "voice": voice,
-                "sentences": [asdict(s) for s in self.sentences]}
+        return {
+            "duration_ms": self.duration_ms,
+            "voice": voice,
+            "sentences": [asdict(s) for s in self.sentences],
+        }
 
 
 def _vtt_time(ms: int) -> str:
@@ -73,8 +81,12 @@ def to_vtt(sentences: Iterable[SentenceTiming]) -> str:
     """WebVTT captions, one cue per sentence, cue text = the sentence as on the page."""
     cues = ["WEBVTT", ""]
     for s in sentences:
-        cues += [str(s.index + 1), f"{_vtt_time(s.start_ms)} --> {_vtt_time(s.end_ms)}",
-                 _vtt_text(s.text), ""]
+        cues += [
+            str(s.index + 1),
+            f"{_vtt_time(s.start_ms)} --> {_vtt_time(s.end_ms)}",
+            _vtt_text(s.text),
+            "",
+        ]
     return "\n".join(cues)
 
 

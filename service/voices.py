@@ -29,8 +29,9 @@ class Voice:
 
     def options(self, *, rate: str | None = None, pitch: str | None = None) -> SpeechOptions:
         """Speech options for this voice, with the caller's rate/pitch over the preset's."""
-        return SpeechOptions(voice=self.engine_voice, rate=rate or self.rate,
-                             pitch=pitch or self.pitch)
+        return SpeechOptions(
+            voice=self.engine_voice, rate=rate or self.rate, pitch=pitch or self.pitch
+        )
 
 
 class VoiceCatalog:

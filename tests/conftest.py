@@ -39,13 +39,27 @@ def decoded_samples(mp3: bytes) -> tuple[int, int]:
     import imageio_ffmpeg
 
     proc = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-xerror", "-i", "pipe:0",
-         "-f", "s16le", "-ac", "1", "pipe:1"],
-        input=mp3, capture_output=True, check=True,
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-v",
+            "error",
+            "-xerror",
+            "-i",
+            "pipe:0",
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "pipe:1",
+        ],
+        input=mp3,
+        capture_output=True,
+        check=True,
     )
     assert not proc.stderr, proc.stderr.decode(errors="replace")
-    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", "pipe:0"], input=mp3[:4096],
-                           capture_output=True)
+    probe = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-i", "pipe:0"], input=mp3[:4096], capture_output=True
+    )
     rate = 22050
     for token in probe.stderr.decode(errors="replace").split(","):
         if token.strip().endswith("Hz"):
@@ -57,9 +71,21 @@ def decoded_pcm(mp3: bytes) -> bytes:
     import imageio_ffmpeg
 
     return subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", "pipe:0",
-         "-f", "s16le", "-ac", "1", "pipe:1"],
-        input=mp3, capture_output=True, check=True,
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-v",
+            "error",
+            "-i",
+            "pipe:0",
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "pipe:1",
+        ],
+        input=mp3,
+        capture_output=True,
+        check=True,
     ).stdout
 
 

@@ -41,29 +41,41 @@ def _make_certs(directory: Path) -> tuple[Path, Path, Path]:
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "langdu test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=7))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=7))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName(HOST), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(HOST), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     pem = serialization.Encoding.PEM
     ca_file, cert_file, key_file = (directory / f"{n}.pem" for n in ("ca", "cert", "key"))
     ca_file.write_bytes(ca.public_bytes(pem))
     cert_file.write_bytes(cert.public_bytes(pem))
-    key_file.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return ca_file, cert_file, key_file
 
 
@@ -141,8 +153,7 @@ class EdgeStandIn:
             if self._espeak is None:
                 self._espeak = Espeak.get()
             pct = float(rate.rstrip("%") or 0)
-            pcm = self._espeak.synth(text, voice="cmn", wpm=round(175 * (1 + pct / 100)),
-                                     pitch=50)
+            pcm = self._espeak.synth(text, voice="cmn", wpm=round(175 * (1 + pct / 100)), pitch=50)
         seg = _pydub()(data=pcm, sample_width=2, frame_rate=22050, channels=1)
         seg = seg.set_frame_rate(24000)
         part = encode_part(seg.raw_data, AudioFormat(sample_rate=24000, bitrate_kbps=48))
@@ -171,14 +182,31 @@ class EdgeStandIn:
         await asyncio.sleep(self.latency_s)
         audio, duration_ms = await asyncio.to_thread(self._speak, text, prosody.get("rate", "+0%"))
         rid = uuid.uuid4().hex
-        await ws.send_str(_headers("turn.start", rid, "application/json; charset=utf-8")
-                          + '\r\n\r\n{"context":{"serviceTag":"standin"}}')
-        meta = json.dumps({"Metadata": [{"Type": "SentenceBoundary", "Data": {
-            "Offset": 500_000, "Duration": int(duration_ms * 10_000),
-            "text": {"Text": text, "Length": len(text), "BoundaryType": "SentenceBoundary"}}}]},
-            ensure_ascii=False)
+        await ws.send_str(
+            _headers("turn.start", rid, "application/json; charset=utf-8")
+            + '\r\n\r\n{"context":{"serviceTag":"standin"}}'
+        )
+        meta = json.dumps(
+            {
+                "Metadata": [
+                    {
+                        "Type": "SentenceBoundary",
+                        "Data": {
+                            "Offset": 500_000,
+                            "Duration": int(duration_ms * 10_000),
+                            "text": {
+                                "Text": text,
+                                "Length": len(text),
+                                "BoundaryType": "SentenceBoundary",
+                            },
+                        },
+                    }
+                ]
+            },
+            ensure_ascii=False,
+        )
         await ws.send_str(_headers("audio.metadata", rid, "application/json") + "\r\n\r\n" + meta)
-        frames = [audio[i:i + 4096] for i in range(0, len(audio), 4096)]
+        frames = [audio[i : i + 4096] for i in range(0, len(audio), 4096)]
         if fault == "truncate":
             frames = frames[: max(1, len(frames) // 5)]
         for n, frame in enumerate(frames):
@@ -190,7 +218,8 @@ class EdgeStandIn:
             await ws.send_bytes(_binary_head(head) + frame)
         head = _headers("audio", rid).encode()
         await ws.send_bytes(_binary_head(head))
-        await ws.send_str(_headers("turn.end", rid, "application/json; charset=utf-8")
-                          + "\r\n\r\n{}")
+        await ws.send_str(
+            _headers("turn.end", rid, "application/json; charset=utf-8") + "\r\n\r\n{}"
+        )
         await ws.receive()  # until the client closes
         return ws

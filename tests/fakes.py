@@ -35,8 +35,9 @@ class FakeEngine:
 
     chunk_budget = 300
 
-    def __init__(self, name: str = "fake", *, sample_rate: int = 24000,
-                 ms_per_char: int = 40) -> None:
+    def __init__(
+        self, name: str = "fake", *, sample_rate: int = 24000, ms_per_char: int = 40
+    ) -> None:
         self.name = name
         self.version = f"{name}-1"
         self.sample_rate = sample_rate
@@ -60,12 +61,15 @@ class FakeEngine:
             await asyncio.sleep(self.delay_s)
         if self.fail(text):
             raise EngineError(f"{self.name} refused {text[:10]!r}")
-        n = max(1, int(len(text) * self.ms_per_char / parse_rate(options.rate))
-                * self.sample_rate // 1000)
+        n = max(
+            1,
+            int(len(text) * self.ms_per_char / parse_rate(options.rate)) * self.sample_rate // 1000,
+        )
         freq = 200 + zlib.crc32(text.encode()) % 400
         step = 2 * math.pi * freq / self.sample_rate
-        pcm = b"".join(int(8000 * math.sin(i * step)).to_bytes(2, "little", signed=True)
-                       for i in range(n))
+        pcm = b"".join(
+            int(8000 * math.sin(i * step)).to_bytes(2, "little", signed=True) for i in range(n)
+        )
         return Clip(pcm=pcm, sample_rate=self.sample_rate)
 
     async def warm_up(self) -> None:
@@ -89,16 +93,23 @@ class Fakes:
 
 def settings(data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "data_dir": data_dir, "voices_dir": VOICES, "default_voice": "fake-a",
-        "fallback_voice": "offline-a", "workers": 1, "upgrade_after_s": 3600.0,
-        "access_log": False, "memory_cache_bytes": 8 * 1024**2}
+        "data_dir": data_dir,
+        "voices_dir": VOICES,
+        "default_voice": "fake-a",
+        "fallback_voice": "offline-a",
+        "workers": 1,
+        "upgrade_after_s": 3600.0,
+        "access_log": False,
+        "memory_cache_bytes": 8 * 1024**2,
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
 
 @contextlib.asynccontextmanager
-async def running_app(data_dir: Path, fakes: Fakes, *, asgi: bool = False,
-                      **overrides: object) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+async def running_app(
+    data_dir: Path, fakes: Fakes, *, asgi: bool = False, **overrides: object
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
     """The app (its lifespan included) and a client that talks to it in-process.
 
     `asgi=True` puts the hot in-memory audio path in front, as `langdu serve` does.
@@ -113,13 +124,15 @@ async def running_app(data_dir: Path, fakes: Fakes, *, asgi: bool = False,
         app = entry = create_app(config, engines=fakes.factories())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=entry)
-        async with httpx.AsyncClient(transport=transport, base_url="http://langdu.test",
-                                     timeout=30) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://langdu.test", timeout=30
+        ) as client:
             yield client, app.state.services
 
 
-async def wait_ready(client: httpx.AsyncClient, article_id: str,
-                     timeout: float = 30) -> dict[str, object]:
+async def wait_ready(
+    client: httpx.AsyncClient, article_id: str, timeout: float = 30
+) -> dict[str, object]:
     """Poll the article until it is ready or failed."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

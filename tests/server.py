@@ -43,11 +43,19 @@ def _free_port() -> int:
 def start_server(data_dir: Path, **env: str) -> Server:
     port = _free_port()
     log = data_dir.parent / f"server-{port}.log"
-    environment = {**os.environ, "LANGDU_DATA_DIR": str(data_dir), "LANGDU_WORKERS": "2",
-                   **{f"LANGDU_{k.upper()}": v for k, v in env.items()}}
+    environment = {
+        **os.environ,
+        "LANGDU_DATA_DIR": str(data_dir),
+        "LANGDU_WORKERS": "2",
+        **{f"LANGDU_{k.upper()}": v for k, v in env.items()},
+    }
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, env=environment)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
     server = Server(proc, f"http://127.0.0.1:{port}", data_dir, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

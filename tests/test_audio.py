@@ -27,8 +27,9 @@ FMT = AudioFormat(sample_rate=RATE)
 def _tone(ms: int, amplitude: float, *, lead_ms: int = 0, tail_ms: int = 0) -> Clip:
     n = RATE * ms // 1000
     samples = array.array("h", [0] * (RATE * lead_ms // 1000))
-    samples.extend(int(amplitude * 32767 * math.sin(2 * math.pi * 220 * i / RATE))
-                   for i in range(n))
+    samples.extend(
+        int(amplitude * 32767 * math.sin(2 * math.pi * 220 * i / RATE)) for i in range(n)
+    )
     samples.extend([0] * (RATE * tail_ms // 1000))
     return Clip(samples.tobytes(), RATE)
 
@@ -51,8 +52,11 @@ def test_part_length_is_exact_and_matches_what_ffmpeg_decodes():
 
 
 def test_concatenated_parts_decode_as_one_stream_with_summed_length():
-    parts = [encode_part(_tone(700, 0.4).pcm, FMT), silence_part(300, FMT),
-             encode_part(_tone(400, 0.4).pcm, FMT)]
+    parts = [
+        encode_part(_tone(700, 0.4).pcm, FMT),
+        silence_part(300, FMT),
+        encode_part(_tone(400, 0.4).pcm, FMT),
+    ]
     samples, _ = decoded_samples(b"".join(p.data for p in parts))
     assert samples == sum(p.samples for p in parts)
     assert abs(parts[1].duration_ms - 300) < 30
@@ -80,7 +84,7 @@ def test_joins_have_no_clicks():
     a.frombytes(decoded_pcm(part.data))
     # The first and last milliseconds fade from/to silence.
     start = ENCODER_DELAY
-    assert max(abs(x) for x in a[start:start + 20]) < 0.3 * 32767
+    assert max(abs(x) for x in a[start : start + 20]) < 0.3 * 32767
 
 
 def test_mp3_frames_rejects_garbage():

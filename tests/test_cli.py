@@ -21,11 +21,20 @@ from tests.sample import JUNK, TITLE, body_blocks, long_article, squash
 RATE = 22050
 
 
-def langdu(*args: str, stdin: bytes | None = None, cwd: Path | None = None,
-           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "service", *args], input=stdin,
-                          capture_output=True, cwd=cwd, timeout=600,
-                          env={**os.environ, **(env or {})})
+def langdu(
+    *args: str,
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=cwd,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _dbfs(pcm: array.array[int], start_ms: int, end_ms: int) -> float:
@@ -38,11 +47,23 @@ def _dbfs(pcm: array.array[int], start_ms: int, end_ms: int) -> float:
 
 def _synth(tmp_path: Path, source: Path, *extra: str) -> tuple[dict[str, Any], bytes, str]:
     out = tmp_path / "article.mp3"
-    proc = langdu("synth", str(source), "-o", str(out), "--timings", str(tmp_path / "t.json"),
-                  "--vtt", str(tmp_path / "c.vtt"), *extra)
+    proc = langdu(
+        "synth",
+        str(source),
+        "-o",
+        str(out),
+        "--timings",
+        str(tmp_path / "t.json"),
+        "--vtt",
+        str(tmp_path / "c.vtt"),
+        *extra,
+    )
     assert proc.returncode == 0, proc.stderr.decode()
-    return (json.loads((tmp_path / "t.json").read_text(encoding="utf-8")), out.read_bytes(),
-            (tmp_path / "c.vtt").read_text(encoding="utf-8"))
+    return (
+        json.loads((tmp_path / "t.json").read_text(encoding="utf-8")),
+        out.read_bytes(),
+        (tmp_path / "c.vtt").read_text(encoding="utf-8"),
+    )
 
 
 def _check_article_audio(timings: dict[str, Any], mp3: bytes, vtt: str, sample_html: Path) -> None:
@@ -158,12 +179,15 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_file(tmp_path, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--voice", "nobody"], "unknown voice"),
-    (["--rate", "fast"], "rate"),
-    (["--rate", "+900%"], "rate"),
-    (["--pitch", "up"], "pitch"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--voice", "nobody"], "unknown voice"),
+        (["--rate", "fast"], "rate"),
+        (["--rate", "+900%"], "rate"),
+        (["--pitch", "up"], "pitch"),
+    ],
+)
 def test_bad_options_are_one_line_exit_2(tmp_path, args, message):
     src = tmp_path / "in.txt"
     src.write_text("今天天气很好。", encoding="utf-8")
@@ -200,8 +224,13 @@ def test_normalize_prints_one_line_per_input_line():
     assert proc.returncode == 0
     lines = proc.stdout.decode().split("\n")
     assert lines[-1] == "" and len(lines) - 1 == text.count("\n")
-    assert lines[:5] == ["今年六月", "", "分别达到百分之八十三点一九和百分之八十一点五一",
-                         "咨询电话零九三一八八八八八八八", "没有数字的行"]
+    assert lines[:5] == [
+        "今年六月",
+        "",
+        "分别达到百分之八十三点一九和百分之八十一点五一",
+        "咨询电话零九三一八八八八八八八",
+        "没有数字的行",
+    ]
     last = langdu("normalize", stdin="第3季度".encode())
     assert last.stdout.decode() == "第三季度\n"
 

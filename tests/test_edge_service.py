@@ -25,9 +25,15 @@ def standin() -> Iterator[EdgeStandIn]:
 
 @pytest.fixture(scope="module")
 def server(standin, tmp_path_factory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("edge") / "data", default_voice="xiaoxiao",
-                     edge_resolve=standin.resolve, edge_ca_file=str(standin.ca_file),
-                     edge_timeout_s="2", edge_attempts="3", upgrade_after_s="1")
+    s = start_server(
+        tmp_path_factory.mktemp("edge") / "data",
+        default_voice="xiaoxiao",
+        edge_resolve=standin.resolve,
+        edge_ca_file=str(standin.ca_file),
+        edge_timeout_s="2",
+        edge_attempts="3",
+        upgrade_after_s="1",
+    )
     yield s
     s.stop()
 
@@ -81,9 +87,14 @@ def _until(check, what: str, timeout: float = 60) -> None:
 def test_published_fallback_episode_is_replaced_when_upgraded(server, standin):
     standin.faults[:] = ["503"] * 30
     with server.client() as c:
-        article = c.post("/v1/articles", json={
-            "title": "服务恢复以后", "text": "播客里的这一期先用离线语音，之后换成神经语音。",
-            "publish": True}).json()
+        article = c.post(
+            "/v1/articles",
+            json={
+                "title": "服务恢复以后",
+                "text": "播客里的这一期先用离线语音，之后换成神经语音。",
+                "publish": True,
+            },
+        ).json()
         assert wait_ready(c, article["id"])["degraded"] == "cmn-offline"
         wait_episode(c, article["id"])
         url = f"/v1/articles/{article['id']}/episode.mp3"
@@ -103,8 +114,13 @@ def test_published_fallback_episode_is_replaced_when_upgraded(server, standin):
 
 def test_restart_resumes_the_upgrade(standin, tmp_path):
     data = tmp_path / "data"
-    edge = {"default_voice": "xiaoxiao", "edge_resolve": standin.resolve,
-            "edge_ca_file": str(standin.ca_file), "edge_timeout_s": "2", "edge_attempts": "2"}
+    edge = {
+        "default_voice": "xiaoxiao",
+        "edge_resolve": standin.resolve,
+        "edge_ca_file": str(standin.ca_file),
+        "edge_timeout_s": "2",
+        "edge_attempts": "2",
+    }
     standin.faults[:] = ["503"] * 1000
     first = start_server(data, upgrade_after_s="8", **edge)
     try:
@@ -119,8 +135,10 @@ def test_restart_resumes_the_upgrade(standin, tmp_path):
     second = start_server(data, upgrade_after_s="3600", **edge)
     try:
         with second.client() as c:
-            _until(lambda: c.get(f"/v1/articles/{article['id']}").json()["degraded"] is None,
-                   "the upgrade was forgotten across the restart")
+            _until(
+                lambda: c.get(f"/v1/articles/{article['id']}").json()["degraded"] is None,
+                "the upgrade was forgotten across the restart",
+            )
             timings = c.get(f"/v1/articles/{article['id']}/timings.json").json()
         assert timings["voice"] == "xiaoxiao"
     finally:

@@ -36,8 +36,13 @@ def _png() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         crc = struct.pack(">I", zlib.crc32(kind + data))
         return struct.pack(">I", len(data)) + kind + data + crc
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _tone(path: Path, seconds: float = 1.0) -> None:
@@ -46,8 +51,15 @@ def _tone(path: Path, seconds: float = 1.0) -> None:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(array.array("h", (int(8000 * math.sin(2 * math.pi * 660 * i / rate))
-                                         for i in range(int(rate * seconds)))).tobytes())
+        w.writeframes(
+            array.array(
+                "h",
+                (
+                    int(8000 * math.sin(2 * math.pi * 660 * i / rate))
+                    for i in range(int(rate * seconds))
+                ),
+            ).tobytes()
+        )
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +67,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("feed")
     (root / "cover.png").write_bytes(_png())
     _tone(root / "intro.wav")
-    s = start_server(root / "data", api_keys=KEY, feed_title="兰州晚报 · 朗读",
-                     feed_author="兰州晚报", feed_image_url="https://news.example/cover.png",
-                     feed_cover_file=str(root / "cover.png"), feed_intro=str(root / "intro.wav"),
-                     feed_categories="News,Daily News")
+    s = start_server(
+        root / "data",
+        api_keys=KEY,
+        feed_title="兰州晚报 · 朗读",
+        feed_author="兰州晚报",
+        feed_image_url="https://news.example/cover.png",
+        feed_cover_file=str(root / "cover.png"),
+        feed_intro=str(root / "intro.wav"),
+        feed_categories="News,Daily News",
+    )
     yield s
     s.stop()
 
@@ -66,12 +84,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def published(server) -> list[dict[str, Any]]:
     bodies = [
-        {"title": "第一篇：城市新闻", "text": FIRST, "category": "city",
-         "published_at": "2024-01-02T08:00:00+08:00"},
-        {"title": TRICKY, "published_at": "2024-01-03T09:30:00+08:00",
-         "text": "这是一篇标题很特别的文章。它的标题里有各种符号。读者应该能正常收听。"},
-        {"title": "第三篇：天气", "text": "明天多云转晴，最低气温-5℃。请注意保暖。",
-         "category": "city", "published_at": "2024-01-04T07:00:00+08:00"},
+        {
+            "title": "第一篇：城市新闻",
+            "text": FIRST,
+            "category": "city",
+            "published_at": "2024-01-02T08:00:00+08:00",
+        },
+        {
+            "title": TRICKY,
+            "published_at": "2024-01-03T09:30:00+08:00",
+            "text": "这是一篇标题很特别的文章。它的标题里有各种符号。读者应该能正常收听。",
+        },
+        {
+            "title": "第三篇：天气",
+            "text": "明天多云转晴，最低气温-5℃。请注意保暖。",
+            "category": "city",
+            "published_at": "2024-01-04T07:00:00+08:00",
+        },
     ]
     out = []
     with server.client(headers=AUTH) as c:
@@ -91,8 +120,9 @@ def test_publishing_needs_the_write_key(server):
         article = c.post("/v1/articles", json={"text": "先创建，后发布。"}).json()
     r = httpx.post(f"{server.url}/v1/articles/{article['id']}/publish", json={})
     assert r.status_code == 401
-    r = httpx.post(f"{server.url}/v1/articles/{article['id']}/publish", json={"category": "a/b"},
-                   headers=AUTH)
+    r = httpx.post(
+        f"{server.url}/v1/articles/{article['id']}/publish", json={"category": "a/b"}, headers=AUTH
+    )
     assert r.status_code == 422
 
 
@@ -129,8 +159,11 @@ def test_enclosures_durations_and_transcripts_match_what_is_served(server, publi
         samples, rate = decoded_samples(audio.content[id3_size:])
         h, m, s = (int(x) for x in entry.itunes_duration.split(":"))
         assert abs(h * 3600 + m * 60 + s - samples / rate) <= 1
-        transcript = next(link for link in _transcripts(httpx.get(f"{server.url}/feed.xml").text)
-                          if entry.id in link)
+        transcript = next(
+            link
+            for link in _transcripts(httpx.get(f"{server.url}/feed.xml").text)
+            if entry.id in link
+        )
         vtt = httpx.get(transcript)
         assert vtt.status_code == 200 and vtt.text.startswith("WEBVTT")
 
@@ -143,7 +176,7 @@ def test_episode_is_loudness_normalized_and_tagged(server, published):
     assert str(tags["TPE1"]) == "兰州晚报" and str(tags["TALB"]) == "兰州晚报 · 朗读"
     assert str(tags["TDRC"]) == "2024-01-02"
     assert tags.getall("APIC")[0].data.startswith(b"\x89PNG")
-    pcm = decoded_pcm(audio[_id3_size(audio):])
+    pcm = decoded_pcm(audio[_id3_size(audio) :])
     assert abs(measure_loudness(pcm, 22050) - (-16.0)) <= 1.0
     # The 1 s intro sting comes first: a steady tone, before any speech.
     first = array.array("h")
@@ -160,10 +193,13 @@ def test_category_feed_and_conditional_get(server, published):
     first = httpx.get(f"{server.url}/feed.xml")
     etag, modified = first.headers["etag"], first.headers["last-modified"]
     assert httpx.get(f"{server.url}/feed.xml", headers={"If-None-Match": etag}).status_code == 304
-    assert httpx.get(f"{server.url}/feed.xml",
-                     headers={"If-Modified-Since": modified}).status_code == 304
-    assert httpx.get(f"{server.url}/feed.xml",
-                     headers={"If-None-Match": '"other"'}).status_code == 200
+    assert (
+        httpx.get(f"{server.url}/feed.xml", headers={"If-Modified-Since": modified}).status_code
+        == 304
+    )
+    assert (
+        httpx.get(f"{server.url}/feed.xml", headers={"If-None-Match": '"other"'}).status_code == 200
+    )
 
 
 def test_unpublished_or_missing_episodes_are_404(server):

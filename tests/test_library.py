@@ -15,12 +15,14 @@ from tests.fakes import Fakes, running_app, until, wait_ready
 
 pytestmark = pytest.mark.anyio
 
-ARTICLE = "\n".join([
-    "安宁区召开党建工作会议，总结上半年全区基层党建工作的主要成效。",
-    "会议指出，2019年全区基层党组织覆盖率达到98.5%，比上年提高了两个百分点。",
-    "下一步，安宁区将继续推进城市基层党建，把党的组织优势转化为治理效能。",
-    "会议要求各单位认真落实会议精神，结合实际抓好各项任务，确保取得实效。",
-])
+ARTICLE = "\n".join(
+    [
+        "安宁区召开党建工作会议，总结上半年全区基层党建工作的主要成效。",
+        "会议指出，2019年全区基层党组织覆盖率达到98.5%，比上年提高了两个百分点。",
+        "下一步，安宁区将继续推进城市基层党建，把党的组织优势转化为治理效能。",
+        "会议要求各单位认真落实会议精神，结合实际抓好各项任务，确保取得实效。",
+    ]
+)
 
 
 async def _post(client: httpx.AsyncClient, **body: object) -> dict[str, object]:
@@ -56,8 +58,9 @@ async def test_single_flight_one_reading_for_twenty_listeners(tmp_path: Path) ->
     fakes.neural.delay_s = 0.05
     async with running_app(tmp_path, fakes) as (client, _):
         article = await _post(client)
-        bodies = await asyncio.gather(*(client.get(f"/v1/articles/{article['id']}/audio.mp3")
-                                        for _ in range(20)))
+        bodies = await asyncio.gather(
+            *(client.get(f"/v1/articles/{article['id']}/audio.mp3") for _ in range(20))
+        )
     assert len({b.content for b in bodies}) == 1 and len(bodies[0].content) > 1000
     assert len(fakes.neural.calls) == 4  # one reading of four sentences
 
@@ -88,14 +91,15 @@ async def test_unknown_engine_in_a_preset_fails_at_start(tmp_path: Path) -> None
     voices.mkdir()
     (voices / "x.toml").write_text(
         'id = "x"\nengine = "nosuch"\nengine_voice = "x"\nlanguage = "zh-CN"\n'
-        'gender = "male"\ndescription = "broken"\n', encoding="utf-8")
+        'gender = "male"\ndescription = "broken"\n',
+        encoding="utf-8",
+    )
     with pytest.raises(VoiceCatalogError, match="voice 'x': unknown engine 'nosuch'"):
         async with running_app(tmp_path, Fakes(), voices_dir=voices, default_voice="x"):
             pass
 
 
-async def test_unreachable_voice_streams_the_whole_article_in_the_fallback(
-        tmp_path: Path) -> None:
+async def test_unreachable_voice_streams_the_whole_article_in_the_fallback(tmp_path: Path) -> None:
     fakes = Fakes()
     fakes.neural.fail = lambda text: True
     async with running_app(tmp_path, fakes) as (client, _):
@@ -118,16 +122,17 @@ async def test_a_listener_who_heard_the_neural_voice_gets_a_clean_end(tmp_path: 
     async with running_app(tmp_path, fakes) as (client, _):
         article = await _post(client)
         me = {"listener": "player-0001"}
-        async with client.stream("GET", f"/v1/articles/{article['id']}/audio.mp3",
-                                 params=me) as r:
+        async with client.stream("GET", f"/v1/articles/{article['id']}/audio.mp3", params=me) as r:
             heard = b"".join([chunk async for chunk in r.aiter_bytes()])
         info = await wait_ready(client, str(article["id"]))
         timings = (await client.get(str(info["timings_url"]))).json()
         mine = (await client.get(f"/v1/articles/{article['id']}", params=me)).json()
-        my_timings = (await client.get(f"/v1/articles/{article['id']}/timings.json",
-                                       params=me)).json()
-        other = (await client.get(f"/v1/articles/{article['id']}",
-                                  params={"listener": "player-0002"})).json()
+        my_timings = (
+            await client.get(f"/v1/articles/{article['id']}/timings.json", params=me)
+        ).json()
+        other = (
+            await client.get(f"/v1/articles/{article['id']}", params={"listener": "player-0002"})
+        ).json()
     assert heard and decoded_samples(heard)[1] == 24000  # neural, cut cleanly at a sentence
     assert info["degraded"] == "offline-a" and timings["voice"] == "offline-a"
     # Whole sentences were heard (before the fourth failed): the player resumes after them.
@@ -187,8 +192,7 @@ async def test_failed_upgrades_back_off(tmp_path: Path) -> None:
     assert delays == [0.2, 1.0, 2.0]
 
 
-async def test_crash_mid_reading_then_restart_finishes_without_a_request(
-        tmp_path: Path) -> None:
+async def test_crash_mid_reading_then_restart_finishes_without_a_request(tmp_path: Path) -> None:
     fakes = Fakes()
     fakes.neural.delay_s = 0.3
     async with running_app(tmp_path, fakes) as (client, services):
@@ -204,8 +208,7 @@ async def test_crash_mid_reading_then_restart_finishes_without_a_request(
     assert episode.status_code == 200 and decoded_samples(episode.content)[0] > 0
 
 
-async def test_missing_episode_of_a_published_article_is_remade_at_start(
-        tmp_path: Path) -> None:
+async def test_missing_episode_of_a_published_article_is_remade_at_start(tmp_path: Path) -> None:
     fakes = Fakes()
     async with running_app(tmp_path, fakes) as (client, services):
         article = await _post(client, publish=True)
@@ -216,8 +219,13 @@ async def test_missing_episode_of_a_published_article_is_remade_at_start(
         services.store.delete_episode(rec.id, rec.episode_rendering)
         services.registry.set_episode(rec.id, rendering="gone", size=1, duration_ms=1)
     async with running_app(tmp_path, fakes) as (client, services):
-        await until(lambda: (r := services.registry.get(str(article["id"]))) is not None
-                    and r.episode_rendering == r.rendering, "episode not remade")
+        await until(
+            lambda: (
+                (r := services.registry.get(str(article["id"]))) is not None
+                and r.episode_rendering == r.rendering
+            ),
+            "episode not remade",
+        )
         await services.library.wait_episode(str(article["id"]))
         episode = await client.get(f"/v1/articles/{article['id']}/episode.mp3")
     assert episode.status_code == 200
@@ -233,6 +241,7 @@ async def test_upgrade_time_survives_a_restart(tmp_path: Path) -> None:
     fakes.neural.calls.clear()
     # The new process is told a far later delay: the stored time is what counts.
     async with running_app(tmp_path, fakes, upgrade_after_s=3600.0) as (client, _):
+
         async def upgraded() -> bool:
             r = await client.get(f"/v1/articles/{article['id']}")
             return bool(r.json()["degraded"] is None)
@@ -261,6 +270,7 @@ async def test_new_render_version_rereads_only_changed_sentences(tmp_path: Path)
         # The next request still gets the old audio, and starts the new reading.
         first = await client.get(f"/v1/articles/{aid}/audio.mp3")
         assert first.content == old_audio and first.headers.get("x-langdu-status") is None
+
         def rerendered() -> bool:
             rec = services.registry.get(aid)
             return rec is not None and rec.rendering == info["render_version"]
@@ -272,9 +282,12 @@ async def test_new_render_version_rereads_only_changed_sentences(tmp_path: Path)
         timings = (await client.get(str(new["timings_url"]))).json()
         await services.library.wait_episode(aid)
         feed = feedparser.parse((await client.get("/feed.xml")).content)
-    assert sorted(fakes.neural.calls) == sorted([
-        "安宁地区召开党建工作会议，总结上半年全区基层党建工作的主要成效。",
-        "下一步，安宁地区将继续推进城市基层党建，把党的组织优势转化为治理效能。"])
+    assert sorted(fakes.neural.calls) == sorted(
+        [
+            "安宁地区召开党建工作会议，总结上半年全区基层党建工作的主要成效。",
+            "下一步，安宁地区将继续推进城市基层党建，把党的组织优势转化为治理效能。",
+        ]
+    )
     assert new["id"] == aid and stable.content != old_audio
     assert stable.headers["etag"] != first.headers["etag"]
     assert old_url.status_code == 200 and old_url.content == old_audio  # still answers
@@ -319,8 +332,12 @@ async def test_hot_path_and_route_answer_alike(tmp_path: Path) -> None:
 
 
 _CASES: list[dict[str, str]] = [
-    {}, {"Range": "bytes=0-99"}, {"Range": "bytes=-100"}, {"Range": "bytes=10-"},
-    {"Range": "bytes=999999-"}, {"Range": "bytes=0-9", "If-Range": '"other"'},
+    {},
+    {"Range": "bytes=0-99"},
+    {"Range": "bytes=-100"},
+    {"Range": "bytes=10-"},
+    {"Range": "bytes=999999-"},
+    {"Range": "bytes=0-9", "If-Range": '"other"'},
     {"If-None-Match": "*"},
 ]
 

@@ -107,7 +107,7 @@ def test_finished_audio_serves_ranges_etag_and_304(server):
         for lo, hi in ((0, 99), (1000, 1999), (size - 10, size - 1)):
             part = c.get(url, headers={"Range": f"bytes={lo}-{hi}"})
             assert part.status_code == 206
-            assert part.content == full.content[lo:hi + 1]
+            assert part.content == full.content[lo : hi + 1]
             assert part.headers["content-range"] == f"bytes {lo}-{hi}/{size}"
             assert int(part.headers["content-length"]) == hi - lo + 1
         tail = c.get(url, headers={"Range": "bytes=-100"})
@@ -168,13 +168,16 @@ def test_edited_article_resynthesizes_only_changed_sentences(server):
     assert metric(server, "langdu_cache_total", kind="sentence", result="hit") - hits == 5
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"text": "好", "rate": "fast"}, "rate"),
-    ({"text": "好", "html": "<p>好</p>"}, "text or html"),
-    ({"title": "只有标题"}, "text or html"),
-    ({"text": "好", "colour": "red"}, "colour"),
-    ({"text": 5}, "text"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"text": "好", "rate": "fast"}, "rate"),
+        ({"text": "好", "html": "<p>好</p>"}, "text or html"),
+        ({"title": "只有标题"}, "text or html"),
+        ({"text": "好", "colour": "red"}, "colour"),
+        ({"text": 5}, "text"),
+    ],
+)
 def test_bad_fields_are_422_problems(server, body, field):
     r = httpx.post(f"{server.url}/v1/articles", json=body)
     assert r.status_code == 422
@@ -182,12 +185,15 @@ def test_bad_fields_are_422_problems(server, body, field):
     assert field in r.text
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"text": "   \n  "}, "empty"),
-    ({"text": "……！？“”"}, "speakable"),
-    ({"text": "好", "voice": "nobody"}, "unknown voice"),
-    ({"html": "<html><body><script>x()</script></body></html>"}, ""),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"text": "   \n  "}, "empty"),
+        ({"text": "……！？“”"}, "speakable"),
+        ({"text": "好", "voice": "nobody"}, "unknown voice"),
+        ({"html": "<html><body><script>x()</script></body></html>"}, ""),
+    ],
+)
 def test_unreadable_articles_are_422(server, body, message):
     r = httpx.post(f"{server.url}/v1/articles", json=body)
     assert r.status_code == 422
@@ -196,8 +202,9 @@ def test_unreadable_articles_are_422(server, body, message):
 
 @pytest.mark.parametrize("raw", [b"\xff\xfe not json", '{"text": "好"'.encode(), b"{bad"])
 def test_malformed_json_is_400(server, raw):
-    r = httpx.post(f"{server.url}/v1/articles", content=raw,
-                   headers={"content-type": "application/json"})
+    r = httpx.post(
+        f"{server.url}/v1/articles", content=raw, headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["status"] == 400
     assert "JSON" in r.json()["detail"]
 
@@ -213,19 +220,23 @@ def test_oversize_body_is_413(server):
             yield "新闻".encode() * 1000
         yield b'"}'
 
-    r = httpx.post(f"{server.url}/v1/articles", content=chunks(),
-                   headers={"content-type": "application/json"})
+    r = httpx.post(
+        f"{server.url}/v1/articles", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413
 
 
-@pytest.mark.parametrize("path", [
-    "/v1/articles/0123456789abcdef0123456789abcdef",
-    "/v1/articles/0123456789abcdef0123456789abcdef/audio.mp3",
-    "/v1/articles/..%2F..%2Fetc%2Fpasswd/audio.mp3",
-    "/v1/articles/%2e%2e/timings.json",
-    "/v1/articles/ZZZ/captions.vtt",
-    "/nowhere",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/articles/0123456789abcdef0123456789abcdef",
+        "/v1/articles/0123456789abcdef0123456789abcdef/audio.mp3",
+        "/v1/articles/..%2F..%2Fetc%2Fpasswd/audio.mp3",
+        "/v1/articles/%2e%2e/timings.json",
+        "/v1/articles/ZZZ/captions.vtt",
+        "/nowhere",
+    ],
+)
 def test_unknown_ids_are_404(server, path):
     r = httpx.get(server.url + path)
     assert r.status_code == 404
@@ -236,8 +247,7 @@ def test_openai_compatible_speech(server):
     body = {"model": "tts-1", "input": "你好，欢迎收听今天的新闻。", "voice": "alloy"}
     with server.client() as c:
         mp3 = c.post("/v1/audio/speech", json=body)
-        wav = c.post("/v1/audio/speech", json={**body, "response_format": "wav",
-                                                "speed": 1.5})
+        wav = c.post("/v1/audio/speech", json={**body, "response_format": "wav", "speed": 1.5})
         bad = c.post("/v1/audio/speech", json={**body, "speed": 9})
         fmt = c.post("/v1/audio/speech", json={**body, "response_format": "flac"})
     assert mp3.status_code == 200 and mp3.headers["content-type"] == "audio/mpeg"
@@ -255,8 +265,13 @@ def test_voices_health_and_metrics(server):
     health = httpx.get(f"{server.url}/healthz").json()
     assert health["status"] == "ok" and health["engines"] == ["edge", "espeak"]
     text = httpx.get(f"{server.url}/metrics").text
-    for name in ("langdu_requests_total", "langdu_cache_total", "langdu_synthesis_seconds",
-                 "langdu_queue_depth", "langdu_engine_errors_total"):
+    for name in (
+        "langdu_requests_total",
+        "langdu_cache_total",
+        "langdu_synthesis_seconds",
+        "langdu_queue_depth",
+        "langdu_engine_errors_total",
+    ):
         assert name in text
     demo = httpx.get(f"{server.url}/")
     assert demo.status_code == 200 and 'src="/player/player.js"' in demo.text
@@ -265,8 +280,10 @@ def test_voices_health_and_metrics(server):
 
 
 def test_cors_allows_embedding_pages(server):
-    r = httpx.options(f"{server.url}/v1/articles", headers={
-        "Origin": "https://news.example", "Access-Control-Request-Method": "POST"})
+    r = httpx.options(
+        f"{server.url}/v1/articles",
+        headers={"Origin": "https://news.example", "Access-Control-Request-Method": "POST"},
+    )
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] in {"*", "https://news.example"}
 
@@ -341,11 +358,13 @@ def test_api_key_protects_writes(tmp_path):
     try:
         with s.client() as c:
             assert post(c, text=SHORT).status_code == 401
-            denied = c.post("/v1/articles", json={"text": SHORT},
-                            headers={"Authorization": "Bearer wrong"})
+            denied = c.post(
+                "/v1/articles", json={"text": SHORT}, headers={"Authorization": "Bearer wrong"}
+            )
             assert denied.status_code == 401 and denied.json()["status"] == 401
-            ok = c.post("/v1/articles", json={"text": SHORT},
-                        headers={"Authorization": "Bearer secret-2"})
+            ok = c.post(
+                "/v1/articles", json={"text": SHORT}, headers={"Authorization": "Bearer secret-2"}
+            )
             assert ok.status_code == 201
             also = c.post("/v1/articles", json={"text": SHORT}, headers={"X-API-Key": "secret-1"})
             assert also.status_code == 200

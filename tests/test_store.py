@@ -60,8 +60,17 @@ def test_a_rendering_is_evicted_whole_and_the_registry_is_told(parts):
     store = Store(blobs, reg, max_bytes=1800)
     old, new = "a" * 32, "b" * 32
     for article_id in (old, new):
-        reg.add(ArticleRecord(id=article_id, title=None, url=None, voice="v", rate="+0%",
-                              pitch="+0Hz", sentences=((0, "x"),)))
+        reg.add(
+            ArticleRecord(
+                id=article_id,
+                title=None,
+                url=None,
+                voice="v",
+                rate="+0%",
+                pitch="+0Hz",
+                sentences=((0, "x"),),
+            )
+        )
     store.put_rendering(old, "r1", audio=b"x" * 800, timings=b"{}" * 200)
     reg.finish(old, Finished(rendering="r1", degraded=None, duration_ms=1, size=800))
     reg._db.execute("UPDATE blobs SET used_at=1")

@@ -59,9 +59,16 @@ class EdgeEngine:
     # edge-tts cuts at 4096 bytes of *escaped* text; & < > grow when escaped, so leave room.
     chunk_budget = 3000
 
-    def __init__(self, *, concurrency: int = 4, timeout_s: float = 20.0, attempts: int = 4,
-                 backoff_s: float = 0.5, network: Network | None = None,
-                 rng: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        *,
+        concurrency: int = 4,
+        timeout_s: float = 20.0,
+        attempts: int = 4,
+        backoff_s: float = 0.5,
+        network: Network | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
         self._sem = asyncio.Semaphore(concurrency)
         self._timeout = timeout_s
         self._attempts = attempts
@@ -79,11 +86,15 @@ class EdgeEngine:
         if not _EDGE_VOICE.match(options.voice):
             raise OptionError(f"not a Microsoft neural voice name: {options.voice!r}")
         if not _EDGE_RATE.match(options.rate):
-            raise OptionError(f"the neural voices take a signed whole rate like +20% or -10%,"
-                              f" got {options.rate!r}")
+            raise OptionError(
+                f"the neural voices take a signed whole rate like +20% or -10%,"
+                f" got {options.rate!r}"
+            )
         if not _EDGE_PITCH.match(options.pitch):
-            raise OptionError(f"the neural voices take a signed whole pitch like +5Hz or -10%,"
-                              f" got {options.pitch!r}")
+            raise OptionError(
+                f"the neural voices take a signed whole pitch like +5Hz or -10%,"
+                f" got {options.pitch!r}"
+            )
         parse_rate(options.rate)
         parse_pitch(options.pitch, base_hz=200.0)
 
@@ -122,15 +133,21 @@ class EdgeEngine:
                     if not _retryable(exc):
                         raise EngineError(f"edge-tts refused the chunk: {exc}") from exc
                     last = exc
-        raise EngineError(f"edge-tts failed after {self._attempts} attempts: "
-                          f"{type(last).__name__}: {last}") from last
+        raise EngineError(
+            f"edge-tts failed after {self._attempts} attempts: {type(last).__name__}: {last}"
+        ) from last
 
     async def _once(self, text: str, options: SpeechOptions, rate: float) -> Clip:
         chunk: Any
         connector = self._connector()
         communicate = edge_tts.Communicate(
-            text, options.voice, rate=options.rate, pitch=_edge_pitch(options.pitch),
-            connector=connector, proxy=self._network.proxy, boundary="SentenceBoundary",
+            text,
+            options.voice,
+            rate=options.rate,
+            pitch=_edge_pitch(options.pitch),
+            connector=connector,
+            proxy=self._network.proxy,
+            boundary="SentenceBoundary",
         )
         audio = bytearray()
         spoken_until_ms = 0.0
@@ -150,8 +167,9 @@ class EdgeEngine:
             raise _ShortAudio(f"undecodable audio: {exc}") from exc
         need = max(min_plausible_ms(text, rate), spoken_until_ms * 0.9)
         if clip.duration_ms < need:
-            raise _ShortAudio(f"{clip.duration_ms:.0f} ms of audio for text that needs "
-                              f"{need:.0f} ms")
+            raise _ShortAudio(
+                f"{clip.duration_ms:.0f} ms of audio for text that needs {need:.0f} ms"
+            )
         return clip
 
     async def aclose(self) -> None:
@@ -168,9 +186,16 @@ def _edge_pitch(pitch: str) -> str:
 def _retryable(exc: Exception) -> bool:
     if isinstance(exc, aiohttp.ClientResponseError):
         return exc.status in (403, 408, 429) or exc.status >= 500
-    return isinstance(exc, aiohttp.ClientError | OSError | ConnectionError
-                      | edge_errors.NoAudioReceived | edge_errors.WebSocketError
-                      | edge_errors.UnexpectedResponse | edge_errors.SkewAdjustmentError)
+    return isinstance(
+        exc,
+        aiohttp.ClientError
+        | OSError
+        | ConnectionError
+        | edge_errors.NoAudioReceived
+        | edge_errors.WebSocketError
+        | edge_errors.UnexpectedResponse
+        | edge_errors.SkewAdjustmentError,
+    )
 
 
 class _Connector(aiohttp.TCPConnector):
@@ -190,12 +215,21 @@ class _Resolver(AbstractResolver):
         self._table = table
         self._default = aiohttp.DefaultResolver()
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         if host in self._table:
             ip, _, fixed = self._table[host].rpartition(":")
-            return [ResolveResult(hostname=host, host=ip, port=int(fixed), family=socket.AF_INET,
-                                  proto=0, flags=socket.AI_NUMERICHOST)]
+            return [
+                ResolveResult(
+                    hostname=host,
+                    host=ip,
+                    port=int(fixed),
+                    family=socket.AF_INET,
+                    proto=0,
+                    flags=socket.AI_NUMERICHOST,
+                )
+            ]
         return await self._default.resolve(host, port, family)
 
     async def close(self) -> None:
@@ -204,5 +238,9 @@ class _Resolver(AbstractResolver):
 
 def create(settings: Settings) -> EdgeEngine:
     """The engine registry's factory (see `service.engines`)."""
-    return EdgeEngine(concurrency=settings.edge_concurrency, timeout_s=settings.edge_timeout_s,
-                      attempts=settings.edge_attempts, network=settings.network)
+    return EdgeEngine(
+        concurrency=settings.edge_concurrency,
+        timeout_s=settings.edge_timeout_s,
+        attempts=settings.edge_attempts,
+        network=settings.network,
+    )

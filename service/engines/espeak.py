@@ -52,9 +52,14 @@ class _Worker:
     @classmethod
     async def start(cls) -> _Worker:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "service.engines.espeak_worker", _PRELOAD_VOICE,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, limit=_STREAM_LIMIT,
+            sys.executable,
+            "-m",
+            "service.engines.espeak_worker",
+            _PRELOAD_VOICE,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            limit=_STREAM_LIMIT,
         )
         worker = cls(proc, 0)
         head = await worker._read_head()
@@ -179,8 +184,9 @@ class EspeakEngine:
                 if worker is not None:
                     await self._retire(worker)
                 queue.put_nowait(None)
-                if attempt == 2 or not isinstance(exc, EngineError | OSError
-                                                  | asyncio.IncompleteReadError):
+                if attempt == 2 or not isinstance(
+                    exc, EngineError | OSError | asyncio.IncompleteReadError
+                ):
                     raise
                 continue
             queue.put_nowait(worker)

@@ -48,20 +48,29 @@ class Espeak:
         import espeakng_loader
 
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p,
-                                          ctypes.c_int]
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
-                                              ctypes.c_int]
-        lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+        lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.c_int,
+            ctypes.c_int,
         ]
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_RETRIEVAL, 0,
-                                     espeakng_loader.get_data_path().encode(), 0)
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_RETRIEVAL, 0, espeakng_loader.get_data_path().encode(), 0
+        )
         if rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed ({rate})")
         self._lib = lib
@@ -105,7 +114,6 @@ class Espeak:
         self._lib.espeak_Synchronize()
         return bytes(self._buffer)
 
-
     def phonemes(self, text: str, *, voice: str) -> str:
         """espeak-ng's phonemes for `text` (its own mnemonics): how it will read it."""
         with self._lock:
@@ -127,16 +135,18 @@ def serve(stdin: BinaryIO, stdout: BinaryIO, *, preload: str = "") -> None:
     engine = Espeak.get()
     if preload:
         engine.synth(" ", voice=preload, wpm=175, pitch=50)
-    stdout.write(json.dumps({"ok": True, "rate": engine.sample_rate, "bytes": 0}).encode()
-                 + b"\n")
+    stdout.write(json.dumps({"ok": True, "rate": engine.sample_rate, "bytes": 0}).encode() + b"\n")
     stdout.flush()
     for line in stdin:
         try:
             req = json.loads(line)
-            pcm = engine.synth(str(req["text"]), voice=str(req["voice"]),
-                               wpm=int(req["wpm"]), pitch=int(req["pitch"]))
-            head: dict[str, object] = {"ok": True, "rate": engine.sample_rate,
-                                       "bytes": len(pcm)}
+            pcm = engine.synth(
+                str(req["text"]),
+                voice=str(req["voice"]),
+                wpm=int(req["wpm"]),
+                pitch=int(req["pitch"]),
+            )
+            head: dict[str, object] = {"ok": True, "rate": engine.sample_rate, "bytes": len(pcm)}
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:
             pcm = b""
             head = {"ok": False, "error": str(exc)}

@@ -114,8 +114,7 @@ class Registry(Protocol):
     def fail(self, article_id: str, error: str) -> None:
         """A reading failed: failed if nothing is stored, else the stored audio stays."""
 
-    def schedule_upgrade(self, article_id: str, at: datetime | None,
-                         delay_s: float | None) -> None:
+    def schedule_upgrade(self, article_id: str, at: datetime | None, delay_s: float | None) -> None:
         """Try the article's own voice again at `at`, then `delay_s` later (None: never)."""
 
     def upgrades_due(self, now: datetime) -> list[ArticleRecord]:
@@ -127,8 +126,7 @@ class Registry(Protocol):
     def publish(self, article_id: str, *, category: str | None) -> None:
         """Put an article in the feed (the first publication time is kept)."""
 
-    def set_episode(self, article_id: str, *, rendering: str, size: int,
-                    duration_ms: int) -> None:
+    def set_episode(self, article_id: str, *, rendering: str, size: int, duration_ms: int) -> None:
         """Record the article's podcast episode, made from `rendering`."""
 
     def feed(self, *, category: str | None, limit: int) -> list[ArticleRecord]:
@@ -165,8 +163,9 @@ def connect(url: str) -> Registry:
     Raises:
         ConfigError: no backend for that scheme.
     """
-    module = backend_module("service.registry", url, what="database",
-                            example="sqlite:///path/to/langdu.db")
+    module = backend_module(
+        "service.registry", url, what="database", example="sqlite:///path/to/langdu.db"
+    )
     registry: Registry = module.connect(url)
     return registry
 
@@ -176,5 +175,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-__all__ = ["ArticleRecord", "BlobGroup", "Finished", "Priority", "Registry", "Status",
-           "connect", "utc_now"]
+__all__ = [
+    "ArticleRecord",
+    "BlobGroup",
+    "Finished",
+    "Priority",
+    "Registry",
+    "Status",
+    "connect",
+    "utc_now",
+]

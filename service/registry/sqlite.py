@@ -53,9 +53,14 @@ def _v1(db: sqlite3.Connection) -> None:
         error TEXT, sentences TEXT NOT NULL, published_at TEXT, created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL)""")
     have = {row[1] for row in db.execute("PRAGMA table_info(articles)")}
-    for name, decl in (("published", "INTEGER NOT NULL DEFAULT 0"), ("category", "TEXT"),
-                       ("feed_at", "TEXT"), ("episode_bytes", "INTEGER"),
-                       ("episode_ms", "INTEGER"), ("degraded", "TEXT")):
+    for name, decl in (
+        ("published", "INTEGER NOT NULL DEFAULT 0"),
+        ("category", "TEXT"),
+        ("feed_at", "TEXT"),
+        ("episode_bytes", "INTEGER"),
+        ("episode_ms", "INTEGER"),
+        ("degraded", "TEXT"),
+    ):
         if name not in have:
             db.execute(f"ALTER TABLE articles ADD COLUMN {name} {decl}")
 
@@ -77,26 +82,42 @@ def _v2(db: sqlite3.Connection) -> None:
         published_at INTEGER, episode_rendering TEXT, episode_bytes INTEGER,
         episode_ms INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)""")
     db.execute("CREATE INDEX articles_work ON articles(work) WHERE work IS NOT NULL")
-    db.execute("CREATE INDEX articles_upgrade ON articles(upgrade_at)"
-               " WHERE upgrade_at IS NOT NULL")
+    db.execute("CREATE INDEX articles_upgrade ON articles(upgrade_at) WHERE upgrade_at IS NOT NULL")
     db.execute("CREATE INDEX articles_feed ON articles(published, category)")
     old = db.execute("SELECT * FROM articles_v1")
     names = [d[0] for d in old.description]
     for values in old.fetchall():
         row = dict(zip(names, values, strict=True))
         was = str(row["status"])
-        status = Status.EVICTED if was == "ready" else (
-            Status.FAILED if was == "failed" else Status.QUEUED)
+        status = (
+            Status.EVICTED
+            if was == "ready"
+            else (Status.FAILED if was == "failed" else Status.QUEUED)
+        )
         created = _iso_ms(row["created_at"]) or 0
         db.execute(
             "INSERT INTO articles (id, title, url, voice, rate, pitch, sentences, status, error,"
             " work, published, category, feed_at, published_at, created_at, updated_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (row["id"], row["title"], row["url"], row["voice"], row["rate"], row["pitch"],
-             row["sentences"], status.value, row["error"],
-             int(Priority.BACKGROUND) if status == Status.QUEUED else None,
-             int(bool(row["published"])), row["category"], _iso_ms(row["feed_at"]),
-             _iso_ms(row["published_at"]), created, _iso_ms(row["updated_at"]) or created))
+            (
+                row["id"],
+                row["title"],
+                row["url"],
+                row["voice"],
+                row["rate"],
+                row["pitch"],
+                row["sentences"],
+                status.value,
+                row["error"],
+                int(Priority.BACKGROUND) if status == Status.QUEUED else None,
+                int(bool(row["published"])),
+                row["category"],
+                _iso_ms(row["feed_at"]),
+                _iso_ms(row["published_at"]),
+                created,
+                _iso_ms(row["updated_at"]) or created,
+            ),
+        )
     db.execute("DROP TABLE articles_v1")
     db.execute("""CREATE TABLE blobs (
         key TEXT PRIMARY KEY, size INTEGER NOT NULL, grp TEXT NOT NULL,
@@ -138,16 +159,28 @@ def migrate(db: sqlite3.Connection) -> int:
 def _record(row: sqlite3.Row) -> ArticleRecord:
     work = row["work"]
     return ArticleRecord(
-        id=row["id"], title=row["title"], url=row["url"], voice=row["voice"],
-        rate=row["rate"], pitch=row["pitch"],
+        id=row["id"],
+        title=row["title"],
+        url=row["url"],
+        voice=row["voice"],
+        rate=row["rate"],
+        pitch=row["pitch"],
         sentences=tuple((int(p), str(t)) for p, t in json.loads(row["sentences"])),
-        status=Status(row["status"]), error=row["error"], rendering=row["rendering"],
-        degraded=row["degraded"], duration_ms=row["duration_ms"], bytes=row["bytes"],
+        status=Status(row["status"]),
+        error=row["error"],
+        rendering=row["rendering"],
+        degraded=row["degraded"],
+        duration_ms=row["duration_ms"],
+        bytes=row["bytes"],
         work=None if work is None else Priority(work),
-        upgrade_at=_instant(row["upgrade_at"]), upgrade_delay_s=row["upgrade_delay_s"],
-        published=bool(row["published"]), category=row["category"],
-        feed_at=_instant(row["feed_at"]), published_at=_instant(row["published_at"]),
-        episode_rendering=row["episode_rendering"], episode_bytes=row["episode_bytes"],
+        upgrade_at=_instant(row["upgrade_at"]),
+        upgrade_delay_s=row["upgrade_delay_s"],
+        published=bool(row["published"]),
+        category=row["category"],
+        feed_at=_instant(row["feed_at"]),
+        published_at=_instant(row["published_at"]),
+        episode_rendering=row["episode_rendering"],
+        episode_bytes=row["episode_bytes"],
         episode_ms=row["episode_ms"],
         created_at=_instant(row["created_at"]) or datetime(1970, 1, 1, tzinfo=UTC),
         updated_at=_instant(row["updated_at"]) or datetime(1970, 1, 1, tzinfo=UTC),
@@ -194,46 +227,79 @@ class SqliteRegistry:
     def add(self, record: ArticleRecord) -> tuple[ArticleRecord, bool]:
         now = utc_now()
         rec = replace(record, created_at=now, updated_at=now)
-        created = self._run(
-            "INSERT OR IGNORE INTO articles (id, title, url, voice, rate, pitch, sentences,"
-            " status, published_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (rec.id, rec.title, rec.url, rec.voice, rec.rate, rec.pitch,
-             json.dumps(rec.sentences, ensure_ascii=False), rec.status.value,
-             _ms(rec.published_at), _ms(now), _ms(now))) == 1
+        created = (
+            self._run(
+                "INSERT OR IGNORE INTO articles (id, title, url, voice, rate, pitch, sentences,"
+                " status, published_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    rec.id,
+                    rec.title,
+                    rec.url,
+                    rec.voice,
+                    rec.rate,
+                    rec.pitch,
+                    json.dumps(rec.sentences, ensure_ascii=False),
+                    rec.status.value,
+                    _ms(rec.published_at),
+                    _ms(now),
+                    _ms(now),
+                ),
+            )
+            == 1
+        )
         stored = self.get(rec.id)
         assert stored is not None
         return stored, created
 
     def set_work(self, article_id: str, priority: Priority | None) -> None:
-        self._run("UPDATE articles SET work=?, updated_at=? WHERE id=?",
-                  (None if priority is None else int(priority), _ms(utc_now()), article_id))
+        self._run(
+            "UPDATE articles SET work=?, updated_at=? WHERE id=?",
+            (None if priority is None else int(priority), _ms(utc_now()), article_id),
+        )
 
     def start(self, article_id: str) -> None:
-        self._run("UPDATE articles SET status=CASE WHEN rendering IS NULL THEN ? ELSE status END,"
-                  " updated_at=? WHERE id=?",
-                  (Status.SYNTHESIZING.value, _ms(utc_now()), article_id))
+        self._run(
+            "UPDATE articles SET status=CASE WHEN rendering IS NULL THEN ? ELSE status END,"
+            " updated_at=? WHERE id=?",
+            (Status.SYNTHESIZING.value, _ms(utc_now()), article_id),
+        )
 
     def finish(self, article_id: str, done: Finished) -> None:
         self._run(
             "UPDATE articles SET status=?, error=NULL, rendering=?, degraded=?, duration_ms=?,"
             " bytes=?, work=NULL, upgrade_at=?, upgrade_delay_s=?, updated_at=? WHERE id=?",
-            (Status.READY.value, done.rendering, done.degraded, done.duration_ms, done.size,
-             _ms(done.upgrade_at), done.upgrade_delay_s, _ms(utc_now()), article_id))
+            (
+                Status.READY.value,
+                done.rendering,
+                done.degraded,
+                done.duration_ms,
+                done.size,
+                _ms(done.upgrade_at),
+                done.upgrade_delay_s,
+                _ms(utc_now()),
+                article_id,
+            ),
+        )
 
     def fail(self, article_id: str, error: str) -> None:
         self._run(
             "UPDATE articles SET status=CASE WHEN rendering IS NULL THEN ? ELSE status END,"
             " error=?, work=NULL, updated_at=? WHERE id=?",
-            (Status.FAILED.value, error, _ms(utc_now()), article_id))
+            (Status.FAILED.value, error, _ms(utc_now()), article_id),
+        )
 
-    def schedule_upgrade(self, article_id: str, at: datetime | None,
-                         delay_s: float | None) -> None:
-        self._run("UPDATE articles SET upgrade_at=?, upgrade_delay_s=?, updated_at=?"
-                  " WHERE id=?", (_ms(at), delay_s, _ms(utc_now()), article_id))
+    def schedule_upgrade(self, article_id: str, at: datetime | None, delay_s: float | None) -> None:
+        self._run(
+            "UPDATE articles SET upgrade_at=?, upgrade_delay_s=?, updated_at=? WHERE id=?",
+            (_ms(at), delay_s, _ms(utc_now()), article_id),
+        )
 
     def upgrades_due(self, now: datetime) -> list[ArticleRecord]:
-        rows = self._all("SELECT * FROM articles WHERE upgrade_at IS NOT NULL AND upgrade_at<=?"
-                         " ORDER BY upgrade_at", (_ms(now),))
+        rows = self._all(
+            "SELECT * FROM articles WHERE upgrade_at IS NOT NULL AND upgrade_at<=?"
+            " ORDER BY upgrade_at",
+            (_ms(now),),
+        )
         return [_record(r) for r in rows]
 
     def next_upgrade(self) -> datetime | None:
@@ -242,24 +308,29 @@ class SqliteRegistry:
 
     def publish(self, article_id: str, *, category: str | None) -> None:
         now = _ms(utc_now())
-        self._run("UPDATE articles SET published=1, category=COALESCE(?, category),"
-                  " feed_at=COALESCE(feed_at, ?), updated_at=? WHERE id=?",
-                  (category, now, now, article_id))
+        self._run(
+            "UPDATE articles SET published=1, category=COALESCE(?, category),"
+            " feed_at=COALESCE(feed_at, ?), updated_at=? WHERE id=?",
+            (category, now, now, article_id),
+        )
 
-    def set_episode(self, article_id: str, *, rendering: str, size: int,
-                    duration_ms: int) -> None:
-        self._run("UPDATE articles SET episode_rendering=?, episode_bytes=?, episode_ms=?,"
-                  " updated_at=? WHERE id=?",
-                  (rendering, size, duration_ms, _ms(utc_now()), article_id))
+    def set_episode(self, article_id: str, *, rendering: str, size: int, duration_ms: int) -> None:
+        self._run(
+            "UPDATE articles SET episode_rendering=?, episode_bytes=?, episode_ms=?,"
+            " updated_at=? WHERE id=?",
+            (rendering, size, duration_ms, _ms(utc_now()), article_id),
+        )
 
     def feed(self, *, category: str | None, limit: int) -> list[ArticleRecord]:
         where = "published=1 AND episode_bytes IS NOT NULL"
         args: tuple[str, ...] = ()
         if category is not None:
             where, args = where + " AND category=?", (category,)
-        rows = self._all(f"SELECT * FROM articles WHERE {where}"
-                         " ORDER BY COALESCE(published_at, feed_at) DESC, id LIMIT ?",
-                         (*args, limit))
+        rows = self._all(
+            f"SELECT * FROM articles WHERE {where}"
+            " ORDER BY COALESCE(published_at, feed_at) DESC, id LIMIT ?",
+            (*args, limit),
+        )
         return [_record(r) for r in rows]
 
     def unfinished(self) -> list[ArticleRecord]:
@@ -267,25 +338,31 @@ class SqliteRegistry:
             "SELECT * FROM articles WHERE work IS NOT NULL OR status=? OR (published=1 AND"
             " (episode_rendering IS NULL OR rendering IS NULL OR episode_rendering<>rendering))"
             " ORDER BY COALESCE(work, ?), created_at, id",
-            (Status.SYNTHESIZING.value, int(Priority.BACKGROUND)))
+            (Status.SYNTHESIZING.value, int(Priority.BACKGROUND)),
+        )
         return [_record(r) for r in rows]
 
     def forget_rendering(self, article_id: str, rendering: str) -> None:
-        self._run("UPDATE articles SET status=?, rendering=NULL, degraded=NULL, updated_at=?"
-                  " WHERE id=? AND rendering=?",
-                  (Status.EVICTED.value, _ms(utc_now()), article_id, rendering))
+        self._run(
+            "UPDATE articles SET status=?, rendering=NULL, degraded=NULL, updated_at=?"
+            " WHERE id=? AND rendering=?",
+            (Status.EVICTED.value, _ms(utc_now()), article_id, rendering),
+        )
 
     # --- the blob index ----------------------------------------------------------------
 
     def blob_added(self, key: str, *, size: int, group: str, evictable: bool) -> None:
-        self._run("INSERT INTO blobs (key, size, grp, evictable, used_at) VALUES (?,?,?,?,?)"
-                  " ON CONFLICT(key) DO UPDATE SET size=excluded.size, used_at=excluded.used_at",
-                  (key, size, group, int(evictable), _ms(utc_now())))
+        self._run(
+            "INSERT INTO blobs (key, size, grp, evictable, used_at) VALUES (?,?,?,?,?)"
+            " ON CONFLICT(key) DO UPDATE SET size=excluded.size, used_at=excluded.used_at",
+            (key, size, group, int(evictable), _ms(utc_now())),
+        )
 
     def blobs_used(self, keys: Sequence[str], at: datetime) -> None:
         with self._lock:
-            self._db.executemany("UPDATE blobs SET used_at=? WHERE key=?",
-                                 [(_ms(at), k) for k in keys])
+            self._db.executemany(
+                "UPDATE blobs SET used_at=? WHERE key=?", [(_ms(at), k) for k in keys]
+            )
 
     def blob_removed(self, keys: Sequence[str]) -> None:
         with self._lock:
@@ -298,9 +375,12 @@ class SqliteRegistry:
     def least_recent(self, limit: int) -> list[BlobGroup]:
         rows = self._all(
             "SELECT grp, GROUP_CONCAT(key, char(10)), SUM(size) FROM blobs WHERE evictable=1"
-            " GROUP BY grp ORDER BY MAX(used_at), grp LIMIT ?", (limit,))
-        return [BlobGroup(group=r[0], keys=tuple(str(r[1]).split("\n")), size=int(r[2]))
-                for r in rows]
+            " GROUP BY grp ORDER BY MAX(used_at), grp LIMIT ?",
+            (limit,),
+        )
+        return [
+            BlobGroup(group=r[0], keys=tuple(str(r[1]).split("\n")), size=int(r[2])) for r in rows
+        ]
 
 
 def connect(url: str) -> SqliteRegistry:

@@ -82,48 +82,74 @@ def article_out(request: Request, view: ArticleView, resume_at: int | None = Non
 
     def url(name: str) -> str:
         if view.rendering is not None:
-            return str(request.url_for(f"rendering_{name}", article_id=rec.id,
-                                       rendering=view.rendering))
+            return str(
+                request.url_for(f"rendering_{name}", article_id=rec.id, rendering=view.rendering)
+            )
         return str(request.url_for(f"article_{name}", article_id=rec.id))
 
     return ArticleOut(
-        id=rec.id, status=view.status.value, title=rec.title, voice=rec.voice,
-        degraded=rec.degraded, rate=rec.rate, sentences=len(rec.sentences),
+        id=rec.id,
+        status=view.status.value,
+        title=rec.title,
+        voice=rec.voice,
+        degraded=rec.degraded,
+        rate=rec.rate,
+        sentences=len(rec.sentences),
         duration_ms=rec.duration_ms if view.rendering is not None else None,
-        rendering=view.rendering, render_version=view.render_version,
-        audio_url=url("audio"), timings_url=url("timings"), captions_url=url("captions"),
+        rendering=view.rendering,
+        render_version=view.render_version,
+        audio_url=url("audio"),
+        timings_url=url("timings"),
+        captions_url=url("captions"),
         resume_at=resume_at,
     )
 
 
-@router.post("", status_code=201, response_model=ArticleOut,
-             dependencies=[Depends(require_write_key)])
-async def post_article(body: ArticleIn, request: Request, response: Response,
-                       lib: Annotated[Library, Depends(library)]) -> ArticleOut:
+@router.post(
+    "", status_code=201, response_model=ArticleOut, dependencies=[Depends(require_write_key)]
+)
+async def post_article(
+    body: ArticleIn, request: Request, response: Response, lib: Annotated[Library, Depends(library)]
+) -> ArticleOut:
     """Register an article and start reading it; the same content gets the same id."""
     view, created = await lib.register(
-        voice=body.voice, text=body.text, html=body.html, title=body.title, url=body.url,
-        rate=body.rate, pitch=body.pitch, published_at=body.published_at,
-        publish=body.publish, category=body.category)
+        voice=body.voice,
+        text=body.text,
+        html=body.html,
+        title=body.title,
+        url=body.url,
+        rate=body.rate,
+        pitch=body.pitch,
+        published_at=body.published_at,
+        publish=body.publish,
+        category=body.category,
+    )
     if not created:
         response.status_code = 200
     return article_out(request, view)
 
 
 @router.get("/{article_id}", response_model=ArticleOut)
-async def get_article(article_id: str, request: Request,
-                      lib: Annotated[Library, Depends(library)],
-                      listener: Listener = None) -> ArticleOut:
+async def get_article(
+    article_id: str,
+    request: Request,
+    lib: Annotated[Library, Depends(library)],
+    listener: Listener = None,
+) -> ArticleOut:
     """An article's state: queued, synthesizing, ready, failed or evicted."""
     view = lib.view(await lib.record(check_id(article_id)))
     return article_out(request, view, lib.resume_at(article_id, listener))
 
 
-@router.api_route("/{article_id}/audio.mp3", methods=["GET", "HEAD"], name="article_audio",
-                  response_model=None)
-async def article_audio(article_id: str, request: Request,
-                        lib: Annotated[Library, Depends(library)],
-                        listener: Listener = None) -> Response:
+@router.api_route(
+    "/{article_id}/audio.mp3", methods=["GET", "HEAD"], name="article_audio", response_model=None
+)
+async def article_audio(
+    article_id: str,
+    request: Request,
+    lib: Annotated[Library, Depends(library)],
+    listener: Listener = None,
+) -> Response:
     """The article's MP3 now: the stored rendering (Range, ETag), or streamed as it is made.
 
     A player names itself with `?listener=`: if the voice fails after it heard some of the
@@ -133,8 +159,11 @@ async def article_audio(article_id: str, request: Request,
     if isinstance(found, Stored):
         data = await lib.stored_audio(found.article_id, found.rendering)
         if data is not None:
-            return serving.EntityResponse(request.method, request.headers, serving.Entity(
-                data=data, etag=found.etag, cache_control=serving.REVALIDATE))
+            return serving.EntityResponse(
+                request.method,
+                request.headers,
+                serving.Entity(data=data, etag=found.etag, cache_control=serving.REVALIDATE),
+            )
         found = await lib.listen(article_id)  # evicted just now: read it again
         if isinstance(found, Stored):
             raise NotFoundError(f"the audio of {article_id} is not available")
@@ -143,22 +172,34 @@ async def article_audio(article_id: str, request: Request,
     return StreamingResponse(found.job.stream(on_cut), media_type="audio/mpeg", headers=_LIVE)
 
 
-@router.api_route("/{article_id}/renders/{rendering}/audio.mp3", methods=["GET", "HEAD"],
-                  name="rendering_audio", response_model=None)
-async def rendering_audio(article_id: str, rendering: str, request: Request,
-                          lib: Annotated[Library, Depends(library)]) -> Response:
+@router.api_route(
+    "/{article_id}/renders/{rendering}/audio.mp3",
+    methods=["GET", "HEAD"],
+    name="rendering_audio",
+    response_model=None,
+)
+async def rendering_audio(
+    article_id: str, rendering: str, request: Request, lib: Annotated[Library, Depends(library)]
+) -> Response:
     """One rendering's MP3, immutable; once it is gone, a redirect to the stable URL."""
     data = await lib.stored_audio(check_id(article_id), check_rendering(rendering))
     if data is None:
         await lib.record(article_id)  # 404 for an unknown article
-        return RedirectResponse(request.url_for("article_audio", article_id=article_id),
-                                status_code=307)
-    return serving.EntityResponse(request.method, request.headers, serving.Entity(
-        data=data, etag=f'"{article_id}.{rendering}"', cache_control=serving.IMMUTABLE))
+        return RedirectResponse(
+            request.url_for("article_audio", article_id=article_id), status_code=307
+        )
+    return serving.EntityResponse(
+        request.method,
+        request.headers,
+        serving.Entity(
+            data=data, etag=f'"{article_id}.{rendering}"', cache_control=serving.IMMUTABLE
+        ),
+    )
 
 
-def _timings_response(request: Request, timings: Timings, kind: str, *,
-                      immutable: bool, resume_at: int | None = None) -> Response:
+def _timings_response(
+    request: Request, timings: Timings, kind: str, *, immutable: bool, resume_at: int | None = None
+) -> Response:
     if kind == "json":
         document = timings.document
         if resume_at is not None:
@@ -180,28 +221,34 @@ def _timings_response(request: Request, timings: Timings, kind: str, *,
 
 
 @router.get("/{article_id}/timings.json", name="article_timings", response_model=None)
-async def article_timings(article_id: str, request: Request,
-                          lib: Annotated[Library, Depends(library)],
-                          listener: Listener = None) -> Response:
+async def article_timings(
+    article_id: str,
+    request: Request,
+    lib: Annotated[Library, Depends(library)],
+    listener: Listener = None,
+) -> Response:
     """Sentence timings of the audio served now (partial, `no-store`, while synthesizing);
     with `?listener=`, `resume_at` when that listener's stream was cut."""
     timings = await lib.timings(check_id(article_id))
     assert timings is not None
-    return _timings_response(request, timings, "json", immutable=False,
-                             resume_at=lib.resume_at(article_id, listener))
+    return _timings_response(
+        request, timings, "json", immutable=False, resume_at=lib.resume_at(article_id, listener)
+    )
 
 
 @router.get("/{article_id}/captions.vtt", name="article_captions", response_model=None)
-async def article_captions(article_id: str, request: Request,
-                           lib: Annotated[Library, Depends(library)]) -> Response:
+async def article_captions(
+    article_id: str, request: Request, lib: Annotated[Library, Depends(library)]
+) -> Response:
     """WebVTT captions of the audio served now, one cue per sentence."""
     timings = await lib.timings(check_id(article_id))
     assert timings is not None
     return _timings_response(request, timings, "vtt", immutable=False)
 
 
-async def _rendering_sidecar(request: Request, lib: Library, article_id: str, rendering: str,
-                             kind: str) -> Response:
+async def _rendering_sidecar(
+    request: Request, lib: Library, article_id: str, rendering: str, kind: str
+) -> Response:
     timings = await lib.timings(check_id(article_id), check_rendering(rendering))
     if timings is None:
         await lib.record(article_id)
@@ -210,17 +257,21 @@ async def _rendering_sidecar(request: Request, lib: Library, article_id: str, re
     return _timings_response(request, timings, kind, immutable=True)
 
 
-@router.get("/{article_id}/renders/{rendering}/timings.json", name="rendering_timings",
-            response_model=None)
-async def rendering_timings(article_id: str, rendering: str, request: Request,
-                            lib: Annotated[Library, Depends(library)]) -> Response:
+@router.get(
+    "/{article_id}/renders/{rendering}/timings.json", name="rendering_timings", response_model=None
+)
+async def rendering_timings(
+    article_id: str, rendering: str, request: Request, lib: Annotated[Library, Depends(library)]
+) -> Response:
     """One rendering's sentence timings, immutable."""
     return await _rendering_sidecar(request, lib, article_id, rendering, "json")
 
 
-@router.get("/{article_id}/renders/{rendering}/captions.vtt", name="rendering_captions",
-            response_model=None)
-async def rendering_captions(article_id: str, rendering: str, request: Request,
-                             lib: Annotated[Library, Depends(library)]) -> Response:
+@router.get(
+    "/{article_id}/renders/{rendering}/captions.vtt", name="rendering_captions", response_model=None
+)
+async def rendering_captions(
+    article_id: str, rendering: str, request: Request, lib: Annotated[Library, Depends(library)]
+) -> Response:
     """One rendering's WebVTT captions, immutable."""
     return await _rendering_sidecar(request, lib, article_id, rendering, "vtt")

@@ -28,20 +28,32 @@ class PublishIn(BaseModel):
     category: str | None = Field(None, pattern=CATEGORY)
 
 
-@router.post("/v1/articles/{article_id}/publish", status_code=202, response_model=ArticleOut,
-             dependencies=[Depends(require_write_key)])
-async def publish_article(article_id: str, request: Request,
-                          lib: Annotated[Library, Depends(library)],
-                          body: PublishIn | None = None) -> ArticleOut:
+@router.post(
+    "/v1/articles/{article_id}/publish",
+    status_code=202,
+    response_model=ArticleOut,
+    dependencies=[Depends(require_write_key)],
+)
+async def publish_article(
+    article_id: str,
+    request: Request,
+    lib: Annotated[Library, Depends(library)],
+    body: PublishIn | None = None,
+) -> ArticleOut:
     """Put an article in the podcast feed; its episode appears once it is made."""
     view = await lib.publish(check_id(article_id), category=body.category if body else None)
     return article_out(request, view)
 
 
-@router.api_route("/v1/articles/{article_id}/episode.mp3", methods=["GET", "HEAD"],
-                  name="article_episode", response_model=None)
-async def episode(article_id: str, request: Request,
-                  lib: Annotated[Library, Depends(library)]) -> Response:
+@router.api_route(
+    "/v1/articles/{article_id}/episode.mp3",
+    methods=["GET", "HEAD"],
+    name="article_episode",
+    response_model=None,
+)
+async def episode(
+    article_id: str, request: Request, lib: Annotated[Library, Depends(library)]
+) -> Response:
     """The episode file: loudness-normalized, tagged, served with Range and ETag.
 
     It is made again when the article's audio changes (an upgrade from the fallback voice,
@@ -50,8 +62,11 @@ async def episode(article_id: str, request: Request,
     """
     found = await lib.episode(check_id(article_id))
     cache = "public, max-age=3600" if found.final else serving.REVALIDATE
-    return serving.EntityResponse(request.method, request.headers, serving.Entity(
-        data=found.data, etag=found.etag, cache_control=cache))
+    return serving.EntityResponse(
+        request.method,
+        request.headers,
+        serving.Entity(data=found.data, etag=found.etag, cache_control=cache),
+    )
 
 
 def _first_paragraph(rec: ArticleRecord) -> str:
@@ -70,29 +85,40 @@ async def _feed(request: Request, svc: Services, category: str | None) -> Respon
     base = str(request.base_url)
     items = [
         Item(
-            guid=rec.id, title=rec.title or rec.sentences[0][1],
+            guid=rec.id,
+            title=rec.title or rec.sentences[0][1],
             description=_first_paragraph(rec),
             link=rec.url or str(request.url_for("article_audio", article_id=rec.id)),
             published=_when(rec),
             audio_url=str(request.url_for("article_episode", article_id=rec.id)),
-            audio_bytes=rec.episode_bytes or 0, duration_ms=rec.episode_ms or 0,
+            audio_bytes=rec.episode_bytes or 0,
+            duration_ms=rec.episode_ms or 0,
             transcript_url=str(request.url_for("article_captions", article_id=rec.id)),
         )
         for rec in records
     ]
     title = s.feed_title if category is None else f"{s.feed_title} · {category}"
     channel = Channel(
-        title=title, link=s.feed_link or base, description=s.feed_description,
-        author=s.feed_author, image_url=s.feed_image_url,
-        categories=tuple(s.feed_categories), language=s.feed_language,
-        explicit=s.feed_explicit, feed_url=str(request.url.replace(query="")),
+        title=title,
+        link=s.feed_link or base,
+        description=s.feed_description,
+        author=s.feed_author,
+        image_url=s.feed_image_url,
+        categories=tuple(s.feed_categories),
+        language=s.feed_language,
+        explicit=s.feed_explicit,
+        feed_url=str(request.url.replace(query="")),
     )
     body = render_feed(channel, items, timezone=s.feed_timezone)
     etag = feed_etag(body)
-    changed = max((r.updated_at for r in records),
-                  default=datetime(2000, 1, 1, tzinfo=UTC)).replace(microsecond=0)
-    headers = {"ETag": etag, "Last-Modified": format_datetime(changed, usegmt=True),
-               "Cache-Control": "public, max-age=60"}
+    changed = max(
+        (r.updated_at for r in records), default=datetime(2000, 1, 1, tzinfo=UTC)
+    ).replace(microsecond=0)
+    headers = {
+        "ETag": etag,
+        "Last-Modified": format_datetime(changed, usegmt=True),
+        "Cache-Control": "public, max-age=60",
+    }
     if _not_modified(request, etag, changed):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/rss+xml; charset=utf-8", headers=headers)
@@ -118,7 +144,10 @@ async def feed_all(request: Request, svc: Annotated[Services, Depends(services)]
 
 
 @router.api_route("/feeds/{category}.xml", methods=["GET", "HEAD"], response_class=Response)
-async def feed_category(request: Request, svc: Annotated[Services, Depends(services)],
-                        category: Annotated[str, Path(pattern=CATEGORY)]) -> Response:
+async def feed_category(
+    request: Request,
+    svc: Annotated[Services, Depends(services)],
+    category: Annotated[str, Path(pattern=CATEGORY)],
+) -> Response:
     """The episodes of one category."""
     return await _feed(request, svc, category)

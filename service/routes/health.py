@@ -19,9 +19,14 @@ PLAYER_DIR = Path(__file__).resolve().parent.parent / "player"
 @router.get("/healthz")
 async def healthz(svc: Annotated[Services, Depends(services)]) -> dict[str, object]:
     """The service is up; which engines are running and how full the cache is."""
-    return {"status": "ok", "version": __version__, "engines": sorted(svc.engines),
-            "queued": svc.library.queued,
-            "cache_bytes": svc.store.size, "cache_max_bytes": svc.store.max_bytes}
+    return {
+        "status": "ok",
+        "version": __version__,
+        "engines": sorted(svc.engines),
+        "queued": svc.library.queued,
+        "cache_bytes": svc.store.size,
+        "cache_max_bytes": svc.store.max_bytes,
+    }
 
 
 @router.get("/metrics", response_class=Response)

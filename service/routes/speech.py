@@ -44,8 +44,11 @@ def _voice_id(svc: Services, name: str) -> str:
     default = svc.catalog.get(svc.settings.default_voice)
     if gender is None or default.gender == gender:
         return default.id if gender else name  # unknown names fail in catalog.get
-    same_language = [v for v in svc.catalog if v.gender == gender
-                     and v.language == default.language and v.engine == default.engine]
+    same_language = [
+        v
+        for v in svc.catalog
+        if v.gender == gender and v.language == default.language and v.engine == default.engine
+    ]
     return same_language[0].id if same_language else default.id
 
 
@@ -64,9 +67,11 @@ def _wav(mp3: bytes) -> bytes:
 async def speech(body: SpeechIn, svc: Annotated[Services, Depends(services)]) -> Response:
     """Speak `input` and return the audio (MP3 streamed as it is made, or WAV when done)."""
     lib: Library = svc.library
-    view, _ = await lib.register(voice=_voice_id(svc, body.voice),
-                                 article=plain_article(body.input),
-                                 rate=rate_from_speed(body.speed))
+    view, _ = await lib.register(
+        voice=_voice_id(svc, body.voice),
+        article=plain_article(body.input),
+        rate=rate_from_speed(body.speed),
+    )
     found: Stored | Live = await lib.listen(view.record.id)
     if isinstance(found, Live):
         if body.response_format == "mp3":

@@ -78,10 +78,36 @@ _META_LINE = re.compile(
     rf"^(发布时间|发布日期|时间|日期)?[:：]?\s*{_DATE}(\s+\d{{1,2}}:\d{{2}}(:\d{{2}})?)?"
 )
 _LABELS = (
-    "智能朗读", "关闭", "关闭窗口", "打印", "打印本页", "分享到", "分享", "收藏", "返回顶部",
+    "智能朗读",
+    "关闭",
+    "关闭窗口",
+    "打印",
+    "打印本页",
+    "分享到",
+    "分享",
+    "收藏",
+    "返回顶部",
     "返回",
-    "来源", "稿源", "作者", "编辑", "责任编辑", "责编", "审核", "校对", "点击", "浏览", "阅读",
-    "字号", "【字号", "上一篇", "下一篇", "相关新闻", "相关阅读", "扫一扫", "【打印", "【关闭",
+    "来源",
+    "稿源",
+    "作者",
+    "编辑",
+    "责任编辑",
+    "责编",
+    "审核",
+    "校对",
+    "点击",
+    "浏览",
+    "阅读",
+    "字号",
+    "【字号",
+    "上一篇",
+    "下一篇",
+    "相关新闻",
+    "相关阅读",
+    "扫一扫",
+    "【打印",
+    "【关闭",
 )
 _LABEL_LINE = re.compile(
     r"^[【\[]?(" + "|".join(re.escape(x) for x in _LABELS) + r")[】\]]?\s*([:：].{0,60})?$"
@@ -126,8 +152,7 @@ def _drop_repeated_captions(lines: Sequence[str]) -> list[str]:
 def _paragraphs_from_lines(lines: Iterable[str]) -> list[Paragraph]:
     kept = [x for x in (clean_line(raw) for raw in lines) if x and not is_junk_line(x)]
     return [
-        Paragraph(text, heading=not is_body_like(text))
-        for text in _drop_repeated_captions(kept)
+        Paragraph(text, heading=not is_body_like(text)) for text in _drop_repeated_captions(kept)
     ]
 
 
@@ -182,8 +207,25 @@ _BLOCK_TAGS = frozenset(
     {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "dd", "dt", "td", "th"}
 )
 _CONTAINER_TAGS = frozenset({"div", "section", "article", "main", "body", "center", "font"})
-_DROP_TAGS = ("script", "style", "noscript", "figure", "figcaption", "img", "nav", "header",
-              "footer", "aside", "form", "button", "select", "iframe", "video", "audio", "svg")
+_DROP_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "figure",
+    "figcaption",
+    "img",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "button",
+    "select",
+    "iframe",
+    "video",
+    "audio",
+    "svg",
+)
 
 
 def looks_like_html(text: str) -> bool:
@@ -246,13 +288,15 @@ def _html_blocks(root: object) -> Iterable[tuple[str, bool]]:
             yield el.text_content(), tag.startswith("h") and len(tag) == 2
         elif tag in _CONTAINER_TAGS:
             # Text sitting directly in a container (no <p>) is still article text.
-            loose = [el.text or ""] + [
-                c.tail or "" for c in el if isinstance(c.tag, str) and c.tag in _BLOCK_TAGS
-            ] + [
-                c.text_content() + (c.tail or "")
-                for c in el
-                if isinstance(c.tag, str) and c.tag not in _BLOCK_TAGS | _CONTAINER_TAGS
-            ]
+            loose = (
+                [el.text or ""]
+                + [c.tail or "" for c in el if isinstance(c.tag, str) and c.tag in _BLOCK_TAGS]
+                + [
+                    c.text_content() + (c.tail or "")
+                    for c in el
+                    if isinstance(c.tag, str) and c.tag not in _BLOCK_TAGS | _CONTAINER_TAGS
+                ]
+            )
             text = "".join(loose)
             if text.strip():
                 yield text, False

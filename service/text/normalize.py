@@ -27,15 +27,26 @@ def _wetext_version() -> str:
     except PackageNotFoundError:
         return "unknown"
 
+
 _DIGITS = "零一二三四五六七八九"
 _FULLWIDTH = str.maketrans(
-    {**{chr(0xFF10 + i): str(i) for i in range(10)},
-     **{chr(0xFF21 + i): chr(0x41 + i) for i in range(26)},
-     **{chr(0xFF41 + i): chr(0x61 + i) for i in range(26)},
-     "％": "%", "＋": "+", "．": ".", "／": "/", "－": "-", "～": "~", "＄": "$", "￥": "¥"}
+    {
+        **{chr(0xFF10 + i): str(i) for i in range(10)},
+        **{chr(0xFF21 + i): chr(0x41 + i) for i in range(26)},
+        **{chr(0xFF41 + i): chr(0x61 + i) for i in range(26)},
+        "％": "%",
+        "＋": "+",
+        "．": ".",
+        "／": "/",
+        "－": "-",
+        "～": "~",
+        "＄": "$",
+        "￥": "¥",
+    }
 )
-_UNITS_PER = ("平方米|平米|平方公里|公顷|亩|千克|公斤|克|吨|米|公里|千米|人|次|天|年|月|小时|分钟"
-              "|件|台|辆|股")
+_UNITS_PER = (
+    "平方米|平米|平方公里|公顷|亩|千克|公斤|克|吨|米|公里|千米|人|次|天|年|月|小时|分钟|件|台|辆|股"
+)
 
 
 def read_digits(digits: str) -> str:
@@ -52,11 +63,15 @@ _Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str] | str]
 # Order matters: each rule sees the output of the ones above it.
 _RULES: tuple[_Rule, ...] = (
     # Phone numbers: area code + number, mobiles, and digits after a hotline word.
-    (re.compile(r"(?<![\d.])(?:\+?86[-\s]?)?0\d{2,3}[-—–\s]?\d{7,8}(?:[-—–]\d{1,4})?(?![\d.])"),
-     _digits_of),
+    (
+        re.compile(r"(?<![\d.])(?:\+?86[-\s]?)?0\d{2,3}[-—–\s]?\d{7,8}(?:[-—–]\d{1,4})?(?![\d.])"),
+        _digits_of,
+    ),
     (re.compile(r"(?<![\d.])1[3-9]\d[-\s]?\d{4}[-\s]?\d{4}(?![\d.])"), _digits_of),
-    (re.compile(r"(?<=电话|热线|手机|拨打|致电|传真|号码|专线)([:：]?\s*)([\d-]{3,})"),
-     lambda m: m.group(1) + read_digits(m.group(2))),
+    (
+        re.compile(r"(?<=电话|热线|手机|拨打|致电|传真|号码|专线)([:：]?\s*)([\d-]{3,})"),
+        lambda m: m.group(1) + read_digits(m.group(2)),
+    ),
     (re.compile(r"(?<![\d.])(\d{3,5})(?=热线|服务热线|专线)"), _digits_of),
     # Room, flight and similar codes read digit by digit.
     (re.compile(r"(?<![\d.])\d{3,5}(?=室|房间|号房|号楼|号线)"), _digits_of),
@@ -64,8 +79,10 @@ _RULES: tuple[_Rule, ...] = (
     # No one reads 13+ digits as a cardinal: ID, card and account numbers.
     (re.compile(r"(?<![\d.])\d{13,}"), _digits_of),
     # Year ranges: 2019-2020年 -> 二零一九年至二零二零年 (not 两千零一十九).
-    (re.compile(r"(?<!\d)(\d{4})\s*[-—–~至到]\s*(\d{4})\s*年"),
-     lambda m: f"{read_digits(m.group(1))}年至{read_digits(m.group(2))}年"),
+    (
+        re.compile(r"(?<!\d)(\d{4})\s*[-—–~至到]\s*(\d{4})\s*年"),
+        lambda m: f"{read_digits(m.group(1))}年至{read_digits(m.group(2))}年",
+    ),
     # Temperatures below zero: -5℃ -> 零下5℃ (unless the text already says 零下).
     (re.compile(r"(?<![\d.A-Za-z])(?<!零下)[-−](?=\d+(?:\.\d+)?\s*(?:℃|°C|摄氏度|度))"), "零下"),
     (re.compile(r"零下[-−](?=\d)"), "零下"),
@@ -78,8 +95,13 @@ _RULES: tuple[_Rule, ...] = (
     (re.compile(r"\bNo\.\s?(?=\d)", re.IGNORECASE), "第"),
     # Scores, told from times by the words around them: 比分10:30, 以21:19获胜 -> 比.
     (re.compile(r"(比分为?|战成|最终以|以)(\d{1,3}):(\d{1,3})(?!\d|:\d)"), r"\1\2比\3"),
-    (re.compile(r"(?<![\d:])(\d{1,3}):(\d{1,3})(?=(?:的比分)?(?:获胜|击败|战胜|取胜|力克|险胜|大胜"
-                r"|胜出|告负|落败|负于|战平|逆转|结束比赛))"), r"\1比\2"),
+    (
+        re.compile(
+            r"(?<![\d:])(\d{1,3}):(\d{1,3})(?=(?:的比分)?(?:获胜|击败|战胜|取胜|力克|险胜|大胜"
+            r"|胜出|告负|落败|负于|战平|逆转|结束比赛))"
+        ),
+        r"\1比\2",
+    ),
     # Ranges: 12%-15%, 3-5天 -> 至 (a dash between numbers is never a minus sign).
     (re.compile(r"(?<=\d[%‰]|\d[万亿])\s*[-—–~]\s*(?=\d)"), "至"),
     # "1+N", "互联网+": plus reads 加.
@@ -242,11 +264,14 @@ class Normalizer:
         self._lock = threading.Lock()
         self._tn: Callable[[str], str] | None = None
         self._lexicon = dict(lexicon or {})
-        self._lexicon_re = re.compile("|".join(
-            re.escape(w) for w in sorted(self._lexicon, key=len, reverse=True))) \
-            if self._lexicon else None
-        digest = hashlib.sha256(json.dumps(sorted(self._lexicon.items()),
-                                           ensure_ascii=False).encode()).hexdigest()[:12]
+        self._lexicon_re = (
+            re.compile("|".join(re.escape(w) for w in sorted(self._lexicon, key=len, reverse=True)))
+            if self._lexicon
+            else None
+        )
+        digest = hashlib.sha256(
+            json.dumps(sorted(self._lexicon.items()), ensure_ascii=False).encode()
+        ).hexdigest()[:12]
         self.version = f"rules-{RULES_VERSION}/wetext-{_wetext_version()}/lexicon-{digest}"
 
     def warm_up(self) -> None:
@@ -264,8 +289,9 @@ class Normalizer:
         if not _DIGIT.search(clause):
             return clause
         if len(clause) > 2 * _CONTEXT + 24:
-            return "".join(self._piece(piece) if digits else piece
-                           for piece, digits in _islands(clause))
+            return "".join(
+                self._piece(piece) if digits else piece for piece, digits in _islands(clause)
+            )
         return self._piece(clause)
 
     def _piece(self, text: str) -> str:

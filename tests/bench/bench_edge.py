@@ -33,9 +33,14 @@ async def pipeline(engine: Engine, sentences: list[Sentence], lookahead: int) ->
     from service.text.chunks import Segmenter
     from service.text.normalize import Normalizer
 
-    synth = Synthesizer(engine, normalizer=Normalizer(), segmenter=Segmenter(),
-                        audio_format=AudioFormat(sample_rate=24000), pauses=Pauses(),
-                        lookahead=lookahead)
+    synth = Synthesizer(
+        engine,
+        normalizer=Normalizer(),
+        segmenter=Segmenter(),
+        audio_format=AudioFormat(sample_rate=24000),
+        pauses=Pauses(),
+        lookahead=lookahead,
+    )
     await engine.warm_up()
     started = time.perf_counter()
     async for _ in synth.render(sentences, SpeechOptions(voice="zh-CN-XiaoxiaoNeural")):
@@ -51,11 +56,10 @@ async def whole(standin: object, text: str) -> float:
     from service.engines.edge import _Connector, _Resolver
 
     communicate._SSL_CTX.load_verify_locations(cafile=str(standin.ca_file))  # type: ignore[attr-defined]
-    connector = _Connector(resolver=_Resolver({"speech.platform.bing.com":
-                                              f"127.0.0.1:{standin.port}"}))  # type: ignore[attr-defined]
+    resolve = {"speech.platform.bing.com": f"127.0.0.1:{standin.port}"}  # type: ignore[attr-defined]
+    connector = _Connector(resolver=_Resolver(resolve))
     started = time.perf_counter()
-    async for _ in edge_tts.Communicate(text, "zh-CN-XiaoxiaoNeural",
-                                        connector=connector).stream():
+    async for _ in edge_tts.Communicate(text, "zh-CN-XiaoxiaoNeural", connector=connector).stream():
         pass
     await connector.close_for_real()
     return time.perf_counter() - started
@@ -80,16 +84,27 @@ def main() -> None:
         latency, standin.latency_s = standin.latency_s, 0.0
         asyncio.run(pipeline(EdgeEngine(network=net), sentences, 8))  # the stand-in's audio
         standin.latency_s = latency
-        concurrent = asyncio.run(pipeline(EdgeEngine(network=net, concurrency=args.concurrency),
-                                          sentences, 4 * args.concurrency))
+        concurrent = asyncio.run(
+            pipeline(
+                EdgeEngine(network=net, concurrency=args.concurrency),
+                sentences,
+                4 * args.concurrency,
+            )
+        )
         one_by_one = asyncio.run(pipeline(EdgeEngine(network=net, concurrency=1), sentences, 1))
         single = asyncio.run(whole(standin, spoken))
-    print(f"sample article: {len(sentences)} sentences; stand-in latency {args.latency * 1000:.0f} "
-          f"ms per chunk; default concurrency 4")
-    print(f"langdu pipeline {concurrent:.2f} s, chunks one after another {one_by_one:.2f} s, "
-          f"one edge-tts call on the whole text {single:.2f} s")
-    print(f"ratio pipeline/sequential = {concurrent / one_by_one:.2f} (target <= 0.3); "
-          f"pipeline/one call = {concurrent / single:.2f}")
+    print(
+        f"sample article: {len(sentences)} sentences; stand-in latency {args.latency * 1000:.0f} "
+        f"ms per chunk; default concurrency 4"
+    )
+    print(
+        f"langdu pipeline {concurrent:.2f} s, chunks one after another {one_by_one:.2f} s, "
+        f"one edge-tts call on the whole text {single:.2f} s"
+    )
+    print(
+        f"ratio pipeline/sequential = {concurrent / one_by_one:.2f} (target <= 0.3); "
+        f"pipeline/one call = {concurrent / single:.2f}"
+    )
 
 
 if __name__ == "__main__":

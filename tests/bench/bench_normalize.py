@@ -19,12 +19,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT.parent / "shared" / "fixtures" / "anning-page.txt"
 
-COLD = ("import time; t = time.perf_counter(); "
-        "from service.text.normalize import Normalizer; "
-        "Normalizer().normalize('今年6月分别达到83.19%'); print(time.perf_counter() - t)")
-COLD_WETEXT = ("import time; t = time.perf_counter(); from wetext import Normalizer; "
-               "Normalizer(lang='zh', operator='tn').normalize('今年6月分别达到83.19%'); "
-               "print(time.perf_counter() - t)")
+COLD = (
+    "import time; t = time.perf_counter(); "
+    "from service.text.normalize import Normalizer; "
+    "Normalizer().normalize('今年6月分别达到83.19%'); print(time.perf_counter() - t)"
+)
+COLD_WETEXT = (
+    "import time; t = time.perf_counter(); from wetext import Normalizer; "
+    "Normalizer(lang='zh', operator='tn').normalize('今年6月分别达到83.19%'); "
+    "print(time.perf_counter() - t)"
+)
 
 
 def best_pass(fn, texts: list[str], repeat: int) -> float:
@@ -38,8 +42,14 @@ def best_pass(fn, texts: list[str], repeat: int) -> float:
 
 
 def cold(code: str) -> float:
-    return min(float(subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                    text=True, check=True, cwd=ROOT).stdout) for _ in range(5))
+    return min(
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+            ).stdout
+        )
+        for _ in range(5)
+    )
 
 
 def main() -> None:
@@ -60,10 +70,14 @@ def main() -> None:
     t_ours = best_pass(ours.normalize, sentences, args.repeat)
     t_theirs = best_pass(theirs.normalize, sentences, args.repeat)
     print(f"sample article: {len(sentences)} sentences, {chars} chars")
-    print(f"warm: langdu {chars / t_ours:,.0f} chars/s, wetext alone {chars / t_theirs:,.0f} "
-          f"chars/s (best of {args.repeat})   target >= 20,000 chars/s")
-    print(f"cold start: langdu {cold(COLD):.2f} s, wetext alone {cold(COLD_WETEXT):.2f} s "
-          f"(import + first sentence, best of 5)   target < 1.5 s")
+    print(
+        f"warm: langdu {chars / t_ours:,.0f} chars/s, wetext alone {chars / t_theirs:,.0f} "
+        f"chars/s (best of {args.repeat})   target >= 20,000 chars/s"
+    )
+    print(
+        f"cold start: langdu {cold(COLD):.2f} s, wetext alone {cold(COLD_WETEXT):.2f} s "
+        f"(import + first sentence, best of 5)   target < 1.5 s"
+    )
 
 
 if __name__ == "__main__":

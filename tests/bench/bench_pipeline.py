@@ -94,24 +94,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         text_file = Path(tmp, "spoken.txt")
         text_file.write_text(spoken, encoding="utf-8")
-        pipe_cmd = [langdu, "synth", str(args.article), "-o", f"{tmp}/p.mp3",
-                    "--timings", f"{tmp}/p.json", "-q"]
+        pipe_cmd = [
+            langdu,
+            "synth",
+            str(args.article),
+            "-o",
+            f"{tmp}/p.mp3",
+            "--timings",
+            f"{tmp}/p.json",
+            "-q",
+        ]
         raw_cmd = [sys.executable, "-c", RAW_ENGINE, str(text_file), f"{tmp}/r.mp3"]
         best_pipe = best_raw = float("inf")
         peak_pipe = peak_raw = 0
         for i in range(args.runs):
             t_pipe, m_pipe, _ = run(pipe_cmd)
             t_raw, m_raw, raw_out = run(raw_cmd)
-            print(f"run {i + 1}: langdu synth {t_pipe:.2f} s ({m_pipe} MiB)   "
-                  f"raw engine {t_raw:.2f} s ({m_raw} MiB)")
+            print(
+                f"run {i + 1}: langdu synth {t_pipe:.2f} s ({m_pipe} MiB)   "
+                f"raw engine {t_raw:.2f} s ({m_raw} MiB)"
+            )
             best_pipe, best_raw = min(best_pipe, t_pipe), min(best_raw, t_raw)
             peak_pipe, peak_raw = max(peak_pipe, m_pipe), max(peak_raw, m_raw)
         import json
 
         audio_s = json.loads(Path(tmp, "p.json").read_text())["duration_ms"] / 1000
-    print(f"article: {args.article.name}, {len(sentences)} sentences, "
-          f"{len(spoken)} spoken chars, langdu audio {audio_s:.1f} s, "
-          f"raw audio {float(raw_out):.1f} s, {os.cpu_count()} cores")
+    print(
+        f"article: {args.article.name}, {len(sentences)} sentences, "
+        f"{len(spoken)} spoken chars, langdu audio {audio_s:.1f} s, "
+        f"raw audio {float(raw_out):.1f} s, {os.cpu_count()} cores"
+    )
     print(f"best of {args.runs}: langdu synth {best_pipe:.2f} s, raw engine {best_raw:.2f} s")
     print(f"ratio langdu/raw = {best_pipe / best_raw:.2f}  (target <= 1.0)")
     print(f"peak memory: langdu {peak_pipe} MiB (all processes), raw engine {peak_raw} MiB")

@@ -76,8 +76,12 @@ def main() -> None:
         port = free_port()
         # Same footing as nginx below: one process, no access log.
         env = {**os.environ, "LANGDU_DATA_DIR": f"{tmp}/data", "LANGDU_ACCESS_LOG": "false"}
-        langdu = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        langdu = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         nginx: subprocess.Popen[bytes] | None = None
         try:
             base = f"http://127.0.0.1:{port}"
@@ -87,17 +91,20 @@ def main() -> None:
             with httpx.Client(base_url=base, timeout=300) as client:
                 for trial in range(args.trials):
                     started = time.perf_counter()
-                    article = client.post("/v1/articles",
-                                          json={"html": html, "rate": f"+{trial + 1}%"}).json()
+                    article = client.post(
+                        "/v1/articles", json={"html": html, "rate": f"+{trial + 1}%"}
+                    ).json()
                     with client.stream("GET", article["audio_url"]) as r:
                         for i, _ in enumerate(r.iter_bytes()):
                             if i == 0:
                                 ttfb.append((time.perf_counter() - started) * 1000)
                     audio_url = article["audio_url"]
                 audio = client.get(audio_url).content
-            print(f"time to first audio byte, uncached sample article ({args.trials} trials): "
-                  f"median {statistics.median(ttfb):.0f} ms, "
-                  f"min {min(ttfb):.0f} ms, max {max(ttfb):.0f} ms   (target < 300 ms)")
+            print(
+                f"time to first audio byte, uncached sample article ({args.trials} trials): "
+                f"median {statistics.median(ttfb):.0f} ms, "
+                f"min {min(ttfb):.0f} ms, max {max(ttfb):.0f} ms   (target < 300 ms)"
+            )
 
             root = Path(tmp, "www")
             root.mkdir()
@@ -122,26 +129,32 @@ def main() -> None:
                     server {{ listen 127.0.0.1:{nport}; root {root}; }}
                 }}
             """)
-            nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", tmp],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            nginx = subprocess.Popen(
+                ["nginx", "-c", str(conf), "-p", tmp],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             nginx_url = f"http://127.0.0.1:{nport}/a.mp3"
             wait_http(nginx_url, nginx)
             size = len(audio)
             lo = size // 3
-            cases = [("whole file", []),
-                     ("64 KiB Range", [f"Range: bytes={lo}-{lo + 65535}"])]
-            print(f"cached MP3: {size / 1e6:.1f} MB; {args.rounds} alternating rounds of "
-                  f"wrk -t1 -c8 -d{args.seconds}s per server; {os.cpu_count()} cores")
+            cases = [("whole file", []), ("64 KiB Range", [f"Range: bytes={lo}-{lo + 65535}"])]
+            print(
+                f"cached MP3: {size / 1e6:.1f} MB; {args.rounds} alternating rounds of "
+                f"wrk -t1 -c8 -d{args.seconds}s per server; {os.cpu_count()} cores"
+            )
             for name, headers in cases:
                 ours, theirs, ratios = [], [], []
                 for _ in range(args.rounds):  # alternate, so both see the same machine
                     ours.append(wrk(audio_url, args.seconds, headers))
                     theirs.append(wrk(nginx_url, args.seconds, headers))
                     ratios.append(ours[-1] / theirs[-1])
-                print(f"  {name:13s} langdu {statistics.median(ours):8.0f} req/s   "
-                      f"nginx {statistics.median(theirs):8.0f} req/s   ratio median "
-                      f"{statistics.median(ratios):.2f} (rounds: "
-                      f"{', '.join(f'{r:.2f}' for r in ratios)})  (target >= 0.3)")
+                print(
+                    f"  {name:13s} langdu {statistics.median(ours):8.0f} req/s   "
+                    f"nginx {statistics.median(theirs):8.0f} req/s   ratio median "
+                    f"{statistics.median(ratios):.2f} (rounds: "
+                    f"{', '.join(f'{r:.2f}' for r in ratios)})  (target >= 0.3)"
+                )
         finally:
             for proc in (langdu, nginx):
                 if proc is not None and proc.poll() is None:

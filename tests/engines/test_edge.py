@@ -43,8 +43,18 @@ def test_speaks_24khz_audio(standin):
     assert standin.texts[-1] == TEXT
 
 
-@pytest.mark.parametrize("faults", [["403", "403"], ["429"], ["503", "429"], ["drop"],
-                                    ["truncate"], ["stall"], ["drop", "truncate", "503"]])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        ["403", "403"],
+        ["429"],
+        ["503", "429"],
+        ["drop"],
+        ["truncate"],
+        ["stall"],
+        ["drop", "truncate", "503"],
+    ],
+)
 def test_each_fault_ends_in_complete_audio(standin, faults):
     e = engine(standin, timeout_s=1.5)
     good = asyncio.run(_speak(e)).duration_ms
@@ -75,9 +85,14 @@ def test_sample_article_with_correct_timings(standin, sample_html):
     e = engine(standin)
 
     async def run() -> Timeline:
-        synth = Synthesizer(e, normalizer=Normalizer(), segmenter=Segmenter(),
-                            audio_format=AudioFormat(sample_rate=e.sample_rate),
-                            pauses=Pauses(), lookahead=8)
+        synth = Synthesizer(
+            e,
+            normalizer=Normalizer(),
+            segmenter=Segmenter(),
+            audio_format=AudioFormat(sample_rate=e.sample_rate),
+            pauses=Pauses(),
+            lookahead=8,
+        )
         timeline = Timeline()
         try:
             async for part in synth.render(sentences, VOICE):
@@ -89,25 +104,37 @@ def test_sample_article_with_correct_timings(standin, sample_html):
     timeline = asyncio.run(run())
     assert [s.text for s in timeline.sentences] == [s.text for s in sentences]
     ends = [s.end_ms for s in timeline.sentences]
-    assert all(a.end_ms <= b.start_ms for a, b in zip(timeline.sentences, timeline.sentences[1:],
-                                                      strict=False))
+    assert all(
+        a.end_ms <= b.start_ms
+        for a, b in zip(timeline.sentences, timeline.sentences[1:], strict=False)
+    )
     assert 0 <= timeline.duration_ms - ends[-1] <= 100
     assert timeline.duration_ms > 120_000
 
 
-@pytest.mark.parametrize(("voice", "rate", "pitch"), [
-    ("zh-CN-XiaoxiaoNeural", "20%", "+0Hz"),  # edge-tts needs the sign: it would fail mid-article
-    ("zh-CN-XiaoxiaoNeural", "+0%", "5Hz"),
-    ("zh-CN-XiaoxiaoNeural", "+12.5%", "+0Hz"),
-    ("cmn", "+0%", "+0Hz"),
-    ("zh-CN-XiaoxiaoNeural", "+900%", "+0Hz"),
-])
+@pytest.mark.parametrize(
+    ("voice", "rate", "pitch"),
+    [
+        (
+            "zh-CN-XiaoxiaoNeural",
+            "20%",
+            "+0Hz",
+        ),  # edge-tts needs the sign: it would fail mid-article
+        ("zh-CN-XiaoxiaoNeural", "+0%", "5Hz"),
+        ("zh-CN-XiaoxiaoNeural", "+12.5%", "+0Hz"),
+        ("cmn", "+0%", "+0Hz"),
+        ("zh-CN-XiaoxiaoNeural", "+900%", "+0Hz"),
+    ],
+)
 def test_edge_refuses_options_the_service_would_refuse(voice, rate, pitch):
     with pytest.raises(OptionError):
         EdgeEngine().check_options(SpeechOptions(voice=voice, rate=rate, pitch=pitch))
 
 
 def test_edge_accepts_its_options():
-    for voice in ("zh-CN-XiaoxiaoNeural", "zh-CN-liaoning-XiaobeiNeural",
-                  "zh-CN-shaanxi-XiaoniNeural"):
+    for voice in (
+        "zh-CN-XiaoxiaoNeural",
+        "zh-CN-liaoning-XiaobeiNeural",
+        "zh-CN-shaanxi-XiaoniNeural",
+    ):
         EdgeEngine().check_options(SpeechOptions(voice=voice, rate="-10%", pitch="+5Hz"))

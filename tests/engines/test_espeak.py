@@ -31,8 +31,13 @@ def test_speaks_mandarin_at_a_plausible_length():
     assert clip.sample_rate == 22050
     # 22 syllables of Mandarin: a few seconds, not silence and not a minute.
     assert 2000 < clip.duration_ms < 12000
-    assert max(abs(int.from_bytes(clip.pcm[i:i + 2], "little", signed=True))
-               for i in range(0, len(clip.pcm), 2)) > 3000
+    assert (
+        max(
+            abs(int.from_bytes(clip.pcm[i : i + 2], "little", signed=True))
+            for i in range(0, len(clip.pcm), 2)
+        )
+        > 3000
+    )
 
 
 def test_rate_changes_the_length():
@@ -55,8 +60,9 @@ def test_workers_run_in_parallel_and_results_stay_in_order():
         await engine.warm_up()
         texts = [f"第{n}句话。" + "内容" * (3 * i) for i, n in enumerate("一二三四五六")]
         try:
-            clips = await asyncio.gather(*(engine.synthesize(t, SpeechOptions(voice="cmn"))
-                                           for t in texts))
+            clips = await asyncio.gather(
+                *(engine.synthesize(t, SpeechOptions(voice="cmn")) for t in texts)
+            )
             again = await engine.synthesize(texts[3], SpeechOptions(voice="cmn"))
         finally:
             await engine.aclose()
@@ -104,14 +110,18 @@ def test_registry_builds_engines_by_name():
             engine_factory(name)
 
 
-@pytest.mark.parametrize(("voice", "rate", "pitch"), [
-    ("cmn", "20%", "+0Hz"), ("cmn+f3", "-10%", "+5Hz"), ("cmn", "+200%", "-10%")])
+@pytest.mark.parametrize(
+    ("voice", "rate", "pitch"),
+    [("cmn", "20%", "+0Hz"), ("cmn+f3", "-10%", "+5Hz"), ("cmn", "+200%", "-10%")],
+)
 def test_espeak_accepts_its_options(voice, rate, pitch):
     EspeakEngine(workers=1).check_options(SpeechOptions(voice=voice, rate=rate, pitch=pitch))
 
 
-@pytest.mark.parametrize(("voice", "rate", "pitch"), [
-    ("zh-CN-XiaoxiaoNeural", "+0%", "+0Hz"), ("cmn", "fast", "+0Hz"), ("cmn", "+0%", "+200Hz")])
+@pytest.mark.parametrize(
+    ("voice", "rate", "pitch"),
+    [("zh-CN-XiaoxiaoNeural", "+0%", "+0Hz"), ("cmn", "fast", "+0Hz"), ("cmn", "+0%", "+200Hz")],
+)
 def test_espeak_refuses_options_it_cannot_use(voice, rate, pitch):
     with pytest.raises(OptionError):
         EspeakEngine(workers=1).check_options(SpeechOptions(voice=voice, rate=rate, pitch=pitch))

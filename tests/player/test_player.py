@@ -21,20 +21,32 @@ playwright = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = os.environ.get("LANGDU_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--mute-audio",
+]
 
 if not Path(CHROMIUM).exists():
     found = shutil.which("chromium")
     if found:
         CHROMIUM = found
     elif os.environ.get("CI"):
-        pytest.fail("Chromium is needed for the player tests (apt-get install chromium)",
-                    pytrace=False)
+        pytest.fail(
+            "Chromium is needed for the player tests (apt-get install chromium)", pytrace=False
+        )
     else:
-        pytest.skip("player tests need Debian's chromium (apt-get install chromium); "
-                    "CI installs it", allow_module_level=True)
+        pytest.skip(
+            "player tests need Debian's chromium (apt-get install chromium); CI installs it",
+            allow_module_level=True,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +131,15 @@ def test_click_plays_highlights_seeks_and_changes_speed(page, server):
     article = page.evaluate("window.langdu.article")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        info = json.loads(page.evaluate(
-            f"fetch('/v1/articles/{article['id']}').then(r => r.text())"))
+        info = json.loads(
+            page.evaluate(f"fetch('/v1/articles/{article['id']}').then(r => r.text())")
+        )
         if info["status"] == "ready":
             break
         time.sleep(0.3)
-    wait_for(page, "isFinite(window.langdu.audio.duration) && window.langdu.audio.duration > 60",
-             30_000)
+    wait_for(
+        page, "isFinite(window.langdu.audio.duration) && window.langdu.audio.duration > 60", 30_000
+    )
     page.evaluate("""() => { const s = document.querySelector('.langdu-seek');
         s.value = '60'; s.dispatchEvent(new Event('input')); }""")
     wait_for(page, "window.langdu.audio.currentTime >= 60 && !window.langdu.audio.seeking")
@@ -138,7 +152,8 @@ def test_click_plays_highlights_seeks_and_changes_speed(page, server):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "player-playing.png"), full_page=False)
     (ARTIFACTS / "player-first-sound.txt").write_text(
-        f"click to first audio advance: {first_sound_ms:.0f} ms\n", encoding="utf-8")
+        f"click to first audio advance: {first_sound_ms:.0f} ms\n", encoding="utf-8"
+    )
     print(f"\nclick to first sound in Chromium: {first_sound_ms:.0f} ms")
 
 
@@ -172,7 +187,8 @@ def test_clicking_a_sentence_reads_from_there(page):
     page.mouse.click(box["x"] + 30, box["y"] + 10)
     wait_for(page, "window.langdu.sentence > 3")
     assert "街道社区是社会治理的重心" in page.evaluate(
-        "[...CSS.highlights.get('langdu-sentence')][0].toString()")
+        "[...CSS.highlights.get('langdu-sentence')][0].toString()"
+    )
 
 
 def test_service_unreachable_then_retry(page):
@@ -189,17 +205,29 @@ def test_service_unreachable_then_retry(page):
 
 
 def test_synthesis_error_is_shown_with_a_retry(page):
-    page.route("**/v1/articles", lambda route: route.fulfill(
-        status=503, content_type="application/problem+json", headers={"Retry-After": "5"},
-        body=json.dumps({"status": 503, "title": "QueueFull", "detail": "服务繁忙，请稍后再试"})))
+    page.route(
+        "**/v1/articles",
+        lambda route: route.fulfill(
+            status=503,
+            content_type="application/problem+json",
+            headers={"Retry-After": "5"},
+            body=json.dumps(
+                {"status": 503, "title": "QueueFull", "detail": "服务繁忙，请稍后再试"}
+            ),
+        ),
+    )
     page.get_by_role("button", name="智能朗读：朗读全文").click()
     page.get_by_role("button", name="重试").wait_for(state="visible")
     assert "服务繁忙" in page.get_by_role("status").inner_text()
 
 
 def test_readable_at_200_percent_zoom_and_on_a_phone(browser, server):
-    context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2,
-                                  is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
     pg = context.new_page()
     pg.goto(server.url + "/")
     pg.evaluate("document.documentElement.style.zoom = '2'")
@@ -214,13 +242,16 @@ def test_readable_at_200_percent_zoom_and_on_a_phone(browser, server):
 def test_embedding_by_id_on_another_page(browser, server):
     import httpx
 
-    article = httpx.post(f"{server.url}/v1/articles",
-                         json={"text": "外部页面嵌入测试。第二句话。"}).json()
+    article = httpx.post(
+        f"{server.url}/v1/articles", json={"text": "外部页面嵌入测试。第二句话。"}
+    ).json()
     context = browser.new_context()
     pg = context.new_page()
-    html = (f'<!doctype html><meta charset="utf-8"><h1>测试</h1>'
-            f'<script src="{server.url}/player/player.js" data-langdu-id="{article["id"]}" '
-            f'defer></script>')
+    html = (
+        f'<!doctype html><meta charset="utf-8"><h1>测试</h1>'
+        f'<script src="{server.url}/player/player.js" data-langdu-id="{article["id"]}" '
+        f"defer></script>"
+    )
     # A news page on another origin (another loopback port): the player's calls are CORS.
     news = _serve_page(html.encode())
     try:
@@ -259,9 +290,15 @@ def test_voice_failing_mid_article_resumes_in_the_fallback_voice(browser, tmp_pa
         # One chunk at a time, in order: the title and the first sentence come through,
         # then the service is gone.
         standin.faults[:] = ["", ""] + ["503"] * 500
-        s = start_server(tmp_path / "data", default_voice="xiaoxiao",
-                         edge_resolve=standin.resolve, edge_ca_file=str(standin.ca_file),
-                         edge_attempts="1", edge_concurrency="1", edge_timeout_s="5")
+        s = start_server(
+            tmp_path / "data",
+            default_voice="xiaoxiao",
+            edge_resolve=standin.resolve,
+            edge_ca_file=str(standin.ca_file),
+            edge_attempts="1",
+            edge_concurrency="1",
+            edge_timeout_s="5",
+        )
         context = browser.new_context(viewport={"width": 1024, "height": 800}, locale="zh-CN")
         try:
             pg = context.new_page()
@@ -274,8 +311,9 @@ def test_voice_failing_mid_article_resumes_in_the_fallback_voice(browser, tmp_pa
             wait_for(pg, "window.langdu.audio.src.includes('/renders/')", 120_000)
             wait_for(pg, "window.langdu.audio.currentTime > 0 && !window.langdu.audio.paused")
             article = pg.evaluate("window.langdu.article")
-            timings = json.loads(pg.evaluate(
-                f"fetch('{article['timings_url']}').then(r => r.text())"))
+            timings = json.loads(
+                pg.evaluate(f"fetch('{article['timings_url']}').then(r => r.text())")
+            )
             resumed_at = pg.evaluate("window.langdu.audio.currentTime") * 1000
             assert article["degraded"] == "cmn-offline" and timings["voice"] == "cmn-offline"
             third = timings["sentences"][2]

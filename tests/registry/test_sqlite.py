@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -13,10 +14,17 @@ from service.registry import ArticleRecord, Finished, Priority, Status, connect
 from service.registry.sqlite import MIGRATIONS, SqliteRegistry
 
 
-def _record(article_id: str = "c" * 32, **kw: object) -> ArticleRecord:
-    return ArticleRecord(id=article_id, title="标题", url=None, voice="cmn-offline",
-                         rate="+0%", pitch="+0Hz", sentences=((0, "标题"), (1, "正文。")),
-                         **kw)  # type: ignore[arg-type]
+def _record(article_id: str = "c" * 32, **kw: Any) -> ArticleRecord:
+    return ArticleRecord(
+        id=article_id,
+        title="标题",
+        url=None,
+        voice="cmn-offline",
+        rate="+0%",
+        pitch="+0Hz",
+        sentences=((0, "标题"), (1, "正文。")),
+        **kw,
+    )
 
 
 def test_adds_once_and_follows_an_article_through_its_life(tmp_path):
@@ -31,8 +39,12 @@ def test_adds_once_and_follows_an_article_through_its_life(tmp_path):
     reg.finish(rec.id, Finished(rendering="r1", degraded=None, duration_ms=1234, size=999))
     got = reg.get(rec.id)
     assert got is not None
-    assert (got.status, got.rendering, got.work, got.duration_ms) == (Status.READY, "r1", None,
-                                                                      1234)
+    assert (got.status, got.rendering, got.work, got.duration_ms) == (
+        Status.READY,
+        "r1",
+        None,
+        1234,
+    )
     reg.start(rec.id)  # a re-render: the stored audio stays ready
     reg.fail(rec.id, "engine down")
     got = reg.get(rec.id)
@@ -50,8 +62,17 @@ def test_upgrades_are_scheduled_in_the_database(tmp_path):
     reg = SqliteRegistry(tmp_path / "r.db")
     reg.add(_record())
     soon = datetime.now(UTC) + timedelta(seconds=5)
-    reg.finish("c" * 32, Finished(rendering="r1-offline", degraded="offline", duration_ms=1,
-                                  size=1, upgrade_at=soon, upgrade_delay_s=5))
+    reg.finish(
+        "c" * 32,
+        Finished(
+            rendering="r1-offline",
+            degraded="offline",
+            duration_ms=1,
+            size=1,
+            upgrade_at=soon,
+            upgrade_delay_s=5,
+        ),
+    )
     reg.close()
     reg = SqliteRegistry(tmp_path / "r.db")
     assert reg.next_upgrade() == soon.replace(microsecond=soon.microsecond // 1000 * 1000)
@@ -94,16 +115,32 @@ def _v1_database(path):
     """A database as the first release wrote it (no schema_version, ISO text times)."""
     db = sqlite3.connect(path)
     MIGRATIONS[0](db)
-    rows = [("a" * 32, "ready", "2024-05-01T09:00:00+08:00", 1),
-            ("b" * 32, "synthesizing", "2024-05-01T03:00:00+00:00", 0),
-            ("c" * 32, "failed", "2024-05-01T02:00:00", 0)]
+    rows = [
+        ("a" * 32, "ready", "2024-05-01T09:00:00+08:00", 1),
+        ("b" * 32, "synthesizing", "2024-05-01T03:00:00+00:00", 0),
+        ("c" * 32, "failed", "2024-05-01T02:00:00", 0),
+    ]
     for article_id, status, published_at, published in rows:
-        db.execute("INSERT INTO articles (id, title, url, voice, rate, pitch, status, sentences,"
-                   " published_at, created_at, updated_at, published, episode_bytes)"
-                   " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                   (article_id, "旧", None, "cmn-offline", "+0%", "+0Hz", status,
-                    json.dumps([[0, "旧文章。"]]), published_at, "2024-05-01T00:00:00+00:00",
-                    "2024-05-01T00:00:00+00:00", published, 100 if published else None))
+        db.execute(
+            "INSERT INTO articles (id, title, url, voice, rate, pitch, status, sentences,"
+            " published_at, created_at, updated_at, published, episode_bytes)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                article_id,
+                "旧",
+                None,
+                "cmn-offline",
+                "+0%",
+                "+0Hz",
+                status,
+                json.dumps([[0, "旧文章。"]]),
+                published_at,
+                "2024-05-01T00:00:00+00:00",
+                "2024-05-01T00:00:00+00:00",
+                published,
+                100 if published else None,
+            ),
+        )
     db.commit()
     db.close()
 

@@ -43,7 +43,8 @@ def test_cuts_at_clause_punctuation_first(segmenter):
 
 @pytest.mark.parametrize("budget", [600, 4096])
 def test_3000_char_sentence_without_punctuation_in_20000_char_article(
-        sample_html, segmenter, budget):
+    sample_html, segmenter, budget
+):
     article, sentence = long_article(sample_html)
     assert len(article) >= 20_000 and len(sentence) >= 2_990
     assert not re.search(r"[，。！？、,.;；：:]", sentence)
@@ -54,9 +55,10 @@ def test_3000_char_sentence_without_punctuation_in_20000_char_article(
     words = list(jieba.cut(sentence))
     boundaries = {sum(len(w) for w in words[:i]) for i in range(len(words) + 1)}
     for cut in _cuts(chunks):
-        assert cut in boundaries, f"cut inside a word at {sentence[cut - 5:cut + 5]!r}"
-        assert not (_LATIN_OR_DIGIT.match(sentence[cut - 1]) and
-                    _LATIN_OR_DIGIT.match(sentence[cut])), "cut inside a number or Latin run"
+        assert cut in boundaries, f"cut inside a word at {sentence[cut - 5 : cut + 5]!r}"
+        assert not (
+            _LATIN_OR_DIGIT.match(sentence[cut - 1]) and _LATIN_OR_DIGIT.match(sentence[cut])
+        ), "cut inside a number or Latin run"
 
 
 def test_a_single_word_longer_than_the_budget_is_still_kept_whole_in_order(segmenter):

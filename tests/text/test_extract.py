@@ -13,8 +13,11 @@ def _check_sample(article: Article, blocks: list[str]) -> None:
     assert article.title == TITLE
     assert [p.text for p in article.paragraphs] == blocks
     headings = [p.text for p in article.paragraphs if p.heading]
-    assert headings == ["科学谋划抓统筹上下联动同发力", "做优“三社联动”精细服务再聚力",
-                        "共驻共建促融合 创新治理激活力"]
+    assert headings == [
+        "科学谋划抓统筹上下联动同发力",
+        "做优“三社联动”精细服务再聚力",
+        "共驻共建促融合 创新治理激活力",
+    ]
     for p in article.paragraphs:
         for junk in JUNK:
             assert junk not in p.text, (junk, p.text)
@@ -73,10 +76,13 @@ def test_html_fragment_with_br_and_loose_text():
 
 
 def test_footer_lines_after_the_body_are_dropped():
-    page = ("标题在这里\n2024-01-02 来源：兰州晚报\n"
-            "这是正文的第一段，讲述了一件重要的事情。后来又发生了许多变化。\n"
-            "责任编辑：张三\n关闭\n打印本页")
+    page = (
+        "标题在这里\n2024-01-02 来源：兰州晚报\n"
+        "这是正文的第一段，讲述了一件重要的事情。后来又发生了许多变化。\n"
+        "责任编辑：张三\n关闭\n打印本页"
+    )
     article = extract(page)
     assert article.title == "标题在这里"
     assert [p.text for p in article.paragraphs] == [
-        "这是正文的第一段，讲述了一件重要的事情。后来又发生了许多变化。"]
+        "这是正文的第一段，讲述了一件重要的事情。后来又发生了许多变化。"
+    ]
