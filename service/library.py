@@ -410,6 +410,8 @@ class Library:
         rec = await asyncio.to_thread(self._registry.get, job.article_id)
         if rec is None:
             return
+        if job.upgrade and rec.rendering is None:
+            job.upgrade = False  # the fallback reading is gone: a listener needs any reading
         if job.upgrade and rec.degraded is None:
             await asyncio.to_thread(self._registry.set_work, rec.id, None)
             return  # read in its own voice meanwhile
@@ -433,6 +435,7 @@ class Library:
             if not job.upgrade:
                 await self._failed(job, rec, exc)
             else:
+                job.error = exc
                 await self._upgrade_failed(rec, exc)
         except LangduError as exc:
             await self._failed(job, rec, exc)
@@ -526,12 +529,16 @@ class Library:
         """Submit each degraded article's upgrade when its (persisted) time comes."""
         while True:
             self._schedule_changed.clear()
-            for rec in await asyncio.to_thread(self._registry.upgrades_due, utc_now()):
-                if rec.degraded is None:
-                    await asyncio.to_thread(self._registry.schedule_upgrade, rec.id, None, None)
-                elif self._queue.get(rec.id) is None:
-                    await self._submit(rec, Priority.UPGRADE, upgrade=True)
-            nxt = await asyncio.to_thread(self._registry.next_upgrade)
+            try:
+                for rec in await asyncio.to_thread(self._registry.upgrades_due, utc_now()):
+                    if rec.degraded is None:
+                        await asyncio.to_thread(self._registry.schedule_upgrade, rec.id, None, None)
+                    elif self._queue.get(rec.id) is None:
+                        await self._submit(rec, Priority.UPGRADE, upgrade=True)
+                nxt = await asyncio.to_thread(self._registry.next_upgrade)
+            except Exception:  # the registry may be briefly unavailable: look again later
+                log.exception("upgrade scheduler")
+                nxt = None
             nap = _SCHEDULER_NAP_S if nxt is None else (nxt - utc_now()).total_seconds()
             nap = min(max(nap, 0.5), _SCHEDULER_NAP_S)
             with contextlib.suppress(TimeoutError):

@@ -98,6 +98,9 @@ class EdgeStandIn:
     def __init__(self, *, latency_s: float = 0.0) -> None:
         self.latency_s = latency_s
         self.faults: list[str] = []  # consumed one per connection: 403 429 503 drop stall truncate
+        # Faults for chunks whose text contains a key (drop, stall or truncate: the text is
+        # known only once the connection is open): for failures at a given sentence.
+        self.text_faults: dict[str, str] = {}
         self.texts: list[str] = []
         self.ssml: list[str] = []
         self.connections = 0
@@ -177,6 +180,7 @@ class EdgeStandIn:
         assert prosody is not None and len(prosody) == 0, "nothing but text inside prosody"
         text = prosody.text or ""
         self.texts.append(text)
+        fault = fault or next((f for key, f in self.text_faults.items() if key in text), "")
         if fault == "stall":
             await asyncio.sleep(120)  # longer than any client waits
         await asyncio.sleep(self.latency_s)

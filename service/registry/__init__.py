@@ -134,7 +134,7 @@ class Registry(Protocol):
 
     def unfinished(self) -> list[ArticleRecord]:
         """What was left to do: queued or running work, published articles whose episode
-        is missing or older than their audio. Most urgent first, then oldest first."""
+        is missing or older than their stored audio. Most urgent first, then oldest first."""
 
     def forget_rendering(self, article_id: str, rendering: str) -> None:
         """The stored rendering is gone (evicted, damaged): evicted, if it was the current one."""

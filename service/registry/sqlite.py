@@ -336,7 +336,7 @@ class SqliteRegistry:
     def unfinished(self) -> list[ArticleRecord]:
         rows = self._all(
             "SELECT * FROM articles WHERE work IS NOT NULL OR status=? OR (published=1 AND"
-            " (episode_rendering IS NULL OR rendering IS NULL OR episode_rendering<>rendering))"
+            " (episode_rendering IS NULL OR episode_rendering<>rendering))"
             " ORDER BY COALESCE(work, ?), created_at, id",
             (Status.SYNTHESIZING.value, int(Priority.BACKGROUND)),
         )

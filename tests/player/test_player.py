@@ -287,17 +287,16 @@ def test_voice_failing_mid_article_resumes_in_the_fallback_voice(browser, tmp_pa
     from tests.edge_standin import EdgeStandIn
 
     with EdgeStandIn() as standin:
-        # One chunk at a time, in order: the title and the first sentence come through,
-        # then the service is gone.
-        standin.faults[:] = ["", ""] + ["503"] * 500
+        # The title and the first sentence come through; the third sentence stalls (so the
+        # reader is sure to hear the first two), and the read is given up on.
+        standin.text_faults["晨练队伍"] = "stall"
         s = start_server(
             tmp_path / "data",
             default_voice="xiaoxiao",
             edge_resolve=standin.resolve,
             edge_ca_file=str(standin.ca_file),
             edge_attempts="1",
-            edge_concurrency="1",
-            edge_timeout_s="5",
+            edge_timeout_s="3",
         )
         context = browser.new_context(viewport={"width": 1024, "height": 800}, locale="zh-CN")
         try:
@@ -308,7 +307,15 @@ def test_voice_failing_mid_article_resumes_in_the_fallback_voice(browser, tmp_pa
             wait_for(pg, "window.langdu.audio.currentTime > 0")
             assert "listener=" in pg.evaluate("window.langdu.audio.src")
             # It resumes on the stored fallback reading, at the third sentence.
-            wait_for(pg, "window.langdu.audio.src.includes('/renders/')", 120_000)
+            try:
+                wait_for(pg, "window.langdu.audio.src.includes('/renders/')", 60_000)
+            except Exception:
+                state = pg.evaluate("""() => ({src: window.langdu.audio.src,
+                    t: window.langdu.audio.currentTime, ended: window.langdu.audio.ended,
+                    paused: window.langdu.audio.paused, s: window.langdu.sentence,
+                    status: document.querySelector('.langdu-status').textContent,
+                    article: window.langdu.article})""")
+                raise AssertionError(f"{state}\n{s.log.read_text()[-3000:]}") from None
             wait_for(pg, "window.langdu.audio.currentTime > 0 && !window.langdu.audio.paused")
             article = pg.evaluate("window.langdu.article")
             timings = json.loads(
