@@ -122,7 +122,7 @@ def test_restart_resumes_the_upgrade(standin, tmp_path):
         "edge_attempts": "2",
     }
     standin.faults[:] = ["503"] * 1000
-    first = start_server(data, upgrade_after_s="8", **edge)
+    first = start_server(data, upgrade_after_s="5", **edge)
     try:
         with first.client() as c:
             body = {"text": "重启以后，降级的文章还要换回神经语音。"}
@@ -131,7 +131,7 @@ def test_restart_resumes_the_upgrade(standin, tmp_path):
     finally:
         first.stop()
     standin.faults[:] = []
-    # The upgrade is due 8 s after the fallback reading, whatever the new process is told.
+    # The upgrade is due 5 s after the fallback reading, whatever the new process is told.
     second = start_server(data, upgrade_after_s="3600", **edge)
     try:
         with second.client() as c:

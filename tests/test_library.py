@@ -353,3 +353,41 @@ async def test_openai_speech_endpoint_in_process(tmp_path: Path) -> None:
     assert wav.content[:4] == b"RIFF"
     assert male.status_code == 200
     assert fakes.neural.calls.count("你好，欢迎收听。") == 2  # alloy = fake-a, onyx = fake-b
+
+
+async def test_restart_keeps_the_cache(tmp_path: Path) -> None:
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes) as (client, _):
+        article = await _post(client)
+        info = await wait_ready(client, str(article["id"]))
+        audio = (await client.get(str(info["audio_url"]))).content
+    fakes.neural.calls.clear()
+    async with running_app(tmp_path, fakes) as (client, _):
+        again = await client.post("/v1/articles", json={"text": ARTICLE})
+        stored = await client.get(f"/v1/articles/{article['id']}/audio.mp3")
+        metrics = (await client.get("/metrics")).text
+    assert again.status_code == 200 and again.json()["status"] == "ready"
+    assert stored.content == audio and stored.headers.get("x-langdu-status") is None
+    assert fakes.neural.calls == [] and "langdu_syntheses_total{" not in metrics
+
+
+async def test_api_key_protects_writes_and_reads_stay_open(tmp_path: Path) -> None:
+    async with running_app(tmp_path, Fakes(), api_keys=["secret-1", "secret-2"]) as (client, _):
+        body = {"text": ARTICLE}
+        missing = await client.post("/v1/articles", json=body)
+        wrong = await client.post(
+            "/v1/articles", json=body, headers={"Authorization": "Bearer wrong"}
+        )
+        ok = await client.post(
+            "/v1/articles", json=body, headers={"Authorization": "Bearer secret-2"}
+        )
+        also = await client.post("/v1/articles", json=body, headers={"X-API-Key": "secret-1"})
+        publish = await client.post(f"/v1/articles/{ok.json()['id']}/publish", json={})
+        speech = await client.post(
+            "/v1/audio/speech", json={"model": "tts-1", "input": "你好", "voice": "alloy"}
+        )
+        read = await client.get(ok.json()["audio_url"])
+    assert missing.status_code == wrong.status_code == publish.status_code == 401
+    assert speech.status_code == 401 and wrong.json()["status"] == 401
+    assert ok.status_code == 201 and also.status_code == 200
+    assert read.status_code == 200
