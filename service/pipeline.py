@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -108,6 +110,7 @@ class Synthesizer:
             if ms > 0
         }
         self._cache = cache
+        self._segmenter_loading = False
         self._on_sentence = on_sentence  # told, per sentence, whether the cache had it
 
     @property
@@ -128,6 +131,29 @@ class Synthesizer:
         if segmenter:
             jobs.append(loop.run_in_executor(self._audio_pool, self._segmenter.warm_up))
         await asyncio.gather(*jobs)
+
+    def _may_need_segmenter(self, sentences: Sequence[Sentence]) -> bool:
+        # A digit can grow to ~9 bytes when read out (一千零…): a generous upper bound of the
+        # spoken form's size, so that jieba is loaded only for articles that may need it.
+        budget = self._engine.chunk_budget
+        return any(
+            utf8_len(s.text) + 8 * sum(c.isdigit() for c in s.text) > budget for s in sentences
+        )
+
+    def _load_segmenter_soon(self) -> None:
+        """Start loading jieba's dictionary (~0.8 s, a few hundred MB) on a thread of its
+        own, once: sentences too long for one chunk wait for it, the others do not."""
+        if self._segmenter_loading:
+            return
+        self._segmenter_loading = True
+
+        def load() -> None:
+            self._segmenter.warm_up()
+            # Millions of long-lived objects: keep full collections from re-scanning them.
+            gc.collect()
+            gc.freeze()
+
+        threading.Thread(target=load, name="langdu-jieba", daemon=True).start()
 
     def _chunks(self, spoken: str) -> list[str]:
         """Text thread: a sentence's spoken form in engine-sized chunks."""
@@ -216,6 +242,8 @@ class Synthesizer:
             OptionError: the options are invalid for the engine.
         """
         pending: dict[int, asyncio.Task[SentenceAudio]] = {}
+        if self._may_need_segmenter(sentences):
+            self._load_segmenter_soon()
 
         def schedule(i: int) -> None:
             if i < len(sentences) and i not in pending:
