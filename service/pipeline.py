@@ -143,7 +143,7 @@ class Synthesizer:
     def _load_segmenter_soon(self) -> None:
         """Start loading jieba's dictionary (~0.8 s, a few hundred MB) on a thread of its
         own, once: sentences too long for one chunk wait for it, the others do not."""
-        if self._segmenter_loading:
+        if self._segmenter_loading or self._segmenter.loaded:
             return
         self._segmenter_loading = True
 

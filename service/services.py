@@ -173,10 +173,12 @@ async def open_services(
             max_active=settings.max_jobs,
             max_queue=settings.max_queue,
         )
-        # Grammars and the default engine load now, not on the first request. jieba is for
-        # sentences longer than one chunk only: it loads when an article may need it.
+        # Grammars, the default engine and (unless told not to) jieba load now, not on the
+        # first request. Without the preload, jieba loads when an article may need it.
         synth = synthesizers[default_voice.engine]
-        await asyncio.gather(synth.warm_up(segmenter=False), synth.engine.warm_up())
+        await asyncio.gather(
+            synth.warm_up(segmenter=settings.preload_jieba), synth.engine.warm_up()
+        )
         for name, engine in engines.items():
             if name != default_voice.engine:
                 await engine.warm_up()  # the fallback voice must be ready when needed

@@ -30,6 +30,11 @@ class Segmenter:
                 tokenizer.initialize()
                 self._cut = lambda text: list(tokenizer.cut(text, HMM=True))
 
+    @property
+    def loaded(self) -> bool:
+        """True once the dictionary is in memory."""
+        return self._cut is not None
+
     def words(self, text: str) -> list[str]:
         """The jieba words of `text`; joined they give `text` back exactly."""
         if self._cut is None:
