@@ -43,8 +43,10 @@ def _free_port() -> int:
 def start_server(data_dir: Path, **env: str) -> Server:
     port = _free_port()
     log = data_dir.parent / f"server-{port}.log"
+    # jieba loads on demand unless a test measures first-article latency (preload_jieba=...).
     environment = {
         **os.environ,
+        "LANGDU_PRELOAD_JIEBA": "false",
         "LANGDU_DATA_DIR": str(data_dir),
         "LANGDU_WORKERS": "2",
         **{f"LANGDU_{k.upper()}": v for k, v in env.items()},

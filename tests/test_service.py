@@ -22,7 +22,9 @@ SHORT = "今天是2024年1月1日。天气晴朗，气温-5℃。"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("svc") / "data", max_article_bytes="300000")
+    s = start_server(
+        tmp_path_factory.mktemp("svc") / "data", max_article_bytes="300000", preload_jieba="true"
+    )
     yield s
     s.stop()
 

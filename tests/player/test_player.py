@@ -51,7 +51,7 @@ if not Path(CHROMIUM).exists():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("player") / "data")
+    s = start_server(tmp_path_factory.mktemp("player") / "data", preload_jieba="true")
     yield s
     s.stop()
 
@@ -296,7 +296,7 @@ def test_voice_failing_mid_article_resumes_in_the_fallback_voice(browser, tmp_pa
             edge_resolve=standin.resolve,
             edge_ca_file=str(standin.ca_file),
             edge_attempts="1",
-            edge_timeout_s="3",
+            edge_timeout_s="2",
         )
         context = browser.new_context(viewport={"width": 1024, "height": 800}, locale="zh-CN")
         try:
