@@ -150,6 +150,8 @@ class Library:
         changed = await asyncio.to_thread(self._store.reconcile)
         if changed:
             log.info("blob index: %d entries reconciled", changed)
+        if self._store.over_cap:  # the cap may have been lowered since the last run
+            await self.evict()
         picked = 0
         for rec in await asyncio.to_thread(self._registry.unfinished):
             picked += 1
@@ -396,6 +398,18 @@ class Library:
         """Published articles with an episode, newest first."""
         return await asyncio.to_thread(self._registry.feed, category=category, limit=limit)
 
+    # --- eviction ----------------------------------------------------------------------
+
+    async def evict(self) -> int:
+        """Keep the cache under its cap: the least recently used parts and renderings go,
+        and an article whose stored rendering went reads as evicted (the next listener
+        has it read again). Returns how many renderings went."""
+        gone = await asyncio.to_thread(self._store.evict)
+        for article_id, rendering in gone:
+            self._hot.forget(audio_key(article_id, rendering))
+            await asyncio.to_thread(self._registry.forget_rendering, article_id, rendering)
+        return len(gone)
+
     # --- jobs --------------------------------------------------------------------------
 
     async def _submit(
@@ -442,6 +456,8 @@ class Library:
         finally:
             self._metrics.synthesis_seconds.observe(time.monotonic() - started)
             self._metrics.syntheses.labels("ok" if ok else "failed").inc()
+        if self._store.over_cap:
+            await self.evict()
 
     async def _read_with_fallback(self, job: Job, rec: ArticleRecord, voice: Voice) -> str | None:
         """Read the whole article in its voice, else (not for upgrades) in the fallback

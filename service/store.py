@@ -104,18 +104,20 @@ class Store:
         if evictable:
             with self._lock:
                 self._size += len(data) - (old or 0)
-                over = self._size > self.max_bytes
-            if over:
-                self.evict()
 
-    def evict(self) -> int:
+    @property
+    def over_cap(self) -> bool:
+        """True when the cache holds more than its cap (the library then evicts)."""
+        return self._size > self.max_bytes
+
+    def evict(self) -> list[tuple[str, str]]:
         """Drop least recently used groups until the cache is under 90% of its cap.
 
-        An evicted rendering is forgotten by the registry (the article reads as evicted).
-        Returns the bytes freed.
+        Returns the (article id, rendering) pairs whose audio went, for the registry.
         """
         target = int(self.max_bytes * 0.9)
         freed = 0
+        renderings: list[tuple[str, str]] = []
         with self._evicting:
             while self._size > target:
                 groups = self._index.least_recent(limit=64)
@@ -129,13 +131,13 @@ class Store:
                     self._index.blob_removed(group.keys)
                     if group.group.startswith("renders/"):
                         _, article_id, rendering = group.group.split("/")
-                        self._index.forget_rendering(article_id, rendering)
+                        renderings.append((article_id, rendering))
                     with self._lock:
                         self._size -= group.size
                     freed += group.size
         if freed:
             log.info("evicted %d bytes of cached audio", freed)
-        return freed
+        return renderings
 
     def touch(self, *keys: str) -> None:
         """Mark blobs as used now (at most once a minute each: it is a database write)."""

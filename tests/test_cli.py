@@ -257,3 +257,22 @@ def test_female_voice_sounds_different(tmp_path):
     male = langdu("synth", "-", "-o", "-", stdin=text).stdout
     female = langdu("synth", "-", "-o", "-", "--voice", "cmn-offline-female", stdin=text).stdout
     assert male != female and decoded_samples(female)[0] > 0
+
+
+def test_a_preset_naming_an_unknown_engine_stops_serve_with_one_line(tmp_path):
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    (voices / "cmn-offline.toml").write_text(
+        'id = "cmn-offline"\nengine = "espeak"\nengine_voice = "cmn"\nlanguage = "zh-CN"\n'
+        'gender = "male"\ndescription = "ok"\n',
+        encoding="utf-8",
+    )
+    (voices / "robot.toml").write_text(
+        'id = "robot"\nengine = "robotron"\nengine_voice = "r1"\nlanguage = "zh-CN"\n'
+        'gender = "male"\ndescription = "no such engine"\n',
+        encoding="utf-8",
+    )
+    proc = langdu("serve", "--port", "0", env={"LANGDU_VOICES_DIR": str(voices)})
+    lines = proc.stderr.decode().strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert "voice 'robot': unknown engine 'robotron'" in lines[0]

@@ -302,8 +302,7 @@ async def test_evicted_rendering_redirects_and_is_read_again(tmp_path: Path) -> 
         article = await _post(client)
         info = await wait_ready(client, str(article["id"]))
         services.store.max_bytes = 1
-        services.store.evict()
-        services.hot_audio.forget(f"renders/{article['id']}/{info['rendering']}.mp3")
+        assert await services.library.evict() == 1
         after = (await client.get(f"/v1/articles/{article['id']}")).json()
         gone = await client.get(str(info["audio_url"]))
         services.store.max_bytes = 10**9
@@ -391,3 +390,18 @@ async def test_api_key_protects_writes_and_reads_stay_open(tmp_path: Path) -> No
     assert speech.status_code == 401 and wrong.json()["status"] == 401
     assert ok.status_code == 201 and also.status_code == 200
     assert read.status_code == 200
+
+
+async def test_cache_cap_evicts_the_least_recently_used_article(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.neural.ms_per_char = 300  # about 300 KB of audio and parts per article
+    async with running_app(tmp_path, fakes, cache_max_bytes=1024**2) as (client, services):
+        ids = []
+        for n in range(6):
+            article = await _post(client, text=ARTICLE.replace("。", f"，第{n}次。"))
+            await wait_ready(client, str(article["id"]))
+            ids.append(str(article["id"]))
+        states = [(await client.get(f"/v1/articles/{i}")).json()["status"] for i in ids]
+        size = services.store.size
+    assert states[0] == "evicted" and states[-1] == "ready", states
+    assert size <= 1024**2

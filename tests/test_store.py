@@ -6,7 +6,7 @@ import pytest
 
 from service.audio import AudioFormat, encode_part
 from service.blobs.file import FileBlobs
-from service.registry import ArticleRecord, Finished, Status
+from service.registry import ArticleRecord, Finished
 from service.registry.sqlite import SqliteRegistry
 from service.store import Store, audio_key, part_key
 
@@ -50,12 +50,14 @@ def test_size_cap_evicts_least_recently_used_first(parts):
     store._touched.clear()
     assert store.get_part(keys[0]) is not None  # used now: the most recent
     store.put_part(part_key(3), part)
-    assert store.size <= store.max_bytes
+    assert store.over_cap
+    assert store.evict() == []  # parts only: no rendering went
+    assert store.size <= store.max_bytes and not store.over_cap
     assert store.get_part(keys[1]) is None, "the least recently used part went first"
     assert store.get_part(keys[0]) is not None and store.get_part(part_key(3)) is not None
 
 
-def test_a_rendering_is_evicted_whole_and_the_registry_is_told(parts):
+def test_a_rendering_is_evicted_whole(parts):
     blobs, reg = parts
     store = Store(blobs, reg, max_bytes=1800)
     old, new = "a" * 32, "b" * 32
@@ -75,10 +77,9 @@ def test_a_rendering_is_evicted_whole_and_the_registry_is_told(parts):
     reg.finish(old, Finished(rendering="r1", degraded=None, duration_ms=1, size=800))
     reg._db.execute("UPDATE blobs SET used_at=1")
     store.put_rendering(new, "r1", audio=b"y" * 800, timings=b"{}" * 200)
+    assert store.evict() == [(old, "r1")]
     assert not store.has_rendering(old, "r1") and not blobs.exists(audio_key(old, "r1"))
     assert store.has_rendering(new, "r1")
-    rec = reg.get(old)
-    assert rec is not None and rec.status is Status.EVICTED and rec.rendering is None
 
 
 def test_episodes_are_never_evicted(parts):
@@ -86,6 +87,7 @@ def test_episodes_are_never_evicted(parts):
     store = Store(blobs, reg, max_bytes=1000)
     store.put_episode("a" * 32, "r1", b"e" * 5000)
     store.put_part(part_key(1), _part(100))
+    assert not store.over_cap and store.evict() == []
     assert blobs.exists("episodes/" + "a" * 32 + "/r1.mp3") and store.size < 1000
 
 
