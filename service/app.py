@@ -170,10 +170,10 @@ def create_asgi(
         found: Services | None = getattr(app.state, "services", None)
         return found
 
-    def count(method: str, status: int) -> None:
+    def count(route: str, method: str, status: int) -> None:
         services = running()
         if services is not None:
-            services.metrics.audio_served(method, status)
+            services.metrics.audio_served(route, method, status)
 
     return HotAudioMiddleware(
         app,

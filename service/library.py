@@ -282,7 +282,9 @@ class Library:
             if self._hot.peek(key) is not None or await asyncio.to_thread(
                 self._store.blobs.exists, key
             ):
-                if not self._current(rec) and self._queue.get(rec.id) is None:
+                if self._current(rec):
+                    self._hot.remember(rec.id, rec.rendering)
+                elif self._queue.get(rec.id) is None:
                     log.info(
                         "article %s: re-rendering %s -> %s",
                         rec.id,
@@ -297,6 +299,7 @@ class Library:
                     etag=audio_etag(rec.id, rec.rendering),
                     degraded=rec.degraded is not None,
                 )
+            self._hot.forget_article(rec.id)
             await asyncio.to_thread(self._registry.forget_rendering, rec.id, rec.rendering)
         return Live(await self._submit(rec, priority))
 
@@ -407,6 +410,7 @@ class Library:
         gone = await asyncio.to_thread(self._store.evict)
         for article_id, rendering in gone:
             self._hot.forget(audio_key(article_id, rendering))
+            self._hot.forget_article(article_id)
             await asyncio.to_thread(self._registry.forget_rendering, article_id, rendering)
         return len(gone)
 
@@ -516,6 +520,7 @@ class Library:
                 upgrade_delay_s=self._upgrade_after if degraded is not None else None,
             ),
         )
+        self._hot.forget_article(rec.id)  # the stable URL now serves the new rendering
         if job.upgrade:
             log.info("article %s: now read with %s", rec.id, rec.voice)
         if degraded is not None:

@@ -46,7 +46,7 @@ class Metrics:
             ["engine"],
             registry=self.registry,
         )
-        self._audio_children: dict[tuple[str, int], tuple[Counter, Counter]] = {}
+        self._audio_children: dict[tuple[str, str, int], tuple[Counter, Counter]] = {}
 
     def engine_failed(self, engine: str) -> None:
         """An engine could not finish an article (it was read by the fallback voice)."""
@@ -57,15 +57,13 @@ class Metrics:
         """Count one per-sentence cache lookup."""
         self.cache.labels("sentence", "hit" if hit else "miss").inc()
 
-    def audio_served(self, method: str, status: int) -> None:
+    def audio_served(self, route: str, method: str, status: int) -> None:
         """Count a finished-audio request answered from memory (a cache hit)."""
-        key = (method, status)
+        key = (route, method, status)
         children = self._audio_children.get(key)
         if children is None:
-            from service.hotfiles import AUDIO_ROUTE
-
             children = (
-                self.requests.labels(method, AUDIO_ROUTE, str(status)),
+                self.requests.labels(method, route, str(status)),
                 self.cache.labels("audio", "hit"),
             )
             self._audio_children[key] = children

@@ -313,21 +313,37 @@ async def test_evicted_rendering_redirects_and_is_read_again(tmp_path: Path) -> 
     assert again.status_code == 200 and again.headers["x-langdu-status"] == "synthesizing"
 
 
-async def test_hot_path_and_route_answer_alike(tmp_path: Path) -> None:
+async def test_hot_path_and_route_answer_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fakes = Fakes()
-    async with running_app(tmp_path, fakes, asgi=True) as (client, _):
+    async with running_app(tmp_path, fakes, asgi=True) as (client, services):
         article = await _post(client)
         info = await wait_ready(client, str(article["id"]))
-        url = str(info["audio_url"])
-        hot = [await client.get(url, headers=h) for h in _CASES]
+        urls = [str(info["audio_url"]), f"/v1/articles/{article['id']}/audio.mp3"]
+        await client.get(urls[1])  # the library names the current rendering
+
+        async def not_asked(article_id: str) -> None:
+            raise AssertionError("the hot path asked the library")
+
+        monkeypatch.setattr(services.library, "listen", not_asked)
+        hot = [await client.get(url, headers=h) for url in urls for h in _CASES]
         hot_metrics = (await client.get("/metrics")).text
     async with running_app(tmp_path, fakes, asgi=False) as (client, _):
-        routed = [await client.get(url, headers=h) for h in _CASES]
+        routed = [await client.get(url, headers=h) for url in urls for h in _CASES]
+        routed_metrics = (await client.get("/metrics")).text
     for a, b in zip(hot, routed, strict=True):
         assert (a.status_code, a.content) == (b.status_code, b.content)
         for name in ("content-range", "content-length", "etag", "cache-control"):
             assert a.headers.get(name) == b.headers.get(name), name
-    assert 'route="/v1/articles/{article_id}/renders/{rendering}/audio.mp3"' in hot_metrics
+    # Both URLs were answered by the hot path in the first app, by the routes in the second.
+    for route in (
+        "/v1/articles/{article_id}/renders/{rendering}/audio.mp3",
+        "/v1/articles/{article_id}/audio.mp3",
+    ):
+        for metrics in (hot_metrics, routed_metrics):
+            assert f'method="GET",route="{route}",status="206"' in metrics
+    assert 'langdu_cache_total{kind="audio",result="hit"} 15.0' in hot_metrics
 
 
 _CASES: list[dict[str, str]] = [

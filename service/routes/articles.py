@@ -162,7 +162,7 @@ async def article_audio(
             return serving.EntityResponse(
                 request.method,
                 request.headers,
-                serving.Entity(data=data, etag=found.etag, cache_control=serving.REVALIDATE),
+                serving.Entity.of(data, etag=found.etag, cache_control=serving.REVALIDATE),
             )
         found = await lib.listen(article_id)  # evicted just now: read it again
         if isinstance(found, Stored):
@@ -191,8 +191,8 @@ async def rendering_audio(
     return serving.EntityResponse(
         request.method,
         request.headers,
-        serving.Entity(
-            data=data, etag=f'"{article_id}.{rendering}"', cache_control=serving.IMMUTABLE
+        serving.Entity.of(
+            data, etag=f'"{article_id}.{rendering}"', cache_control=serving.IMMUTABLE
         ),
     )
 

@@ -65,7 +65,7 @@ async def episode(
     return serving.EntityResponse(
         request.method,
         request.headers,
-        serving.Entity(data=found.data, etag=found.etag, cache_control=cache),
+        serving.Entity.of(found.data, etag=found.etag, cache_control=cache),
     )
 
 
