@@ -457,6 +457,8 @@ class Library:
                 await self._upgrade_failed(rec, exc)
         except LangduError as exc:
             await self._failed(job, rec, exc)
+        except OSError as exc:  # the store could not keep it (disk full, bucket gone ...)
+            await self._failed(job, rec, LangduError(f"the audio could not be stored: {exc}"))
         finally:
             self._metrics.synthesis_seconds.observe(time.monotonic() - started)
             self._metrics.syntheses.labels("ok" if ok else "failed").inc()

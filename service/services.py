@@ -185,6 +185,13 @@ async def open_services(
     except BaseException:
         registry.close()
         raise
+    old_layout = settings.data_dir / "audio"
+    if (old_layout / "articles").is_dir():
+        log.warning(
+            "%s holds audio in the first release's layout, no longer read (articles "
+            "are read again on demand); it can be deleted",
+            old_layout,
+        )
     services = Services(
         settings=settings,
         catalog=catalog,

@@ -421,3 +421,25 @@ async def test_cache_cap_evicts_the_least_recently_used_article(tmp_path: Path) 
         size = services.store.size
     assert states[0] == "evicted" and states[-1] == "ready", states
     assert size <= 1024**2
+
+
+async def test_a_store_that_cannot_keep_the_audio_fails_the_article_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes) as (client, services):
+        real = services.store.put_rendering
+
+        def full(*args: object, **kwargs: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(services.store, "put_rendering", full)
+        article = await _post(client)
+        info = await wait_ready(client, str(article["id"]))
+        rec = services.registry.get(str(article["id"]))
+        monkeypatch.setattr(services.store, "put_rendering", real)
+        again = await client.get(f"/v1/articles/{article['id']}/audio.mp3")
+        after = await wait_ready(client, str(article["id"]))
+    assert info["status"] == "failed" and rec is not None and rec.work is None
+    assert rec.error is not None and "No space left" in rec.error
+    assert again.status_code == 200 and after["status"] == "ready"
