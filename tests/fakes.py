@@ -65,11 +65,13 @@ class FakeEngine:
             1,
             int(len(text) * self.ms_per_char / parse_rate(options.rate)) * self.sample_rate // 1000,
         )
-        freq = 200 + zlib.crc32(text.encode()) % 400
-        step = 2 * math.pi * freq / self.sample_rate
-        pcm = b"".join(
-            int(8000 * math.sin(i * step)).to_bytes(2, "little", signed=True) for i in range(n)
+        # One period of a tone whose pitch comes from the text, repeated: cheap to make.
+        period = self.sample_rate // (200 + zlib.crc32(text.encode()) % 400)
+        cycle = b"".join(
+            int(8000 * math.sin(2 * math.pi * i / period)).to_bytes(2, "little", signed=True)
+            for i in range(period)
         )
+        pcm = (cycle * (n // period + 1))[: 2 * n]
         return Clip(pcm=pcm, sample_rate=self.sample_rate)
 
     async def warm_up(self) -> None:
