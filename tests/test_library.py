@@ -443,3 +443,19 @@ async def test_a_store_that_cannot_keep_the_audio_fails_the_article_cleanly(
     assert info["status"] == "failed" and rec is not None and rec.work is None
     assert rec.error is not None and "No space left" in rec.error
     assert again.status_code == 200 and after["status"] == "ready"
+
+
+async def test_timings_and_captions_follow_the_same_answering_policy(tmp_path: Path) -> None:
+    async with running_app(tmp_path, Fakes()) as (client, _):
+        info = await wait_ready(client, str((await _post(client))["id"]))
+        timings = await client.get(str(info["timings_url"]))
+        again = await client.get(
+            str(info["timings_url"]), headers={"If-None-Match": timings.headers["etag"]}
+        )
+        captions = await client.get(str(info["captions_url"]), headers={"Range": "bytes=0-5"})
+        stable = await client.get(f"/v1/articles/{info['id']}/captions.vtt")
+    assert timings.headers["content-type"] == "application/json"
+    assert "immutable" in timings.headers["cache-control"] and again.status_code == 304
+    assert captions.status_code == 206 and captions.content == b"WEBVTT"
+    assert stable.headers["cache-control"] == "no-cache"
+    assert stable.headers["content-type"] == "text/vtt; charset=utf-8"

@@ -213,11 +213,11 @@ def _timings_response(
         return Response(body, media_type=media_type, headers=_LIVE)
     if resume_at is not None:  # meant for one listener
         return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
+    # A stored rendering's timings and captions are answered like its audio (ETag, Range).
     etag = f'"{request.path_params["article_id"]}.{timings.rendering}.{kind}"'
     cache = serving.IMMUTABLE if immutable else serving.REVALIDATE
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache})
-    return Response(body, media_type=media_type, headers={"ETag": etag, "Cache-Control": cache})
+    entity = serving.Entity.of(body, etag=etag, cache_control=cache, media_type=media_type)
+    return serving.EntityResponse(request.method, request.headers, entity)
 
 
 @router.get("/{article_id}/timings.json", name="article_timings", response_model=None)
