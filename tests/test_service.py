@@ -316,3 +316,43 @@ def test_kill_during_synthesis_leaves_no_partial_file_and_work_resumes(tmp_path,
         assert list((data / "blobs" / ".tmp").iterdir()) == []
     finally:
         second.stop()
+
+
+def test_a_new_pronunciation_rereads_finished_articles_lazily(tmp_path):
+    data = tmp_path / "data"
+    text = "兰州新区今天召开工作会议。会议由市委书记主持。各区县负责人参加了会议。"
+    first = start_server(data)
+    try:
+        with first.client() as c:
+            article = wait_ready(c, post(c, text=text, publish=True).json()["id"])
+            wait_episode(c, article["id"])
+            old = c.get(article["audio_url"]).content
+    finally:
+        first.stop()
+    lexicon = tmp_path / "lexicon.tsv"
+    lexicon.write_text("兰州新区\t兰州新地区\n", encoding="utf-8")
+    second = start_server(data, lexicon_file=str(lexicon))
+    try:
+        with second.client() as c:
+            url = f"/v1/articles/{article['id']}"
+            served = c.get(f"{url}/audio.mp3")  # the old reading, and the new one starts
+            assert served.content == old
+            deadline = time.monotonic() + 60
+            while c.get(url).json()["rendering"] == article["rendering"]:
+                assert time.monotonic() < deadline, "never read again"
+                time.sleep(0.2)
+            new = c.get(url).json()
+            audio = c.get(f"{url}/audio.mp3")
+            timings = c.get(new["timings_url"]).json()
+            still = c.get(article["audio_url"].replace(first.url, second.url))  # old rendering
+            feed = c.get("/feed.xml").text
+        misses = metric(second, "langdu_cache_total", kind="sentence", result="miss")
+        hits = metric(second, "langdu_cache_total", kind="sentence", result="hit")
+    finally:
+        second.stop()
+    assert new["id"] == article["id"] and new["render_version"] == new["rendering"]
+    assert audio.content != old and audio.headers["etag"] != served.headers["etag"]
+    assert timings["sentences"][0]["spoken"].startswith("兰州新地区")
+    assert (misses, hits) == (1, 2), "only the sentence whose reading changed is synthesized"
+    assert still.status_code == 200 and still.content == old
+    assert f'<guid isPermaLink="false">{article["id"]}</guid>' in feed
