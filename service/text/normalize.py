@@ -42,11 +42,26 @@ _FULLWIDTH = str.maketrans(
         "～": "~",
         "＄": "$",
         "￥": "¥",
+        "∶": ":",  # the ratio colon of scores and proportions
+        # Roman numerals (grades, parts, phases) as the numbers they are read as.
+        **dict(
+            zip(
+                "ⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩⅪⅫ",
+                ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"],
+                strict=True,
+            )
+        ),
     }
 )
 _UNITS_PER = (
     "平方米|平米|平方公里|公顷|亩|千克|公斤|克|吨|米|公里|千米|人|次|天|年|月|小时|分钟|件|台|辆|股"
+    "|千瓦时|立方米|升|斤|户|份|张|株|头"
 )
+# Words after a number that names (a route, a unit, a grade, a type) rather than counts:
+# such a 2 is read 二, never 两 (2单元 二单元, 2号楼 二号楼, 2等奖 二等奖).
+_NAMING = "单元|号楼|号线|路公交|路车|期|年级|级|型|类|等奖|号|区|组|届|版|栋"
+# Letters that start a Chinese train number (G/D/C high-speed, Z/T/K, Y/L/S ...).
+_TRAIN = "GDCZTKYLS"
 
 
 def read_digits(digits: str) -> str:
@@ -78,6 +93,43 @@ _RULES: tuple[_Rule, ...] = (
     (re.compile(r"(?<=[A-Z]{2})\d{3,5}(?![\d.])"), _digits_of),  # MH370, CA1831
     # No one reads 13+ digits as a cardinal: ID, card and account numbers.
     (re.compile(r"(?<![\d.])\d{13,}"), _digits_of),
+    # Train numbers and standards are read digit by digit: D3075次, GB 18030, GB/T 7714-2015.
+    (
+        re.compile(rf"(?<![A-Za-z])([{_TRAIN}])(\d{{1,4}})(?=次|列车|动车|高铁)"),
+        lambda m: m.group(1) + read_digits(m.group(2)),
+    ),
+    (
+        re.compile(
+            r"(?<![A-Za-z])(GB(?:/T|/Z)?|ISO|IEC|YY|JT|HJ|QB)\s?(\d+)(?:[-—–](\d{4}))?(?![\d.])"
+        ),
+        lambda m: (
+            f"{m.group(1)} {read_digits(m.group(2))}"
+            + (f"-{read_digits(m.group(3))}" if m.group(3) else "")
+        ),
+    ),
+    # Dates written with a middle dot (3·15, 9·11, 8·15) are read digit by digit.
+    (
+        re.compile(r"(?<![\d.])(\d{1,2})[·•・](\d{1,2})(?![\d.])"),
+        lambda m: read_digits(m.group(1)) + read_digits(m.group(2)),
+    ),
+    # Generations: 80后, 95后, 00后 -> 八零后, 九五后.
+    (re.compile(r"(?<![\d.])\d[05](?=后)"), _digits_of),
+    # Years read digit by digit wherever they stand: in lists (2013、2014年), before eras
+    # (公元前221年) and at the head of report titles (《2018中国城市报告》).
+    (
+        re.compile(
+            r"(?<![\d.])(?:1[5-9]|20)\d{2}(?=(?:\s*[、,，和与及或]\s*(?:1[5-9]|20)\d{2})+\s*年)"
+        ),
+        _digits_of,
+    ),
+    (re.compile(r"(?<=公元前)\d{1,4}(?=年)"), _digits_of),
+    (re.compile(r"(?<=《)(?:1[5-9]|20)\d{2}(?=[\u4e00-\u9fff])"), _digits_of),
+    # A lone 2 that names rather than counts is 二: a day of the month (10月2日), a unit,
+    # a building, a grade, a type (2单元, 2号楼, 2等奖). Only the digit: 两级, 两类 stay.
+    (re.compile(r"(?<=月)2(?=日|号)"), "二"),
+    (re.compile(rf"(?<![\d.])2(?=(?:{_NAMING}))"), "二"),
+    # Per mille: 3‰ -> 千分之3 (the grammars read the number).
+    (re.compile(r"(\d+(?:\.\d+)?)‰"), r"千分之\1"),
     # Year ranges: 2019-2020年 -> 二零一九年至二零二零年 (not 两千零一十九).
     (
         re.compile(r"(?<!\d)(\d{4})\s*[-—–~至到]\s*(\d{4})\s*年"),
@@ -104,6 +156,8 @@ _RULES: tuple[_Rule, ...] = (
     ),
     # Ranges: 12%-15%, 3-5天 -> 至 (a dash between numbers is never a minus sign).
     (re.compile(r"(?<=\d[%‰]|\d[万亿])\s*[-—–~]\s*(?=\d)"), "至"),
+    # An em or en dash or a tilde between two numbers is a range: 6—8个月 -> 6到8个月.
+    (re.compile(r"(?<=\d)\s*[—–~～]\s*(?=\d)"), "到"),
     # "1+N", "互联网+": plus reads 加.
     (re.compile(r"(?<=[\dA-Za-z\u4e00-\u9fff])\+"), "加"),
     # Currency sign before a number with a magnitude: ¥5万 -> 5万元.
@@ -116,6 +170,14 @@ _POST_RULES: tuple[_Rule, ...] = (
     (re.compile(r"第两"), "第二"),
     # ... and a proportion in tenths always is: 2成 -> 两成.
     (re.compile(r"(?<![一二三四五六七八九十百千万零点第])二成"), "两成"),
+    # A clock time counts hours: 凌晨2点, 2点30分 -> 两点 (but 2.5 is 二点五, 12点 十二点).
+    (
+        re.compile(
+            r"(?<![一二三四五六七八九十百千万零点第])二"
+            r"(?=点(?:[一二三四五六七八九十零]+分|[^一二三四五六七八九十零]|$))"
+        ),
+        "两",
+    ),
 )
 
 _DIGIT = re.compile(r"\d")
@@ -229,7 +291,7 @@ def _import_wetext() -> Any:
 
 # Bump with every change to the rules above: it is part of the render version, so finished
 # articles are read again (lazily, only the sentences whose spoken form changed).
-RULES_VERSION = "2026.11.26"
+RULES_VERSION = "2026.11.26b"
 
 
 def load_lexicon(path: Path) -> dict[str, str]:

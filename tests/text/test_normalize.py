@@ -201,3 +201,14 @@ def test_read_digits_and_speakable():
     assert read_digits("0931") == "零九三一"
     assert is_speakable("……“好”")
     assert not is_speakable("……“”！？ \n")
+
+
+def test_every_row_of_our_news_case_table(normalizer):
+    failures = []
+    rows = _cases(Path(__file__).with_name("news_cases.tsv"))
+    assert len(rows) >= 35
+    for source, alternatives in rows:
+        got = normalizer.normalize(source)
+        if _comparable(got) not in alternatives:
+            failures.append(f"{source} -> {got} (want {' | '.join(alternatives)})")
+    assert not failures, "\n".join(failures)
