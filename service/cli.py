@@ -54,7 +54,10 @@ def _build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="how to read INPUT (default: by extension, else sniffed)",
     )
-    synth.add_argument("--encoding", help="input text encoding (default: UTF-8 or the page's)")
+    synth.add_argument(
+        "--encoding",
+        help="input text encoding (default: detected; UTF-8, the page's declaration, GB18030 ...)",
+    )
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     sub.add_parser("normalize", help="print the spoken form of stdin, line for line")

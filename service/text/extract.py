@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from service.errors import DecodeError, EmptyArticleError, InputError
@@ -45,20 +45,53 @@ def _codec_for(charset: str) -> str:
 
 
 def decode(data: bytes, *, charset: str | None = None) -> str:
-    """Decode page bytes: BOM first, then the given or declared charset, else strict UTF-8.
+    """Decode page bytes: a BOM, else the caller's charset (an HTTP Content-Type wins), else
+    the first of UTF-8, the page's declared charset, GB18030 and a detector's guess that
+    yields sensible text. Declarations are often wrong or missing on Chinese news sites.
 
     Raises:
-        DecodeError: the bytes are not valid in the chosen encoding.
+        DecodeError: the caller's charset does not fit the bytes, or nothing yields text.
     """
     if data.startswith(b"\xef\xbb\xbf"):
-        codec = "utf-8-sig"
-    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        codec = "utf-16"
-    elif charset:
-        codec = _codec_for(charset)
-    else:
-        declared = _META_CHARSET.search(data[:4096])
-        codec = _codec_for(declared.group(1).decode("ascii")) if declared else "utf-8"
+        return _strict(data, "utf-8-sig")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return _strict(data, "utf-16")
+    if charset:
+        return _strict(data, _codec_for(charset))
+    declared = _META_CHARSET.search(data[:4096])
+
+    def candidates() -> Iterator[str | None]:
+        # Valid UTF-8 first: non-trivial GB bytes are never valid UTF-8, but UTF-8 bytes
+        # often decode (as mojibake) under a wrong GB declaration. GB18030 decodes almost
+        # any bytes (Big5 too, as nonsense): it comes last, after the detector's guess.
+        yield "utf-8"
+        if declared:
+            yield _codec_for(declared.group(1).decode("ascii", "replace"))
+        yield _detect(data)
+        yield "gb18030"
+
+    tried: set[str] = set()
+    for codec in candidates():
+        if codec is None or codec in tried:
+            continue
+        tried.add(codec)
+        try:
+            text = data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        if _sensible(text):
+            return text
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(
+            f"input is not valid UTF-8 (bad byte at offset {exc.start}), "
+            "nor text in any encoding we could recognise"
+        ) from exc
+    raise DecodeError("the input does not look like text in any encoding we recognise")
+
+
+def _strict(data: bytes, codec: str) -> str:
     try:
         return data.decode(codec)
     except LookupError as exc:
@@ -67,6 +100,30 @@ def decode(data: bytes, *, charset: str | None = None) -> str:
         raise DecodeError(
             f"input is not valid {codec.upper()} (bad byte at offset {exc.start})"
         ) from exc
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
+_LATIN_HIGH = re.compile(r"[\u00a0-\u024f]")
+
+
+def _sensible(text: str) -> bool:
+    """No control characters or replacement marks: what a page's text can contain."""
+    return _CONTROL.search(text) is None
+
+
+def _detect(data: bytes) -> str | None:
+    """A maintained detector's guess of the codec (GB family as GB18030), unless what it
+    yields is Latin mojibake (CJK bytes read as Latin-1 turn into accented letters)."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        return None
+    text = str(best)
+    high = sum(1 for c in text if ord(c) > 0x7F)
+    if high and len(_LATIN_HIGH.findall(text)) > high // 2:
+        return None
+    return _codec_for(best.encoding)
 
 
 # --- line filters shared by the text and HTML paths ---------------------------------------

@@ -58,6 +58,35 @@ def test_invalid_utf8_is_a_clear_error():
         decode(b"\xe6\x96\xb0\xff\xfe news")
 
 
+def _page(sample_html, declaration: str | None) -> str:
+    html = str(sample_html.read_text(encoding="utf-8"))
+    old = 'charset="utf-8"'
+    assert old in html
+    return html.replace(old, declaration or "")
+
+
+def test_gbk_page_without_a_declaration_is_read(sample_html):
+    data = _page(sample_html, None).encode("gb18030")
+    assert "安宁区" in decode(data) and "田玥" in decode(data)
+
+
+def test_a_declaration_that_contradicts_the_bytes_is_overruled(sample_html):
+    utf8_said_gbk = _page(sample_html, 'charset="gbk"').encode("utf-8")
+    gbk_said_utf8 = _page(sample_html, 'charset="utf-8"').encode("gb18030")
+    assert "安宁区" in decode(utf8_said_gbk)
+    assert "安宁区" in decode(gbk_said_utf8)
+
+
+def test_big5_page_is_recognised():
+    text = "臺北市政府今天宣布，將擴大辦理市民健康檢查服務。" * 20
+    assert decode(f"<html><body><p>{text}</p></body></html>".encode("big5")).count("臺北市") == 20
+
+
+def test_a_charset_the_caller_gives_must_fit():
+    with pytest.raises(DecodeError, match="not valid UTF-8"):
+        decode("新闻".encode("gbk"), charset="utf-8")
+
+
 @pytest.mark.parametrize("text", ["", "   \n\t\u3000 \n", "<html><body>  </body></html>"])
 def test_empty_input_is_an_error(text):
     with pytest.raises(EmptyArticleError):
