@@ -305,7 +305,7 @@ def extract_html(html: str) -> Article:
         raise EmptyArticleError("the input is empty or whitespace only")
     try:
         doc = Document(html)
-        title = clean_line(doc.short_title() or "") or None
+        title = headline(html) or clean_line(doc.short_title() or "") or None
         summary = doc.summary(html_partial=True)
         root = lxml.html.fragment_fromstring(summary, create_parent="div")
     except (lxml.etree.ParserError, ValueError) as exc:
@@ -319,6 +319,44 @@ def extract_html(html: str) -> Article:
     if title and (is_junk_line(title) or title in {"[no-title]", "no-title"}):
         title = None
     return Article(title, _require_body(paragraphs))
+
+
+# Separators between a headline and the site's name in <title>: "…_凤凰网资讯_凤凰网",
+# "… - 新华网", "…|人民网", with or without spaces.
+_TITLE_SEPARATORS = re.compile(
+    r"\s*(?:[_|｜]|\s[-–—]\s|--|——|(?<![A-Za-z0-9])[-–—](?=[^-–—]{1,20}$))\s*"
+)
+
+
+def headline(html: str) -> str | None:
+    """The page's visible headline, never the site's name that <title> carries with it.
+
+    Like GeneralNewsExtractor: an h1-h3 or og:title/<meta name=title> text that <title>
+    contains is the headline (the longest one); else <title> cut at its separators (its
+    longest part); else the first h1 or og:title when there is no <title>.
+    """
+    import lxml.etree
+    import lxml.html
+
+    try:
+        root = lxml.html.document_fromstring(html)
+    except (lxml.etree.ParserError, ValueError):
+        return None
+    page_title = clean_line(" ".join(root.xpath("//title//text()")))
+    metas = root.xpath(
+        "//meta[@property='og:title' or @name='og:title' or @name='title'"
+        " or @name='ArticleTitle']/@content"
+    )
+    headings = [clean_line(h.text_content()) for h in root.xpath("//h1|//h2|//h3")]
+    candidates = [c for c in (*(clean_line(m) for m in metas), *headings) if len(c) >= 4]
+    if page_title:
+        inside = [c for c in candidates if c in page_title]
+        if inside:
+            return max(inside, key=len)
+        parts = [p for p in _TITLE_SEPARATORS.split(page_title) if p.strip()]
+        return max(parts, key=len) if parts else None
+    h1 = [clean_line(h.text_content()) for h in root.xpath("//h1")]
+    return next((c for c in (*h1, *candidates) if c), None)
 
 
 def _paragraphs_from_blocks(blocks: Sequence[tuple[str, bool]]) -> list[Paragraph]:

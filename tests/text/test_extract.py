@@ -115,3 +115,48 @@ def test_footer_lines_after_the_body_are_dropped():
     assert [p.text for p in article.paragraphs] == [
         "这是正文的第一段，讲述了一件重要的事情。后来又发生了许多变化。"
     ]
+
+
+_BODY = (
+    "<p>"
+    + "本报讯 记者从市政府获悉，今年全市新建改建城市道路一百二十公里，惠及群众数十万人。" * 3
+    + "</p>"
+)
+
+
+@pytest.mark.parametrize(
+    ("head", "body", "headline"),
+    [
+        # <title> with the site's suffix, the headline in an h1.
+        (
+            "<title>兰州新区今年建成十条道路_凤凰网资讯_凤凰网</title>",
+            "<h1>兰州新区今年建成十条道路</h1>",
+            "兰州新区今年建成十条道路",
+        ),
+        (
+            "<title>兰州新区今年建成十条道路 - 新华网</title>",
+            "<h1>兰州新区今年建成十条道路</h1>",
+            "兰州新区今年建成十条道路",
+        ),
+        (
+            "<title>兰州新区今年建成十条道路|人民网</title>",
+            "<h2>兰州新区今年建成十条道路</h2>",
+            "兰州新区今年建成十条道路",
+        ),
+        # No heading inside <title>: cut at the separators, with or without spaces.
+        ("<title>兰州新区今年建成十条道路-中国甘肃网</title>", "", "兰州新区今年建成十条道路"),
+        ("<title>兰州新区今年建成十条道路｜澎湃新闻</title>", "", "兰州新区今年建成十条道路"),
+        # og:title inside <title> beats a shorter h1 (a section name).
+        (
+            '<title>新冠COVID-19疫苗接种进展_新闻中心</title><meta property="og:title" '
+            'content="新冠COVID-19疫苗接种进展">',
+            "<h1>新闻中心</h1>",
+            "新冠COVID-19疫苗接种进展",
+        ),
+        # No <title>: the first h1.
+        ("", "<h1>全市新建改建城市道路</h1>", "全市新建改建城市道路"),
+    ],
+)
+def test_the_headline_is_the_pages_not_the_sites(head, body, headline):
+    page = f"<html><head>{head}</head><body>{body}{_BODY}</body></html>"
+    assert extract(page).title == headline
