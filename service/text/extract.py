@@ -178,11 +178,21 @@ def clean_line(line: str) -> str:
     return _SPACES.sub(" ", line).strip()
 
 
+def _is_meta_line(line: str) -> bool:
+    """A date (and time) with at most source/author furniture after it; a lead paragraph
+    that begins with a date ("2020年11月18日，…") is article text."""
+    m = _META_LINE.match(line)
+    if m is None:
+        return False
+    rest = line[m.end() :].strip()
+    return not rest or (rest[0] not in "，,、" and "。" not in rest)
+
+
 def is_junk_line(line: str) -> bool:
     """Page chrome: navigation bars, breadcrumbs, date/meta lines, widget labels, source lines."""
     if len(_NAV_SEPARATORS.findall(line)) >= 3:
         return True
-    if len(line) <= 80 and (_BREADCRUMB.match(line) or _META_LINE.match(line)):
+    if len(line) <= 80 and (_BREADCRUMB.match(line) or _is_meta_line(line)):
         return True
     return bool(_LABEL_LINE.match(line))
 
@@ -249,7 +259,7 @@ def extract_text(text: str) -> Article:
 
 def _title_from_header(header: Sequence[str]) -> str | None:
     for i, line in enumerate(header):
-        if _META_LINE.match(line) and i > 0:
+        if _is_meta_line(line) and i > 0:
             candidate = header[i - 1]
             if not is_junk_line(candidate):
                 return candidate

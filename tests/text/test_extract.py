@@ -117,11 +117,8 @@ def test_footer_lines_after_the_body_are_dropped():
     ]
 
 
-_BODY = (
-    "<p>"
-    + "本报讯 记者从市政府获悉，今年全市新建改建城市道路一百二十公里，惠及群众数十万人。" * 3
-    + "</p>"
-)
+_SENTENCE = "本报讯 记者从市政府获悉，今年全市新建改建城市道路一百二十公里，惠及群众数十万人。"
+_BODY = f"<p>{_SENTENCE * 3}</p>"
 
 
 @pytest.mark.parametrize(
@@ -160,3 +157,15 @@ _BODY = (
 def test_the_headline_is_the_pages_not_the_sites(head, body, headline):
     page = f"<html><head>{head}</head><body>{body}{_BODY}</body></html>"
     assert extract(page).title == headline
+
+
+def test_a_lead_paragraph_that_begins_with_a_date_is_read():
+    lead = "2020年11月18日，甘肃省召开全省城市基层党建工作推进会，总结经验，部署下一步工作。"
+    page = (
+        "<html><head><title>全省城市基层党建工作推进会召开_每日甘肃</title></head><body>"
+        "<h1>全省城市基层党建工作推进会召开</h1><p>2020-11-18 10:20 来源：每日甘肃</p>"
+        f"<p>{lead}</p><p>{_SENTENCE * 2}</p></body></html>"
+    )
+    article = extract(page)
+    assert article.paragraphs[0].text == lead
+    assert all("来源" not in p.text for p in article.paragraphs)
