@@ -379,32 +379,48 @@ def _paragraphs_from_blocks(blocks: Sequence[tuple[str, bool]]) -> list[Paragrap
 
 
 def _html_blocks(root: object) -> Iterable[tuple[str, bool]]:
-    """Text of each block-level element, with <br> kept as a line break."""
+    """Text of each block-level element, and runs of loose text between them, in reading
+    order, with <br> kept as a line break.
+
+    Containers (div, section ...) and wrappers (any element with a block or container
+    inside it: <span>, CMS tags such as <founder-content>) are walked, never read whole:
+    reading a wrapper whole would read its paragraphs twice.
+    """
     import lxml.html
 
     assert isinstance(root, lxml.html.HtmlElement)
     for br in root.iter("br"):
         br.tail = "\n" + (br.tail or "")
+    structural = _BLOCK_TAGS | _CONTAINER_TAGS
+    wrappers: set[object] = set()
     for el in root.iter():
-        tag = el.tag if isinstance(el.tag, str) else ""
-        if tag in _BLOCK_TAGS:
-            if any(isinstance(a.tag, str) and a.tag in _BLOCK_TAGS for a in el.iterancestors()):
-                continue
-            yield el.text_content(), tag.startswith("h") and len(tag) == 2
-        elif tag in _CONTAINER_TAGS:
-            # Text sitting directly in a container (no <p>) is still article text.
-            loose = (
-                [el.text or ""]
-                + [c.tail or "" for c in el if isinstance(c.tag, str) and c.tag in _BLOCK_TAGS]
-                + [
-                    c.text_content() + (c.tail or "")
-                    for c in el
-                    if isinstance(c.tag, str) and c.tag not in _BLOCK_TAGS | _CONTAINER_TAGS
-                ]
-            )
-            text = "".join(loose)
-            if text.strip():
-                yield text, False
+        if isinstance(el.tag, str) and el.tag in structural:
+            for a in el.iterancestors():
+                if a in wrappers:
+                    break
+                wrappers.add(a)
+
+    def walk(el: lxml.html.HtmlElement) -> Iterator[tuple[str, bool]]:
+        loose = [el.text or ""]
+        for c in el:
+            tag = c.tag if isinstance(c.tag, str) else None
+            if tag is not None and (tag in structural or c in wrappers):
+                text = "".join(loose)
+                if text.strip():
+                    yield text, False
+                loose.clear()
+                if tag in _BLOCK_TAGS:
+                    yield c.text_content(), tag.startswith("h") and len(tag) == 2
+                else:
+                    yield from walk(c)
+            elif tag is not None:
+                loose.append(c.text_content())
+            loose.append(c.tail or "")
+        text = "".join(loose)
+        if text.strip():
+            yield text, False
+
+    yield from walk(root)
 
 
 def extract(text: str, *, html: bool | None = None) -> Article:

@@ -169,3 +169,18 @@ def test_a_lead_paragraph_that_begins_with_a_date_is_read():
     article = extract(page)
     assert article.paragraphs[0].text == lead
     assert all("来源" not in p.text for p in article.paragraphs)
+
+
+@pytest.mark.parametrize("wrapper", ["span", "founder-content", "font"])
+def test_text_inside_a_wrapper_is_read_once(wrapper):
+    first = "兰州市今年新建改建城市道路一百二十公里，惠及群众数十万人，交通更加便利。"
+    second = "市交通部门表示，明年将继续加大投入，重点完善城市路网结构和公交线路。"
+    page = (
+        "<html><head><title>兰州城市道路建设_新闻</title></head><body><div>"
+        f"<{wrapper}><p>{first}</p><p>{second}</p>记者 王明</{wrapper}>"
+        f"<p>{_SENTENCE}</p></div></body></html>"
+    )
+    texts = [p.text for p in extract(page).paragraphs]
+    joined = "".join(texts)
+    assert joined.count(first) == 1 and joined.count(second) == 1, texts
+    assert texts[:2] == [first, second]
