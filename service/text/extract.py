@@ -165,11 +165,26 @@ _LABELS = (
     "扫一扫",
     "【打印",
     "【关闭",
+    "纠错",
+    "我要纠错",
+    "举报",
+    "原标题",
+    "摄影",
+    "图片来源",
+    "新闻热线",
 )
 _LABEL_LINE = re.compile(
     r"^[【\[]?(" + "|".join(re.escape(x) for x in _LABELS) + r")[】\]]?\s*([:：].{0,60})?$"
 )
-_BREADCRUMB = re.compile(r"^(您的位置|你的位置|当前位置|所在位置|位置)\s*[:：]|.+\s[>＞»]\s.+")
+_BREADCRUMB = re.compile(
+    r"^(您的位置|你的位置|当前位置|所在位置|您所在的位置|你所在的位置|所在的位置|位置)\s*[:：]"
+    r"|^(首页|主页|网站首页)\s*[>＞»›]|.+\s[>＞»›]\s.+"
+)
+# Site footers: licences, copyright, report lines.
+_FOOTER = re.compile(
+    r"ICP[备证]|公网安备|版权所有|Copyright|©|\(c\)\s*\d{4}|违法和不良信息举报|互联网新闻信息服务许可",
+    re.IGNORECASE,
+)
 _NAV_SEPARATORS = re.compile(r"[|｜丨]")
 
 
@@ -193,6 +208,8 @@ def is_junk_line(line: str) -> bool:
     if len(_NAV_SEPARATORS.findall(line)) >= 3:
         return True
     if len(line) <= 80 and (_BREADCRUMB.match(line) or _is_meta_line(line)):
+        return True
+    if len(line) <= 160 and _FOOTER.search(line):
         return True
     return bool(_LABEL_LINE.match(line))
 
@@ -274,6 +291,14 @@ _BLOCK_TAGS = frozenset(
     {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "dd", "dt", "td", "th"}
 )
 _CONTAINER_TAGS = frozenset({"div", "section", "article", "main", "body", "center", "font"})
+_BR = "\u2028"  # a <br>, until blocks are cut into lines
+_CJK = r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]"
+_SOURCE_NEWLINE = re.compile(rf"(?<={_CJK})[ \t\r]*\n\s*(?={_CJK})")
+# "(责编：张三)" at the end of the last paragraph: furniture stuck to article text.
+_TRAILING_EDITOR = re.compile(
+    r"\s*[（(【\[]\s*(?:责编|责任编辑|编辑|审核|校对|作者|记者|通讯员)\s*[:：]?"
+    r"[^）)】\]]{0,40}[）)】\]]\s*$"
+)
 _DROP_TAGS = (
     "script",
     "style",
@@ -372,7 +397,10 @@ def headline(html: str) -> str | None:
 def _paragraphs_from_blocks(blocks: Sequence[tuple[str, bool]]) -> list[Paragraph]:
     lines: list[tuple[str, bool]] = []
     for text, heading in blocks:
-        lines.extend((clean_line(x), heading) for x in text.split("\n"))
+        # Only <br> breaks a line: a newline in the page's source is layout. Between two
+        # Chinese characters it is nothing at all; elsewhere it is a space.
+        text = _SOURCE_NEWLINE.sub("", text)
+        lines.extend((clean_line(_TRAILING_EDITOR.sub("", x)), heading) for x in text.split(_BR))
     kept = [(x, h) for x, h in lines if x and not is_junk_line(x)]
     survivors = set(_drop_repeated_captions([x for x, _ in kept]))
     return [Paragraph(x, heading=h or not is_body_like(x)) for x, h in kept if x in survivors]
@@ -390,7 +418,7 @@ def _html_blocks(root: object) -> Iterable[tuple[str, bool]]:
 
     assert isinstance(root, lxml.html.HtmlElement)
     for br in root.iter("br"):
-        br.tail = "\n" + (br.tail or "")
+        br.tail = _BR + (br.tail or "")
     structural = _BLOCK_TAGS | _CONTAINER_TAGS
     wrappers: set[object] = set()
     for el in root.iter():

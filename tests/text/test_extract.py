@@ -184,3 +184,49 @@ def test_text_inside_a_wrapper_is_read_once(wrapper):
     joined = "".join(texts)
     assert joined.count(first) == 1 and joined.count(second) == 1, texts
     assert texts[:2] == [first, second]
+
+
+@pytest.mark.parametrize(
+    "furniture",
+    [
+        "（责任编辑：张三）",
+        "(责编：李四)",
+        "【纠错】",
+        "[我要纠错]",
+        "您所在的位置：首页 > 新闻中心 > 本地新闻",
+        "首页>新闻>正文",
+        "原标题：兰州城市道路建设提速",
+        "Copyright © 2005-2023 兰州新闻网 版权所有",
+        "陇ICP备05000000号 甘公网安备62010202000000号",
+        "摄影：王明",
+    ],
+)
+def test_page_furniture_is_dropped(furniture):
+    page = (
+        "<html><head><title>兰州城市道路建设_新闻</title></head><body><div>"
+        f"<p>{furniture}</p><p>{_SENTENCE}</p><p>{furniture}</p></div></body></html>"
+    )
+    assert [p.text for p in extract(page).paragraphs] == [_SENTENCE]
+
+
+def test_an_editor_line_stuck_to_the_last_paragraph_is_cut_off():
+    page = f"<html><body><p>{_SENTENCE}（责任编辑：张三）</p></body></html>"
+    assert [p.text for p in extract(page).paragraphs] == [_SENTENCE]
+
+
+def test_an_interview_question_is_article_text():
+    question = "记者：今年的城市道路建设有哪些新变化？"
+    page = f"<html><body><p>{_SENTENCE}</p><p>{question}</p><p>{_SENTENCE}</p></body></html>"
+    assert question in [p.text for p in extract(page).paragraphs]
+
+
+def test_newlines_in_the_source_are_not_paragraph_breaks():
+    page = (
+        "<html><body><p>兰州市今年新建改建城市道路一百二十公里，\n    惠及群众数十万人，\n"
+        "交通更加便利。<br>第二行是新的一段，记者从市交通部门获悉了这一消息。</p></body></html>"
+    )
+    texts = [p.text for p in extract(page).paragraphs]
+    assert texts == [
+        "兰州市今年新建改建城市道路一百二十公里，惠及群众数十万人，交通更加便利。",
+        "第二行是新的一段，记者从市交通部门获悉了这一消息。",
+    ]
