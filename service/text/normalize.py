@@ -107,6 +107,16 @@ _RULES: tuple[_Rule, ...] = (
             + (f"-{read_digits(m.group(3))}" if m.group(3) else "")
         ),
     ),
+    # Lottery draws and issue numbers (第2023001期), codes after the word that names them
+    # (验证码, 邮编, 房间号 ...) are read digit by digit.
+    (re.compile(r"(?<=第)\d{5,}(?=期)"), _digits_of),
+    (
+        re.compile(
+            r"(验证码|校验码|动态码|取件码|提取码|邮编|邮政编码|房间号|房号|门牌号|座位号|工号)"
+            r"([为是:：]?\s*)(\d{2,8})(?![\d.])"
+        ),
+        lambda m: m.group(1) + m.group(2) + read_digits(m.group(3)),
+    ),
     # Dates written with a middle dot (3·15, 9·11, 8·15) are read digit by digit.
     (
         re.compile(r"(?<![\d.])(\d{1,2})[·•・](\d{1,2})(?![\d.])"),
@@ -291,7 +301,7 @@ def _import_wetext() -> Any:
 
 # Bump with every change to the rules above: it is part of the render version, so finished
 # articles are read again (lazily, only the sentences whose spoken form changed).
-RULES_VERSION = "2026.11.26b"
+RULES_VERSION = "2026.11.26c"
 
 
 def load_lexicon(path: Path) -> dict[str, str]:
