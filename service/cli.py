@@ -283,11 +283,16 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.port is not None and not 0 <= args.port <= 65535:
         raise OptionError(f"port {args.port} is out of range")
-    from service.services import build_engines
+    from service.backends import backend_module
+    from service.services import build_engines, load_normalizer
 
-    catalog = VoiceCatalog.load(settings.voices_dir)  # fail fast, with one line
+    # Fail fast, with one line, on what the lifespan would only report as a traceback.
+    catalog = VoiceCatalog.load(settings.voices_dir)
     catalog.get(settings.default_voice)
     build_engines(catalog, settings)
+    load_normalizer(settings)
+    backend_module("service.registry", settings.database, what="database", example="sqlite:///")
+    backend_module("service.blobs", settings.storage, what="storage", example="file:///")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host, port = args.host or settings.host, settings.port if args.port is None else args.port
     print(f"langdu {__version__}: http://{host}:{port}/", file=sys.stderr)

@@ -69,11 +69,19 @@ class ArticleView:
 
 @dataclass(frozen=True, slots=True)
 class Timings:
-    """Sentence timings: of a stored rendering, or of a reading so far (`live`)."""
+    """Sentence timings: of a stored rendering, or of a reading so far (`live`).
 
-    document: dict[str, Any]
+    `raw` is the JSON document as stored, served as it is; `document` parses it.
+    """
+
+    raw: bytes
     live: bool
     rendering: str | None
+
+    def document(self) -> dict[str, Any]:
+        """The timings as a dict (parsed on demand: most requests want the bytes)."""
+        parsed: dict[str, Any] = json.loads(self.raw)
+        return parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,11 +277,12 @@ class Library:
         self._metrics.cache.labels("article", "miss" if created else "hit").inc()
         if publish:
             await asyncio.to_thread(self._registry.publish, stored.id, category=category)
-            stored = await self.record(stored.id)
-        await self._want_audio(stored, Priority.LISTENER)
+        found = await self._want_audio(stored, Priority.LISTENER)
         if publish:
             self._episodes.ensure(stored.id)
-        return self.view(await self.record(stored.id)), created
+        if isinstance(found, Live) and stored.rendering is not None:
+            stored = await self.record(stored.id)  # its audio was gone: forgotten just now
+        return self.view(stored), created
 
     async def _want_audio(self, rec: ArticleRecord, priority: Priority) -> Stored | Live:
         """The stored rendering (queueing a re-render if it is stale), or the live reading."""
@@ -337,19 +346,17 @@ class Library:
         """
         if rendering is not None:
             raw = await asyncio.to_thread(self._store.timings, article_id, rendering)
-            return None if raw is None else Timings(json.loads(raw), False, rendering)
-        found = await self._want_audio(await self.record(article_id), Priority.LISTENER)
+            return None if raw is None else Timings(raw, False, rendering)
+        rec = await self.record(article_id)
+        found = await self._want_audio(rec, Priority.LISTENER)
         if isinstance(found, Stored):
             raw = await asyncio.to_thread(self._store.timings, article_id, found.rendering)
             if raw is not None:
-                return Timings(json.loads(raw), False, found.rendering)
-            found = Live(await self._submit(await self.record(article_id), Priority.LISTENER))
+                return Timings(raw, False, found.rendering)
+            found = Live(await self._submit(rec, Priority.LISTENER))
         job = found.job
-        return Timings(
-            job.timeline.to_json(voice=job.voice or (await self.record(article_id)).voice),
-            True,
-            None,
-        )
+        document = job.timeline.to_json(voice=job.voice or rec.voice)
+        return Timings(json.dumps(document, ensure_ascii=False).encode("utf-8"), True, None)
 
     async def wait(self, article_id: str) -> None:
         """Until the article's current job (if any) has finished."""
@@ -367,10 +374,12 @@ class Library:
         """
         rec = await self.record(article_id)
         await asyncio.to_thread(self._registry.publish, rec.id, category=category)
-        rec = await self.record(article_id)
-        if isinstance(await self._want_audio(rec, Priority.BACKGROUND), Stored):
-            self._episodes.ensure(rec.id)
-        return self.view(await self.record(article_id))
+        found = await self._want_audio(rec, Priority.BACKGROUND)
+        if isinstance(found, Stored):
+            self._episodes.ensure(rec.id)  # the maker reads the published record itself
+        elif rec.rendering is not None:
+            rec = await self.record(article_id)  # its audio was gone: forgotten just now
+        return self.view(rec)
 
     async def episode(self, article_id: str) -> Episode:
         """A published article's episode file.

@@ -111,6 +111,7 @@ class Synthesizer:
         }
         self._cache = cache
         self._segmenter_loading = False
+        self._versions: dict[SpeechOptions, str] = {}
         self._on_sentence = on_sentence  # told, per sentence, whether the cache had it
 
     @property
@@ -185,6 +186,9 @@ class Synthesizer:
         """
         from service.store import part_key
 
+        known = self._versions.get(options)
+        if known is not None:
+            return known  # asked on every request for an article: hash once per voice
         digest = part_key(
             _PART_VERSION,
             self._engine.name,
@@ -196,7 +200,10 @@ class Synthesizer:
             options.rate,
             options.pitch,
         )
-        return "r" + digest[:12]
+        if len(self._versions) > 10_000:  # rates and pitches come from clients
+            self._versions.clear()
+        version = self._versions[options] = "r" + digest[:12]
+        return version
 
     async def _render(
         self, sentence: Sentence, nxt: Sentence | None, options: SpeechOptions

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -241,3 +242,16 @@ class EntityResponse(Response):
         # Middleware (CORS) may have added headers to raw_headers: send what is there now.
         answer = Answer(self.status_code, tuple(self.raw_headers), self._body)
         await send(send_, self._method, answer, self._entity.data)
+
+
+def respond(
+    request: Request,
+    data: bytes | memoryview,
+    *,
+    etag: str,
+    cache_control: str,
+    media_type: str = "audio/mpeg",
+) -> EntityResponse:
+    """A route's answer with `data`, by this policy."""
+    entity = Entity.of(data, etag=etag, cache_control=cache_control, media_type=media_type)
+    return EntityResponse(request.method, request.headers, entity)

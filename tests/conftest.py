@@ -34,28 +34,23 @@ def cases_tsv() -> Path:
     return _shared_file("tn/cases.tsv")
 
 
-def decoded_samples(mp3: bytes) -> tuple[int, int]:
-    """Decode MP3 bytes with the bundled ffmpeg: (samples, sample rate). Fails on bad data."""
+def _ffmpeg_pcm(mp3: bytes, *extra: str) -> subprocess.CompletedProcess[bytes]:
     import imageio_ffmpeg
 
-    proc = subprocess.run(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-v",
-            "error",
-            "-xerror",
-            "-i",
-            "pipe:0",
-            "-f",
-            "s16le",
-            "-ac",
-            "1",
-            "pipe:1",
-        ],
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", *extra, "-i", "pipe:0"]
+    return subprocess.run(
+        [*command, "-f", "s16le", "-ac", "1", "pipe:1"],
         input=mp3,
         capture_output=True,
         check=True,
     )
+
+
+def decoded_samples(mp3: bytes) -> tuple[int, int]:
+    """Decode MP3 bytes with the bundled ffmpeg: (samples, sample rate). Fails on bad data."""
+    import imageio_ffmpeg
+
+    proc = _ffmpeg_pcm(mp3, "-xerror")
     assert not proc.stderr, proc.stderr.decode(errors="replace")
     probe = subprocess.run(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-i", "pipe:0"], input=mp3[:4096], capture_output=True
@@ -68,25 +63,7 @@ def decoded_samples(mp3: bytes) -> tuple[int, int]:
 
 
 def decoded_pcm(mp3: bytes) -> bytes:
-    import imageio_ffmpeg
-
-    return subprocess.run(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-v",
-            "error",
-            "-i",
-            "pipe:0",
-            "-f",
-            "s16le",
-            "-ac",
-            "1",
-            "pipe:1",
-        ],
-        input=mp3,
-        capture_output=True,
-        check=True,
-    ).stdout
+    return _ffmpeg_pcm(mp3).stdout
 
 
 @pytest.fixture

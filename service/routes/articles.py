@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service import serving
 from service.errors import NotFoundError
+from service.hotfiles import audio_etag
 from service.library import ArticleView, Library, Stored, Timings
 from service.routes.deps import check_id, check_rendering, library, require_write_key
 from service.timings import vtt_from_json
@@ -159,11 +160,7 @@ async def article_audio(
     if isinstance(found, Stored):
         data = await lib.stored_audio(found.article_id, found.rendering)
         if data is not None:
-            return serving.EntityResponse(
-                request.method,
-                request.headers,
-                serving.Entity.of(data, etag=found.etag, cache_control=serving.REVALIDATE),
-            )
+            return serving.respond(request, data, etag=found.etag, cache_control=serving.REVALIDATE)
         found = await lib.listen(article_id)  # evicted just now: read it again
         if isinstance(found, Stored):
             raise NotFoundError(f"the audio of {article_id} is not available")
@@ -188,26 +185,21 @@ async def rendering_audio(
         return RedirectResponse(
             request.url_for("article_audio", article_id=article_id), status_code=307
         )
-    return serving.EntityResponse(
-        request.method,
-        request.headers,
-        serving.Entity.of(
-            data, etag=f'"{article_id}.{rendering}"', cache_control=serving.IMMUTABLE
-        ),
-    )
+    etag = audio_etag(article_id, rendering)
+    return serving.respond(request, data, etag=etag, cache_control=serving.IMMUTABLE)
 
 
 def _timings_response(
     request: Request, timings: Timings, kind: str, *, immutable: bool, resume_at: int | None = None
 ) -> Response:
     if kind == "json":
-        document = timings.document
+        body = timings.raw
         if resume_at is not None:
-            document = {**document, "resume_at": resume_at}
-        body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+            document = {**timings.document(), "resume_at": resume_at}
+            body = json.dumps(document, ensure_ascii=False).encode("utf-8")
         media_type = "application/json"
     else:
-        body = vtt_from_json(timings.document).encode("utf-8")
+        body = vtt_from_json(timings.document()).encode("utf-8")
         media_type = "text/vtt; charset=utf-8"
     if timings.live:
         return Response(body, media_type=media_type, headers=_LIVE)
@@ -216,8 +208,7 @@ def _timings_response(
     # A stored rendering's timings and captions are answered like its audio (ETag, Range).
     etag = f'"{request.path_params["article_id"]}.{timings.rendering}.{kind}"'
     cache = serving.IMMUTABLE if immutable else serving.REVALIDATE
-    entity = serving.Entity.of(body, etag=etag, cache_control=cache, media_type=media_type)
-    return serving.EntityResponse(request.method, request.headers, entity)
+    return serving.respond(request, body, etag=etag, cache_control=cache, media_type=media_type)
 
 
 @router.get("/{article_id}/timings.json", name="article_timings", response_model=None)

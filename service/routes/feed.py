@@ -62,11 +62,7 @@ async def episode(
     """
     found = await lib.episode(check_id(article_id))
     cache = "public, max-age=3600" if found.final else serving.REVALIDATE
-    return serving.EntityResponse(
-        request.method,
-        request.headers,
-        serving.Entity.of(found.data, etag=found.etag, cache_control=cache),
-    )
+    return serving.respond(request, found.data, etag=found.etag, cache_control=cache)
 
 
 def _first_paragraph(rec: ArticleRecord) -> str:
