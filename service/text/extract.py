@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from service.errors import DecodeError, EmptyArticleError, InputError
 
@@ -172,6 +173,17 @@ _LABELS = (
     "摄影",
     "图片来源",
     "新闻热线",
+    "展开",
+    "收起",
+    "展开全文",
+    "推荐阅读",
+    "延伸阅读",
+    "相关链接",
+    "关键字",
+    "关键词",
+    "标签",
+    "分享让更多人看到",
+    "关注公众号",
 )
 _LABEL_LINE = re.compile(
     r"^[【\[]?(" + "|".join(re.escape(x) for x in _LABELS) + r")[】\]]?\s*([:：].{0,60})?$"
@@ -182,8 +194,24 @@ _BREADCRUMB = re.compile(
 )
 # Site footers: licences, copyright, report lines.
 _FOOTER = re.compile(
-    r"ICP[备证]|公网安备|版权所有|Copyright|©|\(c\)\s*\d{4}|违法和不良信息举报|互联网新闻信息服务许可",
+    r"ICP[备证]|公网安备|版权所有|Copyright|©|\(c\)\s*\d{4}|违法和不良信息举报|互联网新闻信息服务许可"
+    r"|未经.{0,8}授权|转载.{0,12}注明出处|^特别声明[:：]|仅提供信息存储服务|^Notice: The content",
     re.IGNORECASE,
+)
+# Furniture lines of their own: a print edition ("《光明日报》（2024年05月11日 09版）"), a source
+# with a time stamp ("TNW中文站2016年10月14日07:17"), a video's length, a photo credit alone
+# ("新华社发（刘满仓摄）", "◎ 图：@人民日报微博截图").
+_STAMP = re.compile(
+    r"^《[^》]{2,12}》\s*[（(]\s*\d{4}年\d{1,2}月\d{1,2}日\s*(第?\s*\d{1,2}\s*版)?\s*[)）]$"
+    rf"|^[^\s，。,:：]{{1,20}}\s*{_DATE}\s*\d{{1,2}}:\d{{2}}(:\d{{2}})?$"
+    r"|时长[:：]\s*\d{1,2}:\d{2}"
+    r"|^[^，。,]{0,12}[（(][^，。,()（）]{1,16}摄[)）]$|^[◎●]?\s*图\s*[:：/]"
+)
+# A photographer's credit closing a caption: "… 新华社记者 谢环驰 摄".
+_CREDIT = re.compile(
+    r"\s*[（(]?\s*(?:新华社|中新社|人民日报|人民网|央视网|本报|本网)?\s*(?:特约)?"
+    r"(?:摄影)?(?:记者|通讯员)\s*[\u4e00-\u9fff·]{2,8}(?:[\s、][\u4e00-\u9fff·]{2,8}){0,2}\s*摄\s*[)）]?$"
+    r"|\s*[（(][\u4e00-\u9fff·、\s]{2,16}摄[)）]$"
 )
 _NAV_SEPARATORS = re.compile(r"[|｜丨]")
 
@@ -209,7 +237,7 @@ def is_junk_line(line: str) -> bool:
         return True
     if len(line) <= 80 and (_BREADCRUMB.match(line) or _is_meta_line(line)):
         return True
-    if len(line) <= 160 and _FOOTER.search(line):
+    if len(line) <= 160 and (_FOOTER.search(line) or _STAMP.search(line)):
         return True
     return bool(_LABEL_LINE.match(line))
 
@@ -296,8 +324,9 @@ _CJK = r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]"
 _SOURCE_NEWLINE = re.compile(rf"(?<={_CJK})[ \t\r]*\n\s*(?={_CJK})")
 # "(责编：张三)" at the end of the last paragraph: furniture stuck to article text.
 _TRAILING_EDITOR = re.compile(
-    r"\s*[（(【\[]\s*(?:责编|责任编辑|编辑|审核|校对|作者|记者|通讯员)\s*[:：]?"
-    r"[^）)】\]]{0,40}[）)】\]]\s*$"
+    r"\s*[（(【\[]\s*(?:(?:责编|责任编辑|编辑|审核|校对|作者|记者|通讯员)\s*[:：]?"
+    r"|(?:本文|文章)?来源\s*[:：])[^）)】\]]{0,80}[）)】\]]\s*$"
+    r"|\s*(?:返回\S{1,4}[，,]\s*)?查看更多\s*$"
 )
 _DROP_TAGS = (
     "script",
@@ -328,6 +357,10 @@ def looks_like_html(text: str) -> bool:
 def extract_html(html: str) -> Article:
     """Extract title and body from a page with readability, then drop chrome it let through.
 
+    When readability settles on a block that does not hold the text right under the
+    headline (a long "recommended" column beside a short article), the block the headline
+    leads into is read instead.
+
     Raises:
         EmptyArticleError: the page holds no readable text.
         InputError: the markup cannot be parsed at all.
@@ -339,21 +372,130 @@ def extract_html(html: str) -> Article:
     if not html.strip():
         raise EmptyArticleError("the input is empty or whitespace only")
     try:
-        doc = Document(html)
-        title = headline(html) or clean_line(doc.short_title() or "") or None
+        page = lxml.html.document_fromstring(html)
+        _clean_page(page)
+        title = headline(page)
+        doc = Document(page)  # drops hidden elements from the page, then reads a copy
+        if not title:
+            title = clean_line(doc.short_title() or "") or None
         summary = doc.summary(html_partial=True)
         root = lxml.html.fragment_fromstring(summary, create_parent="div")
     except (lxml.etree.ParserError, ValueError) as exc:
         raise InputError(f"cannot parse the HTML page: {exc}") from exc
+    chosen = "\n".join(p.text_content() for p in root.iter("p")) or root.text_content()
+    anchored = _headline_block(page, title, chosen) if title else None
+    if anchored is not None:
+        root = anchored
     for bad in root.xpath("|".join(f"//{t}" for t in _DROP_TAGS)):
         bad.drop_tree()
     blocks = list(_html_blocks(root))
     paragraphs = _paragraphs_from_blocks(blocks)
-    if title and paragraphs and paragraphs[0].text == title:
-        paragraphs = paragraphs[1:]
+    if title:
+        paragraphs = _drop_headline_deck(paragraphs, title)
     if title and (is_junk_line(title) or title in {"[no-title]", "no-title"}):
         title = None
     return Article(title, _require_body(paragraphs))
+
+
+# Page widgets that are never article text, by their class or id: video players, ad slots.
+_WIDGET = re.compile(
+    r"(?:^|[\s_-])(?:m?player\w*|playerControl|ad|ads|advert\w*|gg|\w+gg|guanggao)(?:$|[\s_-])",
+    re.IGNORECASE,
+)
+_HIDDEN = re.compile(r"visibility\s*:\s*hidden|opacity\s*:\s*0(?![.\d])", re.IGNORECASE)
+
+
+def _clean_page(page: object) -> None:
+    """Drop widgets by name; reveal text a script would reveal (WeChat hides its whole
+    article with visibility:hidden until its script runs)."""
+    import lxml.html
+
+    assert isinstance(page, lxml.html.HtmlElement)
+    for el in list(page.iter()):
+        if not isinstance(el.tag, str) or el.tag in {"html", "body"}:
+            continue
+        names = f"{el.get('class', '')} {el.get('id', '')}"
+        if names.strip() and _WIDGET.search(names) and len(el.text_content()) < 3000:
+            el.drop_tree()
+            continue
+        style = el.get("style")
+        if style and _HIDDEN.search(style):
+            el.set("style", _HIDDEN.sub("", style))
+
+
+_PROSE_END = re.compile(r"[。！？]")
+
+
+def _key(text: str) -> str:
+    return _SPACES.sub("", text)
+
+
+def _headline_block(page: object, title: str, chosen: str) -> object | None:
+    """The block the headline leads into, when readability chose text that does not hold
+    the first prose paragraph after the headline; else None."""
+    import copy
+
+    import lxml.html
+
+    assert isinstance(page, lxml.html.HtmlElement)
+    want = _key(title)
+    order = [el for el in page.iter() if isinstance(el.tag, str)]
+    start = next(
+        (
+            i
+            for i, el in enumerate(order)
+            if el.tag in {"h1", "h2", "h3", "div", "p", "span", "td"}
+            and _key(el.text_content()).startswith(want)
+            and len(_key(el.text_content())) <= 2 * len(want) + 40
+        ),
+        None,
+    )
+    if start is None:
+        return None
+    head = order[start]
+    lead = None
+    for el in order[start + 1 :]:
+        if el.tag not in {"p", "div", "td", "section"} or head in el.iterancestors():
+            continue
+        own = clean_line("".join(t for t in el.xpath("text()") if isinstance(t, str)))
+        text = clean_line(el.text_content())
+        standalone = el.tag == "p" or (own and len(own) >= 0.8 * len(text))
+        if standalone and _PROSE_END.search(text) and not is_junk_line(text) and len(text) >= 30:
+            lead = el
+            break
+    if lead is None:
+        return None
+    chosen_key = _key(chosen)
+    if _key(clean_line(lead.text_content()))[:30] in chosen_key:
+        return None
+    block = lead.getparent() if lead.tag == "p" and lead.getparent() is not None else lead
+    # A summary box above the article readability chose: the article is its sibling.
+    around = block.getparent()
+    first = next((x for x in chosen.splitlines() if _PROSE_END.search(x)), "")
+    if around is not None and _key(first)[:30] in _key(around.text_content()):
+        return None
+    size = len(_key(block.text_content()))
+    parent = block.getparent()
+    while parent is not None and parent.tag not in {"body", "html"}:
+        grown = len(_key(parent.text_content()))
+        if grown > 1.25 * size + 60 or head in parent.iter():
+            break
+        block, size, parent = parent, grown, parent.getparent()
+    wrapper = lxml.html.Element("div")
+    wrapper.append(copy.deepcopy(block))
+    return cast(object, wrapper)
+
+
+def _drop_headline_deck(paragraphs: list[Paragraph], title: str) -> list[Paragraph]:
+    """The headline again at the top of the body, and the short lines printed with it (a
+    Xinhua-style 引题/副题 deck: "…座谈会强调 / 推动… / 李强蔡奇出席")."""
+    first = next((i for i, p in enumerate(paragraphs) if is_body_like(p.text)), len(paragraphs))
+    want = _key(title)
+    if paragraphs and _key(paragraphs[0].text) == want:
+        return paragraphs[1:]
+    if first and _key(paragraphs[0].text).startswith(want):
+        return paragraphs[first:]
+    return paragraphs
 
 
 # Separators between a headline and the site's name in <title>: "…_凤凰网资讯_凤凰网",
@@ -363,20 +505,24 @@ _TITLE_SEPARATORS = re.compile(
 )
 
 
-def headline(html: str) -> str | None:
+def headline(html: str | object) -> str | None:
     """The page's visible headline, never the site's name that <title> carries with it.
 
     Like GeneralNewsExtractor: an h1-h3 or og:title/<meta name=title> text that <title>
-    contains is the headline (the longest one); else <title> cut at its separators (its
-    longest part); else the first h1 or og:title when there is no <title>.
+    contains (up to spaces and dash styles) is the headline, the longest one; else <title>
+    cut at its separators, its longest part; else, with no <title>, the first h1, og:title
+    or element named as a title.
     """
     import lxml.etree
     import lxml.html
 
-    try:
-        root = lxml.html.document_fromstring(html)
-    except (lxml.etree.ParserError, ValueError):
-        return None
+    if isinstance(html, lxml.html.HtmlElement):
+        root = html
+    else:
+        try:
+            root = lxml.html.document_fromstring(str(html))
+        except (lxml.etree.ParserError, ValueError):
+            return None
     page_title = clean_line(" ".join(root.xpath("//title//text()")))
     metas = root.xpath(
         "//meta[@property='og:title' or @name='og:title' or @name='title'"
@@ -384,14 +530,38 @@ def headline(html: str) -> str | None:
     )
     headings = [clean_line(h.text_content()) for h in root.xpath("//h1|//h2|//h3")]
     candidates = [c for c in (*(clean_line(m) for m in metas), *headings) if len(c) >= 4]
+    named = [
+        clean_line(e.text_content())
+        for e in root.xpath(
+            "//body//*[not(self::a) and not(self::title)][contains(@class, 'title')"
+            " or contains(@id, 'title') or contains(@class, 'Title')]"
+        )
+    ]
+    named = [c for c in named if 6 <= len(c) <= 80]
     if page_title:
-        inside = [c for c in candidates if c in page_title]
+        parts = [p for p in _TITLE_SEPARATORS.split(page_title) if p.strip()]
+        whole = _title_key(page_title)
+        inside = [
+            c
+            for c in (*candidates, *named)
+            if _title_key(c) in whole and (len(parts) == 1 or _title_key(c) != whole)
+        ]
         if inside:
             return max(inside, key=len)
-        parts = [p for p in _TITLE_SEPARATORS.split(page_title) if p.strip()]
-        return max(parts, key=len) if parts else None
+        best = max(parts, key=len) if parts else None
+        if best is not None and len(best) >= 8:
+            return best
+        h1 = [clean_line(h.text_content()) for h in root.xpath("//h1")]
+        return next((c for c in (*h1, *named) if len(c) >= 6), best)
     h1 = [clean_line(h.text_content()) for h in root.xpath("//h1")]
-    return next((c for c in (*h1, *candidates) if c), None)
+    return next((c for c in (*h1, *candidates, *named) if c), None)
+
+
+_DASHES = re.compile(r"[-–—－]+")
+
+
+def _title_key(text: str) -> str:
+    return _DASHES.sub("-", _key(text))
 
 
 def _paragraphs_from_blocks(blocks: Sequence[tuple[str, bool]]) -> list[Paragraph]:
@@ -403,7 +573,44 @@ def _paragraphs_from_blocks(blocks: Sequence[tuple[str, bool]]) -> list[Paragrap
         lines.extend((clean_line(_TRAILING_EDITOR.sub("", x)), heading) for x in text.split(_BR))
     kept = [(x, h) for x, h in lines if x and not is_junk_line(x)]
     survivors = set(_drop_repeated_captions([x for x, _ in kept]))
-    return [Paragraph(x, heading=h or not is_body_like(x)) for x, h in kept if x in survivors]
+    kept = _photo_captions([(x, h) for x, h in kept if x in survivors])
+    kept = _drop_summary_box(kept)
+    return [Paragraph(x, heading=h or not is_body_like(x)) for x, h in kept]
+
+
+def _photo_captions(lines: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """Captions (lines closed by a photographer's credit) are not read beside an article of
+    its own; in a photo story they are the article: read without the credit, each once."""
+    captions = {x for x, _ in lines if _CREDIT.search(x)}
+    if not captions:
+        return lines
+    prose = sum(1 for x, _ in lines if x not in captions and is_body_like(x))
+    if prose >= 3:
+        return [(x, h) for x, h in lines if x not in captions]
+    out: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    for x, h in lines:
+        if x in captions:
+            x = _CREDIT.sub("", x).strip()
+            if not x or x in seen:
+                continue
+            seen.add(x)
+        out.append((x, h))
+    return out
+
+
+_SUMMARY_LABEL = re.compile(r"^[【\[]?(摘要|内容摘要|导语|导读|核心提示|提要)[】\]]?\s*[:：]?")
+
+
+def _drop_summary_box(lines: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """A summary box at the top that repeats a paragraph of the article is read once, where
+    the article has it."""
+    keys = [_key(_SUMMARY_LABEL.sub("", x)) for x, _ in lines]
+    drop: set[int] = set()
+    for i in range(min(3, len(lines))):
+        if len(keys[i]) >= 20 and any(keys[i] in later for later in keys[i + 1 :]):
+            drop.add(i)
+    return [line for i, line in enumerate(lines) if i not in drop]
 
 
 def _html_blocks(root: object) -> Iterable[tuple[str, bool]]:
