@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import sys
 import threading
@@ -75,8 +76,31 @@ def _digits_of(m: re.Match[str]) -> str:
 
 _Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str] | str]
 
+
+def _decimal_reading(m: re.Match[str]) -> str:
+    """3154.03 -> 三千一百五十四点零三, read here: the grammars take 3154.03 for a date."""
+    import cn2an
+
+    return f"{cn2an.an2cn(m.group(1))}点{read_digits(m.group(2))}"
+
+
+def _fraction(m: re.Match[str]) -> str:
+    """A proper fraction in lowest terms, 2/3 -> 3分之2, kept whole with the word before it
+    (约2/3 is 约三分之二, where the grammars would read 三分之约二)."""
+    numerator, denominator = m.group(1), m.group(2)
+    a, b = int(numerator), int(denominator)
+    if not 0 < a < b or math.gcd(a, b) != 1:
+        return m.group(0)  # 24/7, 5/20: not a fraction a reporter writes
+    return f"{denominator}分之{numerator}"
+
+
 # Order matters: each rule sees the output of the ones above it.
 _RULES: tuple[_Rule, ...] = (
+    # Thousands separators: 1,234,567 -> 1234567 (12,345.6 as well).
+    (
+        re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?=\.\d|[^\d,]|$)"),
+        lambda m: m.group(0).replace(",", ""),
+    ),
     # Phone numbers: area code + number, mobiles, and digits after a hotline word.
     (
         re.compile(r"(?<![\d.])(?:\+?86[-\s]?)?0\d{2,3}[-—–\s]?\d{7,8}(?:[-—–]\d{1,4})?(?![\d.])"),
@@ -137,6 +161,15 @@ _RULES: tuple[_Rule, ...] = (
     # A lone 2 that names rather than counts is 二: a day of the month (10月2日), a unit,
     # a building, a grade, a type (2单元, 2号楼, 2等奖). Only the digit: 两级, 两类 stay.
     (re.compile(r"(?<=月)2(?=日|号)"), "二"),
+    # ... and so does a lone day of this month in a report (记者2日获悉, 于2日上午): a date
+    # unless a word before it counts days (持续2日, 为期2日) or 内 after it bounds them.
+    (
+        re.compile(
+            r"(?<![\d.])(?<!持续)(?<!连续)(?<!为期)(?<!历时)(?<!长达)(?<!用了)(?<!不到)(?<!超过)"
+            r"(?<![近约共仅只逾每前后这那])2(?=日(?!内|之内|以内|游))"
+        ),
+        "二",
+    ),
     (re.compile(rf"(?<![\d.])2(?=(?:{_NAMING}))"), "二"),
     # Per mille: 3‰ -> 千分之3 (the grammars read the number).
     (re.compile(r"(\d+(?:\.\d+)?)‰"), r"千分之\1"),
@@ -170,14 +203,27 @@ _RULES: tuple[_Rule, ...] = (
     (re.compile(r"(?<=\d)\s*[—–~～]\s*(?=\d)"), "到"),
     # "1+N", "互联网+": plus reads 加.
     (re.compile(r"(?<=[\dA-Za-z\u4e00-\u9fff])\+"), "加"),
-    # Currency sign before a number with a magnitude: ¥5万 -> 5万元.
-    (re.compile(r"[¥￥](\d+(?:\.\d+)?)([万亿]?)"), lambda m: f"{m.group(1)}{m.group(2)}元"),
+    # Currency sign before a number with a magnitude: ¥5万 -> 5万元 (¥5万元 too).
+    (
+        re.compile(r"[¥￥](\d+(?:\.\d+)?)([万亿]?)元?"),
+        lambda m: f"{m.group(1)}{m.group(2)}元",
+    ),
+    # Index points with decimals: 沪指收报3154.03点.
+    (re.compile(r"(?<![\d.])(\d+)\.(\d+)(?=点)"), _decimal_reading),
+    # Blood pressure: 140/90毫米汞柱 -> 140比90 (not a fraction).
+    (re.compile(r"(?<![\d./])(\d{2,3})/(\d{2,3})(?=\s*(?:毫米汞柱|mmHg))"), r"\1比\2"),
+    # Proper fractions: 约2/3 -> 约3分之2 (the grammars move the word inside).
+    (re.compile(r"(?<![\d./])(\d{1,3})/(\d{1,3})(?![\d./])"), _fraction),
+    # A multiplication sign between numbers: 50×25米 -> 50乘25米.
+    (re.compile(r"(?<=\d)\s*[×✕]\s*(?=\d)"), "乘"),
 )
 # What wetext leaves that an engine would read badly or as a symbol name.
 _POST_RULES: tuple[_Rule, ...] = (
     (re.compile(r"(?<=[\u4e00-\u9fff])/(?=[\u4e00-\u9fff])"), "、"),
     # An ordinal is never 两: 第2名 -> 第二名 (the grammars pick 两 before measure words).
     (re.compile(r"第两"), "第二"),
+    # ... and a multiple counts: 2倍 -> 两倍 (二点二倍 and 十二倍 stay).
+    (re.compile(r"(?<![一二三四五六七八九十百千万零点第])二(?=倍)"), "两"),
     # ... and a proportion in tenths always is: 2成 -> 两成.
     (re.compile(r"(?<![一二三四五六七八九十百千万零点第])二成"), "两成"),
     # A clock time counts hours: 凌晨2点, 2点30分 -> 两点 (but 2.5 is 二点五, 12点 十二点).
@@ -301,7 +347,7 @@ def _import_wetext() -> Any:
 
 # Bump with every change to the rules above: it is part of the render version, so finished
 # articles are read again (lazily, only the sentences whose spoken form changed).
-RULES_VERSION = "2026.11.26c"
+RULES_VERSION = "2026.11.26d"
 
 
 def load_lexicon(path: Path) -> dict[str, str]:
