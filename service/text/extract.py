@@ -186,8 +186,16 @@ _LABELS = (
     "关注公众号",
 )
 _LABEL_LINE = re.compile(
-    r"^[【\[]?(" + "|".join(re.escape(x) for x in _LABELS) + r")[】\]]?\s*([:：].{0,60})?$"
+    r"^[【\[]?(" + "|".join(re.escape(x) for x in _LABELS) + r")[】\]]?\s*([:：/／︱丨].{0,60})?$"
 )
+# Production credits ("总监制：邹 明", "监 制：高明勇", "文/栗思") and share widgets.
+_CREDIT_LINE = re.compile(
+    r"^(?:总?监\s*制|审\s*读|审\s*核|策\s*划|统\s*筹|出\s*品|制\s*作|设\s*计|主\s*编|值班编辑"
+    r"|海\s*报|摄\s*像|剪\s*辑|配\s*音|文|图|文字|视频)\s*[:：/／︱丨|]\s*\S.{0,30}$"
+    r"|^(?:转播到|分享到|推荐到)\S{0,8}$|^精彩(?:视频|图片)?推荐$"
+)
+# Notices of their own, however long: "特别声明：以上内容…", "Notice: The content above …".
+_NOTICE = re.compile(r"^(?:特别声明|免责声明|Notice)\s*[:：]")
 _BREADCRUMB = re.compile(
     r"^(您的位置|你的位置|当前位置|所在位置|您所在的位置|你所在的位置|所在的位置|位置)\s*[:：]"
     r"|^(首页|主页|网站首页)\s*[>＞»›]|.+\s[>＞»›]\s.+"
@@ -212,6 +220,13 @@ _CREDIT = re.compile(
     r"\s*[（(]?\s*(?:新华社|中新社|人民日报|人民网|央视网|本报|本网)?\s*(?:特约)?"
     r"(?:摄影)?(?:记者|通讯员)\s*[\u4e00-\u9fff·]{2,8}(?:[\s、][\u4e00-\u9fff·]{2,8}){0,2}\s*摄\s*[)）]?$"
     r"|\s*[（(][\u4e00-\u9fff·、\s]{2,16}摄[)）]$"
+    r"|(?<=\S)\s+[\u4e00-\u9fff·]{2,4}(?:[\s、][\u4e00-\u9fff·]{2,4}){0,2}\s*摄$"
+    r"|\s*[（(]?(?:资料图片?|网络图片|图源网络|视觉中国)[)）]?$"
+)
+# A byline of its own: "半月谈记者 史卫燕", "本报记者 张三 李四", "新华社记者：王五".
+_BYLINE = re.compile(
+    r"^[\u4e00-\u9fff]{0,8}(?:记者|通讯员|评论员|特约撰稿人?|撰稿)\s*[:：]?\s*"
+    r"[\u4e00-\u9fff·]{2,4}(?:[\s、，,][\u4e00-\u9fff·]{2,4}){0,4}$"
 )
 _NAV_SEPARATORS = re.compile(r"[|｜丨]")
 
@@ -238,6 +253,10 @@ def is_junk_line(line: str) -> bool:
     if len(line) <= 80 and (_BREADCRUMB.match(line) or _is_meta_line(line)):
         return True
     if len(line) <= 160 and (_FOOTER.search(line) or _STAMP.search(line)):
+        return True
+    if len(line) <= 40 and (_BYLINE.match(line) or _CREDIT_LINE.match(line)):
+        return True
+    if len(line) <= 400 and _NOTICE.match(line):
         return True
     return bool(_LABEL_LINE.match(line))
 
@@ -324,8 +343,8 @@ _CJK = r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]"
 _SOURCE_NEWLINE = re.compile(rf"(?<={_CJK})[ \t\r]*\n\s*(?={_CJK})")
 # "(责编：张三)" at the end of the last paragraph: furniture stuck to article text.
 _TRAILING_EDITOR = re.compile(
-    r"\s*[（(【\[]\s*(?:(?:责编|责任编辑|编辑|审核|校对|作者|记者|通讯员)\s*[:：]?"
-    r"|(?:本文|文章)?来源\s*[:：])[^）)】\]]{0,80}[）)】\]]\s*$"
+    r"\s*[（(【\[]\s*(?:(?:责编|责任编辑|编辑|审核|校对|作者|记者|通讯员|评论员)\s*[:：]?"
+    r"|(?:本文|文章)?来源\s*[:：]|(?:原)?(?:刊于|载于|原载)《)[^）)】\]]{0,80}[）)】\]]\s*$"
     r"|\s*(?:返回\S{1,4}[，,]\s*)?查看更多\s*$"
 )
 _DROP_TAGS = (
@@ -440,18 +459,18 @@ def _headline_block(page: object, title: str, chosen: str) -> object | None:
     assert isinstance(page, lxml.html.HtmlElement)
     want = _key(title)
     order = [el for el in page.iter() if isinstance(el.tag, str)]
-    start = next(
-        (
-            i
-            for i, el in enumerate(order)
-            if el.tag in {"h1", "h2", "h3", "div", "p", "span", "td"}
-            and _key(el.text_content()).startswith(want)
-            and len(_key(el.text_content())) <= 2 * len(want) + 40
-        ),
-        None,
-    )
-    if start is None:
+    # The element that prints the headline (a few characters more at most: "…播报文章"),
+    # a heading before any other element.
+    matches = [
+        i
+        for i, el in enumerate(order)
+        if el.tag in {"h1", "h2", "h3", "div", "p", "span", "td"}
+        and _key(el.text_content()).startswith(want)
+        and len(_key(el.text_content())) <= len(want) + 20
+    ]
+    if not matches:
         return None
+    start = next((i for i in matches if order[i].tag in {"h1", "h2", "h3"}), matches[-1])
     head = order[start]
     lead = None
     for el in order[start + 1 :]:

@@ -152,6 +152,25 @@ _BODY = f"<p>{_SENTENCE * 3}</p>"
         ),
         # No <title>: the first h1.
         ("", "<h1>全市新建改建城市道路</h1>", "全市新建改建城市道路"),
+        # The h1 writes a dash the <title> writes differently.
+        (
+            "<title>外贸向好——前4个月进出口增长-今日头条</title>",
+            "<h1>外贸向好——前4个月进出口增长</h1>",
+            "外贸向好——前4个月进出口增长",
+        ),
+        # og:title repeats the whole <title>: it is no evidence; the h2 inside it is.
+        (
+            '<title>全国CPI同比上涨0.3%_数据_宏观频道_财经网</title><meta property="og:title" '
+            'content="全国CPI同比上涨0.3%_数据_宏观频道_财经网">',
+            "<h2>全国CPI同比上涨0.3%</h2>",
+            "全国CPI同比上涨0.3%",
+        ),
+        # A generic <title> (the site and a section): the element named as the title.
+        (
+            "<title>科普中国-辟谣文章</title>",
+            '<div class="rumor-title">徒手抓子弹真的存在吗？</div>',
+            "徒手抓子弹真的存在吗？",
+        ),
     ],
 )
 def test_the_headline_is_the_pages_not_the_sites(head, body, headline):
@@ -199,6 +218,16 @@ def test_text_inside_a_wrapper_is_read_once(wrapper):
         "Copyright © 2005-2023 兰州新闻网 版权所有",
         "陇ICP备05000000号 甘公网安备62010202000000号",
         "摄影：王明",
+        "文/栗思",
+        "编辑/倪家宁",
+        "总监制：邹 明",
+        "半月谈记者 史卫燕",
+        "《光明日报》（2024年05月11日 09版）",
+        "TNW中文站2016年10月14日07:17",
+        "39健康网(www.39.net)专稿，未经书面授权请勿转载。",
+        "特别声明：以上内容(如有图片或视频亦包括在内)为自媒体平台用户上传并发布，本平台仅提供信息存储服务。",
+        "关键字： CPI",
+        "推荐阅读：绥德交警专项整治电动车违法行为",
     ],
 )
 def test_page_furniture_is_dropped(furniture):
@@ -230,3 +259,110 @@ def test_newlines_in_the_source_are_not_paragraph_breaks():
         "兰州市今年新建改建城市道路一百二十公里，惠及群众数十万人，交通更加便利。",
         "第二行是新的一段，记者从市交通部门获悉了这一消息。",
     ]
+
+
+_LEAD = "2020年11月18日，甘肃省召开全省城市基层党建工作推进会，部署下一步工作。"
+_LONG = "市交通部门表示，明年将继续加大投入，重点完善城市路网结构和公交线路，方便群众出行。"
+
+
+def test_a_short_article_beside_a_long_recommended_column_is_the_article():
+    article = "据美国全国广播公司报道，美参议院多数党领袖表示，没有证据表明该事件中存在谋杀行为。"
+    recommended = "".join(f"<p>第{i}条。{_LONG}</p>" for i in range(12))
+    page = (
+        "<html><head><title>美官员否认事故存在谋杀行为_快资讯</title></head><body>"
+        '<div class="detail"><div class="normal"><h1>美官员否认事故存在谋杀行为</h1>'
+        f'<div class="article__content"><p>{article}</p></div></div>'
+        f'<div class="recommend"><h1>猜你喜欢</h1><div class="more">{recommended}</div></div>'
+        "</div></body></html>"
+    )
+    assert [p.text for p in extract(page).paragraphs] == [article]
+
+
+def test_a_summary_box_above_the_article_does_not_replace_it():
+    summary = "核心提示：腊八节要吃腊八粥，但很多年轻人并不知道腊八粥该怎样做？"
+    body = "".join(f"<p>{_LONG}{i}</p>" for i in range(4))
+    page = (
+        "<html><head><title>煮一碗好吃的腊八粥_饮食</title></head><body><div class='left'>"
+        f"<h1>煮一碗好吃的腊八粥</h1><div class='art_summary'>{summary}</div>"
+        f"<div class='art_body'>{body}</div></div></body></html>"
+    )
+    texts = [p.text for p in extract(page).paragraphs]
+    assert len(texts) >= 4 and all(_LONG in t for t in texts[-4:])
+
+
+def test_a_summary_box_that_repeats_a_paragraph_is_read_once():
+    repeated = "新片讲述了一个普通女孩成长为拳击手的故事，她在拳击中找到了人生方向与自信。"
+    page = (
+        "<html><body><div>"
+        f"<p>{repeated}</p><p>{_SENTENCE}</p><h3>01 比起拳击更重要的是</h3>"
+        f"<p>{repeated}</p><p>{_LONG}</p></div></body></html>"
+    )
+    texts = [p.text for p in extract(page).paragraphs]
+    assert texts.count(repeated) == 1
+    assert texts.index(repeated) > texts.index(_SENTENCE)
+
+
+def test_wechat_articles_hidden_until_a_script_runs_are_read():
+    page = (
+        '<html><head><meta property="og:title" content="绥德：退役军人被表彰"></head><body>'
+        '<h1 class="rich_media_title">绥德：退役军人被表彰</h1>'
+        f'<div id="js_content" style="visibility: hidden;"><p>{_SENTENCE}</p><p>{_LONG}</p>'
+        "</div></body></html>"
+    )
+    article = extract(page)
+    assert article.title == "绥德：退役军人被表彰"
+    assert [p.text for p in article.paragraphs] == [_SENTENCE, _LONG]
+
+
+def test_video_players_and_ad_slots_are_not_read():
+    page = (
+        "<html><body><div>"
+        '<div class="mplayer"><span>倍速</span>'
+        "<div>很抱歉，当前视频播放失败。错误代码：QVS.4100</div></div>"
+        f"<p>{_SENTENCE}</p>"
+        '<a class="article__content__textgg"><span>广告</span>英国的大学排名全知晓。</a>'
+        f'<div class="top-ad">广告：魔兽世界公益服今日新开，万人在线！</div><p>{_LONG}</p>'
+        "</div></body></html>"
+    )
+    assert [p.text for p in extract(page).paragraphs] == [_SENTENCE, _LONG]
+
+
+def test_photo_captions_beside_an_article_are_not_read():
+    caption = "11月30日上午，座谈会在上海召开。新华社记者 谢环驰 摄"
+    page = (
+        f"<html><body><div><p>{_SENTENCE}</p><p>{caption}</p><p>{_LONG}</p>"
+        f"<p>{caption}</p><p>{_LEAD}</p><p>图为停车场道闸 资料图</p></div></body></html>"
+    )
+    assert [p.text for p in extract(page).paragraphs] == [_SENTENCE, _LONG, _LEAD]
+
+
+def test_in_a_photo_story_the_captions_are_read_once_without_credits():
+    lead = "多米尼加现任总统19日晚在竞选总部宣布，他在总统选举首轮投票中获胜，成功连任。"
+    caption = "5月19日，在多米尼加首都圣多明各，阿比纳德尔在竞选总部发表胜选演讲。"
+    page = (
+        f"<html><body><div><p>{lead}</p><p>{caption} 新华社记者 李梦馨 摄</p>"
+        f"<p>{caption} 新华社记者 李梦馨 摄</p><p>新华社发（刘满仓摄）</p></div></body></html>"
+    )
+    assert [p.text for p in extract(page).paragraphs] == [lead, caption]
+
+
+def test_a_headline_deck_printed_above_the_body_is_not_read_again():
+    page = (
+        "<html><head><title>习近平主持召开座谈会-中国科普网</title></head><body>"
+        "<h1>习近平主持召开座谈会</h1><div class='content'>"
+        "<p><strong>习近平主持召开座谈会强调</strong></p><p><strong>推动一体化发展取得新的重大突破</strong></p>"
+        f"<p><strong>李强蔡奇出席</strong></p><p>{_SENTENCE}</p><p>{_LONG}</p></div></body></html>"
+    )
+    article = extract(page)
+    assert article.title == "习近平主持召开座谈会"
+    assert [p.text for p in article.paragraphs] == [_SENTENCE, _LONG]
+
+
+def test_source_and_byline_brackets_at_the_end_are_cut_off():
+    for tail in (
+        "（本文来源：经济日报 作者：研究员徐占忱）",
+        "（评论员 罗博 萧海川）",
+        "（刊于《半月谈》2020年第1期）",
+    ):
+        page = f"<html><body><p>{_LONG}</p><p>{_SENTENCE}{tail}</p></body></html>"
+        assert [p.text for p in extract(page).paragraphs] == [_LONG, _SENTENCE], tail
