@@ -19,6 +19,7 @@ from service.config import Settings, get_settings
 from service.engines import EngineFactory
 from service.errors import LangduError
 from service.hotfiles import HotAudioMiddleware
+from service.hygiene import StrictJSON
 from service.metrics import Metrics
 from service.problems import http_error, langdu_error, problem, validation_error
 from service.routes import articles, feed, health, speech, voices
@@ -147,6 +148,7 @@ def create_app(
         allow_headers=["*"],
         expose_headers=["Content-Range", "Accept-Ranges", "ETag", "Content-Length"],
     )
+    app.add_middleware(StrictJSON)  # inside BodyLimit: it reads only bodies within the limit
     app.add_middleware(BodyLimit, max_bytes=settings.max_article_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     for module in (articles, feed, speech, voices, health):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from dataclasses import dataclass
 from datetime import datetime
 
+from service.errors import InputError, PayloadTooLargeError
 from service.pipeline import split_article
 from service.registry import ArticleRecord, Status
 from service.text.extract import Article, Paragraph, extract
@@ -26,9 +29,40 @@ def plain_article(text: str) -> Article:
     return Article(None, paragraphs)
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much work one article may ask for."""
+
+    max_chars: int = 40_000
+    max_digits: int = 64
+
+
+_DIGIT_RUN = re.compile(r"[0-9０-９][0-9０-９,，.]*")
+
+
+def check_limits(sentences: tuple[tuple[int, str], ...], limits: Limits) -> None:
+    """Raises PayloadTooLargeError (too much text) or InputError (a number too long to read).
+
+    Called before anything is stored or synthesized."""
+    total = sum(len(text) for _, text in sentences)
+    if total > limits.max_chars:
+        raise PayloadTooLargeError(
+            f"the article has {total} characters to read; the limit is {limits.max_chars}"
+        )
+    for _, text in sentences:
+        for run in _DIGIT_RUN.findall(text):
+            digits = sum(c.isdigit() for c in run)
+            if digits > limits.max_digits:
+                raise InputError(
+                    f"a number of {digits} digits is too long to read aloud"
+                    f" (the limit is {limits.max_digits} digits)"
+                )
+
+
 def build_record(
     *,
     voice: Voice,
+    limits: Limits | None = None,
     text: str | None = None,
     html: str | None = None,
     article: Article | None = None,
@@ -42,6 +76,7 @@ def build_record(
 
     Raises:
         EmptyArticleError / NothingToSpeakError: nothing to read.
+        PayloadTooLargeError / InputError: over the limits (see check_limits).
     """
     if article is None:
         source = html if html is not None else text or ""
@@ -51,6 +86,7 @@ def build_record(
     rate = rate or voice.rate
     pitch = pitch or voice.pitch
     sentences = tuple((s.paragraph, s.text) for s in split_article(article))
+    check_limits(sentences, limits or Limits())
     return ArticleRecord(
         id=article_id(sentences, voice, rate, pitch),
         title=article.title,

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     max_jobs: int = Field(default=2, ge=1, le=64, description="articles synthesized at once")
     max_queue: int = Field(default=64, ge=0, description="articles waiting beyond max_jobs")
     max_article_bytes: int = Field(default=2 * 1024**2, ge=1024)
+    max_article_chars: int = Field(
+        default=40_000, ge=100, description="characters of article text read (about 2.5 h)"
+    )
+    max_number_digits: int = Field(
+        default=64, ge=16, le=4096, description="digits in one number an article may hold"
+    )
     cors_origins: CommaList = Field(default_factory=lambda: ["*"])
     api_keys: CommaList = Field(default_factory=list, description="if set, required to write")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from service.articles import build_record
+from service.articles import Limits, build_record
 from service.engines import Engine
 from service.episodes import Episodes
 from service.errors import EngineError, LangduError, NotFoundError
@@ -112,8 +112,10 @@ class Library:
         upgrade_after_s: float,
         max_active: int,
         max_queue: int,
+        limits: Limits | None = None,
     ) -> None:
         self._registry = registry
+        self._limits = limits or Limits()
         self._store = store
         self._hot = hot
         self._catalog = catalog
@@ -264,6 +266,7 @@ class Library:
         record = await asyncio.to_thread(
             build_record,
             voice=chosen,
+            limits=self._limits,
             text=text,
             html=html,
             article=article,

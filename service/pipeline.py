@@ -50,12 +50,37 @@ def split_article(article: Article) -> list[Sentence]:
     """
     out: list[Sentence] = []
     for p_index, paragraph in enumerate(article.blocks()):
-        for text in split_sentences(paragraph.text):
-            if is_speakable(text):
-                out.append(Sentence(index=len(out), paragraph=p_index, text=text))
+        for sentence in split_sentences(paragraph.text):
+            for text in bounded(sentence):
+                if is_speakable(text):
+                    out.append(Sentence(index=len(out), paragraph=p_index, text=text))
     if not out:
         raise NothingToSpeakError("the text has no speakable characters")
     return out
+
+
+MAX_SENTENCE_CHARS = 200
+_CLAUSE_END = "，、；：,;:）)」』”"
+
+
+def bounded(sentence: str, limit: int = MAX_SENTENCE_CHARS) -> list[str]:
+    """A sentence longer than `limit` characters, cut into pieces that are not: after the
+    last clause mark in the second half of each piece, else at the last space, else at the
+    limit. Bounds the audio (and the memory) one sentence takes, and a highlight's length."""
+    pieces: list[str] = []
+    rest = sentence
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind(c) for c in _CLAUSE_END) + 1
+        if cut <= limit // 2:
+            cut = window.rfind(" ") + 1
+        if cut <= limit // 2:
+            cut = limit
+        pieces.append(rest[:cut].strip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return [p for p in pieces if p]
 
 
 class PartCache(Protocol):

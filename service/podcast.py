@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from service.audio import AudioFormat, clip_from_mp3, encode_part
 from service.engines.base import Clip
 from service.errors import AudioError
+from service.text.clean import clean_text
 
 TARGET_LUFS = -16.0
 _PEAK_LIMIT = 0.84  # about -1.5 dBFS: leaves room for the encoder's overshoot
@@ -162,9 +163,9 @@ def _tag(mp3: bytes, tags: EpisodeTags) -> bytes:
     from mutagen.id3 import APIC, ID3, TALB, TDRC, TIT2, TPE1
 
     id3 = ID3()
-    id3.add(TIT2(encoding=3, text=tags.title))
-    id3.add(TPE1(encoding=3, text=tags.artist))
-    id3.add(TALB(encoding=3, text=tags.album))
+    id3.add(TIT2(encoding=3, text=clean_text(tags.title)))
+    id3.add(TPE1(encoding=3, text=clean_text(tags.artist)))
+    id3.add(TALB(encoding=3, text=clean_text(tags.album)))
     id3.add(TDRC(encoding=3, text=tags.date))
     if tags.cover:
         mime = "image/png" if tags.cover.startswith(b"\x89PNG") else "image/jpeg"
@@ -261,8 +262,9 @@ def render_feed(channel: Channel, items: Sequence[Item], *, timezone: str) -> by
     ch = ET.SubElement(rss, "channel")
 
     def text(parent: ET.Element, tag: str, value: str, **attrs: str) -> ET.Element:
-        node = ET.SubElement(parent, tag, attrs)
-        node.text = value
+        # Escaping handles <, & and quotes; characters XML 1.0 cannot hold at all go.
+        node = ET.SubElement(parent, tag, {k: clean_text(v) for k, v in attrs.items()})
+        node.text = clean_text(value)
         return node
 
     text(ch, "title", channel.title)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from service.articles import Limits
 from service.audio import AudioFormat
 from service.blobs import open_store
 from service.config import Settings
@@ -172,6 +173,9 @@ async def open_services(
             upgrade_after_s=settings.upgrade_after_s,
             max_active=settings.max_jobs,
             max_queue=settings.max_queue,
+            limits=Limits(
+                max_chars=settings.max_article_chars, max_digits=settings.max_number_digits
+            ),
         )
         # Grammars, the default engine and (unless told not to) jieba load now, not on the
         # first request. Without the preload, jieba loads when an article may need it.

@@ -14,11 +14,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service import serving
 from service.errors import NotFoundError
 from service.hotfiles import audio_etag
+from service.hygiene import check_http_url, clean_text
 from service.library import ArticleView, Library, Stored, Timings
 from service.routes.deps import check_id, check_rendering, library, require_write_key
 from service.timings import vtt_from_json
@@ -46,6 +47,16 @@ class ArticleIn(BaseModel):
     published_at: datetime | None = None
     publish: bool = False
     category: str | None = Field(None, pattern=r"^[\w-]{1,64}$")
+
+    @field_validator("title", "text", "html")
+    @classmethod
+    def _clean(cls, value: str | None) -> str | None:
+        return None if value is None else clean_text(value)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> ArticleIn:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import serving
+from service.hygiene import check_http_url
 from service.library import Library
 from service.podcast import Channel, Item, feed_etag, render_feed
 from service.registry import ArticleRecord
@@ -84,7 +85,7 @@ async def _feed(request: Request, svc: Services, category: str | None) -> Respon
             guid=rec.id,
             title=rec.title or rec.sentences[0][1],
             description=_first_paragraph(rec),
-            link=rec.url or str(request.url_for("article_audio", article_id=rec.id)),
+            link=_http(rec.url) or str(request.url_for("article_audio", article_id=rec.id)),
             published=_when(rec),
             audio_url=str(request.url_for("article_episode", article_id=rec.id)),
             audio_bytes=rec.episode_bytes or 0,
@@ -147,3 +148,14 @@ async def feed_category(
 ) -> Response:
     """The episodes of one category."""
     return await _feed(request, svc, category)
+
+
+def _http(url: str | None) -> str | None:
+    """The article's page, if it is an http(s) URL (records from before URLs were checked
+    may hold anything)."""
+    if url is None:
+        return None
+    try:
+        return check_http_url(url)
+    except ValueError:
+        return None

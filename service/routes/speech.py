@@ -15,6 +15,7 @@ from service.articles import plain_article
 from service.audio import clip_from_mp3
 from service.engines.base import rate_from_speed
 from service.errors import LangduError
+from service.hygiene import clean_text
 from service.library import Library, Live, Stored
 from service.routes.deps import require_write_key, services
 from service.services import Services
@@ -31,7 +32,7 @@ class SpeechIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     model: str = Field(..., max_length=100)
-    input: str = Field(..., min_length=1)
+    input: str = Field(..., min_length=1, max_length=4096)  # OpenAI's own limit
     voice: str = Field(..., max_length=100)
     response_format: Literal["mp3", "wav"] = "mp3"
     speed: float = Field(1.0, ge=0.5, le=3.0)
@@ -69,7 +70,7 @@ async def speech(body: SpeechIn, svc: Annotated[Services, Depends(services)]) ->
     lib: Library = svc.library
     view, _ = await lib.register(
         voice=_voice_id(svc, body.voice),
-        article=plain_article(body.input),
+        article=plain_article(clean_text(body.input)),
         rate=rate_from_speed(body.speed),
     )
     found: Stored | Live = await lib.listen(view.record.id)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from service.errors import DecodeError, EmptyArticleError, InputError
+from service.text.clean import clean_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -684,5 +685,6 @@ def extract(text: str, *, html: bool | None = None) -> Article:
         EmptyArticleError: nothing to read.
         InputError: unparseable HTML.
     """
+    text = clean_text(text)
     is_html = looks_like_html(text) if html is None else html
     return extract_html(text) if is_html else extract_text(text)
