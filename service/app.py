@@ -15,6 +15,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
+from service.admission import Identity, RateLimit, async_storage
+from service.admission import rules as rate_rules
 from service.config import Settings, get_settings
 from service.engines import EngineFactory
 from service.errors import LangduError
@@ -150,6 +152,13 @@ def create_app(
     )
     app.add_middleware(StrictJSON)  # inside BodyLimit: it reads only bodies within the limit
     app.add_middleware(BodyLimit, max_bytes=settings.max_article_bytes)
+    # Outside the body limit: a client over its rate is refused before its body is read.
+    app.add_middleware(
+        RateLimit,
+        identity=Identity.build(settings.api_keys, settings.trusted_proxies),
+        rules=rate_rules(writes=settings.rate_limit_writes, speech=settings.rate_limit_speech),
+        storage=async_storage(settings.rate_limit_storage),
+    )
     app.add_middleware(RequestMetrics, metrics=metrics)
     for module in (articles, feed, speech, voices, health):
         app.include_router(module.router)

@@ -64,6 +64,19 @@ class Settings(BaseSettings):
     max_number_digits: int = Field(
         default=64, ge=16, le=4096, description="digits in one number an article may hold"
     )
+    rate_limit_writes: str = Field(
+        default="60/minute;10/second",
+        description="per client (API key, else address): article posts and publishes",
+    )
+    rate_limit_speech: str = Field(
+        default="30/minute", description="per client: the OpenAI speech endpoint"
+    )
+    rate_limit_storage: str = Field(
+        default="memory://", description="where the limiter counts (limits storage URL)"
+    )
+    trusted_proxies: CommaList = Field(
+        default_factory=list, description="addresses/networks whose X-Forwarded-For is used"
+    )
     cors_origins: CommaList = Field(default_factory=lambda: ["*"])
     api_keys: CommaList = Field(default_factory=list, description="if set, required to write")
 

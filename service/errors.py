@@ -55,6 +55,10 @@ class QueueFullError(LangduError):
     """Too many articles are waiting for synthesis; the caller should retry later."""
 
 
+class ClientBusyError(LangduError):
+    """This client has its share of the synthesis queue in hand; it should retry later."""
+
+
 class PayloadTooLargeError(InputError):
     """The request body or article is larger than the configured limit."""
 

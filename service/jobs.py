@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from service.errors import LangduError, QueueFullError
+from service.errors import ClientBusyError, LangduError, QueueFullError
 from service.registry import Priority
 from service.timings import Timeline
 
@@ -30,6 +29,8 @@ class Job:
     article_id: str
     priority: Priority
     upgrade: bool = False  # read in the asked-for voice only (no fallback), to replace one
+    client: str = ""  # who asked first (admission.Identity): slots are shared out fairly
+    seq: int = 0  # submission order
     voice: str = ""
     parts: list[bytes] = field(default_factory=list)
     timeline: Timeline = field(default_factory=Timeline)
@@ -108,10 +109,14 @@ Runner = Callable[[Job], Awaitable[None]]
 
 
 class JobQueue:
-    """Runs jobs on `max_active` slots, most urgent first, oldest first within a priority.
+    """Runs jobs on `max_active` slots: listeners' articles first, shared fairly between
+    clients (the client with the fewest articles running goes next, oldest first; no
+    client on every slot), and background work (re-renders, upgrades) never on the last
+    free slot while listeners could need it.
 
-    At most `max_active + max_queue` listener jobs at once (more: QueueFullError); work in
-    the background is never refused (it is persisted, and waits behind listeners).
+    At most `max_active + max_queue` listener jobs at once (more: QueueFullError), and at
+    most `per_client` of them from one client (more: ClientBusyError); work in the
+    background is never refused (it is persisted, and waits behind listeners).
     """
 
     def __init__(
@@ -120,18 +125,22 @@ class JobQueue:
         run: Runner,
         max_active: int,
         max_queue: int,
+        per_client: int | None = None,
         on_depth: Callable[[int], None] = lambda n: None,
     ) -> None:
         self._run = run
         self._max_active = max_active
         self._limit = max_active + max_queue
+        # One client may hold a quarter of the queue (at least one slot and a waiting job).
+        self._per_client = per_client or max(2, self._limit // 4)
         self._on_depth = on_depth
         self._jobs: dict[str, Job] = {}
-        self._heap: list[tuple[int, int, str]] = []
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self._running = 0
+        self._running_by: dict[str, int] = {}
+        self._background_running = 0
 
     def get(self, article_id: str) -> Job | None:
         """The queued or running job for an article, if any."""
@@ -142,30 +151,50 @@ class JobQueue:
         """Jobs waiting for a slot."""
         return len(self._jobs) - self._running
 
+    def admit(self, client: str) -> None:
+        """Check, before any work is done, that a listener's new article could be queued.
+
+        Raises:
+            QueueFullError: too many listeners' articles are in hand.
+            ClientBusyError: this client has its share in hand already.
+        """
+        listeners = [j for j in self._jobs.values() if j.priority == Priority.LISTENER]
+        if client and sum(1 for j in listeners if j.client == client) >= self._per_client:
+            raise ClientBusyError(
+                f"{self._per_client} of your articles are being read or wait already;"
+                " try again when one is done"
+            )
+        if len(listeners) >= self._limit:
+            raise QueueFullError("the synthesis queue is full; try again shortly")
+
     def submit(
-        self, article_id: str, priority: Priority, *, upgrade: bool = False
+        self, article_id: str, priority: Priority, *, upgrade: bool = False, client: str = ""
     ) -> tuple[Job, bool]:
         """The article's job: the existing one (made more urgent if need be) or a new one.
 
         Returns (job, changed): changed when the job is new or now more urgent.
 
         Raises:
-            QueueFullError: a listener's job, and too many listeners' jobs are in hand.
+            QueueFullError / ClientBusyError: a listener's job that cannot be taken now.
         """
         job = self._jobs.get(article_id)
         if job is not None:
             if priority < job.priority and not job.started:
                 job.priority = priority
-                heapq.heappush(self._heap, (int(priority), next(self._seq), article_id))
+                job.client = job.client or client
+                self._wake.set()
                 return job, True
             return job, False
         if priority == Priority.LISTENER:
-            listeners = sum(1 for j in self._jobs.values() if j.priority == Priority.LISTENER)
-            if listeners >= self._limit:
-                raise QueueFullError("the synthesis queue is full; try again shortly")
-        job = Job(article_id=article_id, priority=priority, upgrade=upgrade)
+            self.admit(client)
+        job = Job(
+            article_id=article_id,
+            priority=priority,
+            upgrade=upgrade,
+            client=client,
+            seq=next(self._seq),
+        )
         self._jobs[article_id] = job
-        heapq.heappush(self._heap, (int(priority), next(self._seq), article_id))
         self._ensure_workers()
         self._wake.set()
         self._on_depth(self.queued)
@@ -179,12 +208,26 @@ class JobQueue:
             ]
 
     def _next(self) -> Job | None:
-        while self._heap:
-            priority, _, article_id = heapq.heappop(self._heap)
-            job = self._jobs.get(article_id)
-            if job is not None and not job.started and job.priority == priority:
-                return job
-        return None
+        waiting = [j for j in self._jobs.values() if not j.started]
+        # Background work may not take the last free slot: a listener pressing play must
+        # find one (unless there is a single slot, which background work may use when free).
+        reserve = 1 if self._max_active > 1 else 0
+        background_ok = self._background_running < self._max_active - reserve or (
+            self._max_active == 1 and self._running == 0
+        )
+        # Nor may one client's articles take every slot: another's must find one free.
+        share = max(1, self._max_active - 1)
+        best: Job | None = None
+        best_key: tuple[int, int, int] | None = None
+        for job in waiting:
+            if job.priority != Priority.LISTENER and not background_ok:
+                continue
+            if job.client and self._running_by.get(job.client, 0) >= share:
+                continue
+            key = (int(job.priority), self._running_by.get(job.client, 0), job.seq)
+            if best_key is None or key < best_key:
+                best, best_key = job, key
+        return best
 
     async def _worker(self) -> None:
         while True:
@@ -194,7 +237,10 @@ class JobQueue:
                 await self._wake.wait()
                 continue
             job.started = True
+            listener = job.priority == Priority.LISTENER
             self._running += 1
+            self._running_by[job.client] = self._running_by.get(job.client, 0) + 1
+            self._background_running += not listener
             self._on_depth(self.queued)
             try:
                 await self._run(job)
@@ -206,8 +252,13 @@ class JobQueue:
                 job.error = LangduError(f"internal error: {type(exc).__name__}")
             finally:
                 self._running -= 1
+                self._running_by[job.client] -= 1
+                if not self._running_by[job.client]:
+                    del self._running_by[job.client]
+                self._background_running -= not listener
                 self._jobs.pop(job.article_id, None)
                 self._on_depth(self.queued)
+                self._wake.set()  # a freed slot may let background work start
                 with contextlib.suppress(RuntimeError):
                     await asyncio.shield(job.publish(None, finished=True))
 

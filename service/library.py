@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -36,6 +37,18 @@ log = logging.getLogger("langdu.library")
 _MAX_UPGRADE_DELAY_S = 6 * 3600.0
 _SCHEDULER_NAP_S = 60.0  # look at the upgrade schedule at least this often
 _MAX_CUTS = 10_000
+_MAX_SOURCES = 20_000
+
+
+def _source_key(*parts: object) -> str:
+    """What a post asked for, hashed: the same post names the same article."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Article):
+            part = [part.title, [(p.text, p.heading) for p in part.paragraphs]]
+        digest.update(json.dumps(part, ensure_ascii=False, default=str).encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +146,7 @@ class Library:
             on_depth=metrics.queue_depth.set,
         )
         self._schedule_changed = asyncio.Event()
+        self._sources: OrderedDict[str, str] = OrderedDict()  # source key -> article id
         # (article, listener) -> sentences heard before the reading started over in the
         # fallback voice: where that listener's player resumes.
         self._cuts: OrderedDict[tuple[str, str], int] = OrderedDict()
@@ -253,16 +267,31 @@ class Library:
         published_at: datetime | None = None,
         publish: bool = False,
         category: str | None = None,
+        client: str = "",
     ) -> tuple[ArticleView, bool]:
         """Register an article (same content, voice, rate, pitch: same id) and start
         reading it unless its audio is stored. Returns (view, created).
 
         Raises:
             InputError: nothing to read. UnknownVoiceError / OptionError: bad voice options.
-            QueueFullError: too many articles wait already (the article stays registered).
+            QueueFullError / ClientBusyError: a new article, and too many articles (or too
+            many of this client's) wait already; nothing is stored. A known article whose
+            audio must be made again is registered, then refused.
         """
         chosen = self.voice(voice)
         self._engines[chosen.engine].check_options(chosen.options(rate=rate, pitch=pitch))
+        # A page posted before (every reader's player posts it) is known by its source:
+        # no extraction, and no admission check unless it must be read again.
+        source = _source_key(chosen.id, text, html, article, title, url, rate, pitch)
+        known = self._sources.get(source)
+        if known is not None:
+            rec = await asyncio.to_thread(self._registry.get, known)
+            if rec is not None:
+                self._sources.move_to_end(source)
+                return await self._registered(rec, False, client, publish, category)
+        # Refuse before doing the work: a new article the queue cannot take is not even
+        # extracted, and nothing of it is stored.
+        self._queue.admit(client)
         record = await asyncio.to_thread(
             build_record,
             voice=chosen,
@@ -277,17 +306,32 @@ class Library:
             published_at=published_at,
         )
         stored, created = await asyncio.to_thread(self._registry.add, record)
+        self._sources[source] = stored.id
+        while len(self._sources) > _MAX_SOURCES:
+            self._sources.popitem(last=False)
+        return await self._registered(stored, created, client, publish, category)
+
+    async def _registered(
+        self,
+        stored: ArticleRecord,
+        created: bool,
+        client: str,
+        publish: bool,
+        category: str | None,
+    ) -> tuple[ArticleView, bool]:
         self._metrics.cache.labels("article", "miss" if created else "hit").inc()
         if publish:
             await asyncio.to_thread(self._registry.publish, stored.id, category=category)
-        found = await self._want_audio(stored, Priority.LISTENER)
+        found = await self._want_audio(stored, Priority.LISTENER, client)
         if publish:
             self._episodes.ensure(stored.id)
         if isinstance(found, Live) and stored.rendering is not None:
             stored = await self.record(stored.id)  # its audio was gone: forgotten just now
         return self.view(stored), created
 
-    async def _want_audio(self, rec: ArticleRecord, priority: Priority) -> Stored | Live:
+    async def _want_audio(
+        self, rec: ArticleRecord, priority: Priority, client: str = ""
+    ) -> Stored | Live:
         """The stored rendering (queueing a re-render if it is stale), or the live reading."""
         if rec.rendering is not None:
             key = audio_key(rec.id, rec.rendering)
@@ -313,15 +357,15 @@ class Library:
                 )
             self._hot.forget_article(rec.id)
             await asyncio.to_thread(self._registry.forget_rendering, rec.id, rec.rendering)
-        return Live(await self._submit(rec, priority))
+        return Live(await self._submit(rec, priority, client=client))
 
-    async def listen(self, article_id: str) -> Stored | Live:
+    async def listen(self, article_id: str, client: str = "") -> Stored | Live:
         """What a listener pressing play gets: stored audio, or the reading as it is made.
 
         Raises:
             NotFoundError: no such article. QueueFullError: it must be read and cannot be now.
         """
-        found = await self._want_audio(await self.record(article_id), Priority.LISTENER)
+        found = await self._want_audio(await self.record(article_id), Priority.LISTENER, client)
         self._metrics.cache.labels("audio", "hit" if isinstance(found, Stored) else "miss").inc()
         return found
 
@@ -429,9 +473,9 @@ class Library:
     # --- jobs --------------------------------------------------------------------------
 
     async def _submit(
-        self, rec: ArticleRecord, priority: Priority, *, upgrade: bool = False
+        self, rec: ArticleRecord, priority: Priority, *, upgrade: bool = False, client: str = ""
     ) -> Job:
-        job, changed = self._queue.submit(rec.id, priority, upgrade=upgrade)
+        job, changed = self._queue.submit(rec.id, priority, upgrade=upgrade, client=client)
         if changed:
             await asyncio.to_thread(self._registry.set_work, rec.id, job.priority)
         return job

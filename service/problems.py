@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import (
+    ClientBusyError,
     EngineError,
     InputError,
     LangduError,
@@ -31,6 +32,7 @@ _STATUS: tuple[tuple[type[LangduError], int], ...] = (
     (NotFoundError, 404),
     (UnauthorizedError, 401),
     (QueueFullError, 503),
+    (ClientBusyError, 429),
     (EngineError, 502),
 )
 
@@ -38,7 +40,7 @@ _STATUS: tuple[tuple[type[LangduError], int], ...] = (
 def problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:
     """An RFC 9457 problem document."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"Retry-After": "5"} if status == 503 else None
+    headers = {"Retry-After": "5"} if status in (429, 503) else None
     return JSONResponse(
         body, status_code=status, headers=headers, media_type="application/problem+json"
     )

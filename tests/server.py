@@ -49,6 +49,9 @@ def start_server(data_dir: Path, **env: str) -> Server:
         "LANGDU_PRELOAD_JIEBA": "false",
         "LANGDU_DATA_DIR": str(data_dir),
         "LANGDU_WORKERS": "2",
+        # Tests post fast from one address; the limits have their own tests.
+        "LANGDU_RATE_LIMIT_WRITES": "100000/minute",
+        "LANGDU_RATE_LIMIT_SPEECH": "100000/minute",
         **{f"LANGDU_{k.upper()}": v for k, v in env.items()},
     }
     with log.open("wb") as out:

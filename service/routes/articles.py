@@ -21,7 +21,13 @@ from service.errors import NotFoundError
 from service.hotfiles import audio_etag
 from service.hygiene import check_http_url, clean_text
 from service.library import ArticleView, Library, Stored, Timings
-from service.routes.deps import check_id, check_rendering, library, require_write_key
+from service.routes.deps import (
+    check_id,
+    check_rendering,
+    client_of,
+    library,
+    require_write_key,
+)
 from service.timings import vtt_from_json
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"])
@@ -135,6 +141,7 @@ async def post_article(
         published_at=body.published_at,
         publish=body.publish,
         category=body.category,
+        client=client_of(request),
     )
     if not created:
         response.status_code = 200
@@ -167,12 +174,12 @@ async def article_audio(
     A player names itself with `?listener=`: if the voice fails after it heard some of the
     stream, the stream ends cleanly and the article (and its timings) tell it `resume_at`.
     """
-    found = await lib.listen(check_id(article_id))
+    found = await lib.listen(check_id(article_id), client_of(request))
     if isinstance(found, Stored):
         data = await lib.stored_audio(found.article_id, found.rendering)
         if data is not None:
             return serving.respond(request, data, etag=found.etag, cache_control=serving.REVALIDATE)
-        found = await lib.listen(article_id)  # evicted just now: read it again
+        found = await lib.listen(article_id, client_of(request))  # evicted just now: again
         if isinstance(found, Stored):
             raise NotFoundError(f"the audio of {article_id} is not available")
     # Live: a plain 200 stream (browsers accept it for their opening "Range: bytes=0-").

@@ -26,6 +26,15 @@ def library(request: Request) -> Library:
     return services(request).library
 
 
+def client_of(request: Request) -> str:
+    """Who asked (admission.Identity: an API key's digest or an address), as the rate
+    limiter named it; the address when the app runs without it (in-process tests)."""
+    named = request.scope.get("langdu.client")
+    if isinstance(named, str):
+        return named
+    return f"ip:{request.client.host}" if request.client else "ip:unknown"
+
+
 def check_id(article_id: str) -> str:
     """An article id as given in a URL, validated (nothing but 32 hex digits).
 

@@ -7,7 +7,7 @@ import io
 import wave
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,7 +17,7 @@ from service.engines.base import rate_from_speed
 from service.errors import LangduError
 from service.hygiene import clean_text
 from service.library import Library, Live, Stored
-from service.routes.deps import require_write_key, services
+from service.routes.deps import client_of, require_write_key, services
 from service.services import Services
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"])
@@ -65,22 +65,26 @@ def _wav(mp3: bytes) -> bytes:
 
 
 @router.post("/speech", response_model=None, dependencies=[Depends(require_write_key)])
-async def speech(body: SpeechIn, svc: Annotated[Services, Depends(services)]) -> Response:
+async def speech(
+    body: SpeechIn, request: Request, svc: Annotated[Services, Depends(services)]
+) -> Response:
     """Speak `input` and return the audio (MP3 streamed as it is made, or WAV when done)."""
     lib: Library = svc.library
+    client = client_of(request)
     view, _ = await lib.register(
         voice=_voice_id(svc, body.voice),
         article=plain_article(clean_text(body.input)),
         rate=rate_from_speed(body.speed),
+        client=client,
     )
-    found: Stored | Live = await lib.listen(view.record.id)
+    found: Stored | Live = await lib.listen(view.record.id, client)
     if isinstance(found, Live):
         if body.response_format == "mp3":
             return StreamingResponse(found.job.stream(), media_type="audio/mpeg")
         await found.job.wait()
         if found.job.error is not None:
             raise found.job.error
-        found = await lib.listen(view.record.id)
+        found = await lib.listen(view.record.id, client)
     if not isinstance(found, Stored):
         raise LangduError("the audio was not kept; try again")
     mp3 = await lib.stored_audio(found.article_id, found.rendering)
