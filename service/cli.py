@@ -277,8 +277,7 @@ class _Progress:
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
-    import uvicorn
-
+    from service import serve
     from service.app import create_asgi
 
     if args.port is not None and not 0 <= args.port <= 65535:
@@ -296,13 +295,14 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host, port = args.host or settings.host, settings.port if args.port is None else args.port
     print(f"langdu {__version__}: http://{host}:{port}/", file=sys.stderr)
-    uvicorn.run(
+    serve.run(
         create_asgi(settings),
         host=host,
         port=port,
-        log_level="info",
         access_log=settings.access_log,
-        timeout_graceful_shutdown=5,
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections=settings.max_connections,
     )
     return 0
 

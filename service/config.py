@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     max_article_chars: int = Field(
         default=40_000, ge=100, description="characters of article text read (about 2.5 h)"
     )
+    parse_workers: int = Field(
+        default=1, ge=0, le=16, description="processes that parse posted pages (0: a thread)"
+    )
     max_number_digits: int = Field(
         default=64, ge=16, le=4096, description="digits in one number an article may hold"
     )
@@ -76,6 +79,15 @@ class Settings(BaseSettings):
     )
     trusted_proxies: CommaList = Field(
         default_factory=list, description="addresses/networks whose X-Forwarded-For is used"
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="a connection's request headers must arrive in this"
+    )
+    body_timeout_s: float = Field(
+        default=20.0, gt=0, description="a request body may not stall for longer than this"
+    )
+    max_connections: int = Field(
+        default=4096, ge=16, description="open connections; more are closed on arrival"
     )
     cors_origins: CommaList = Field(default_factory=lambda: ["*"])
     api_keys: CommaList = Field(default_factory=list, description="if set, required to write")

@@ -27,6 +27,7 @@ from service.errors import EngineError, LangduError, NotFoundError
 from service.hotfiles import HotAudio, audio_etag
 from service.jobs import Job, JobQueue
 from service.metrics import Metrics
+from service.parsing import ParsePool
 from service.pipeline import Sentence, Synthesizer
 from service.registry import ArticleRecord, Finished, Priority, Registry, Status, utc_now
 from service.store import Store, audio_key, episode_key
@@ -126,8 +127,10 @@ class Library:
         max_active: int,
         max_queue: int,
         limits: Limits | None = None,
+        parse: ParsePool | None = None,
     ) -> None:
         self._registry = registry
+        self._parse = parse or ParsePool(0)
         self._limits = limits or Limits()
         self._store = store
         self._hot = hot
@@ -166,6 +169,7 @@ class Library:
             await asyncio.gather(self._scheduler, return_exceptions=True)
         await self._queue.aclose()
         await self._episodes.aclose()
+        self._parse.close()
 
     async def reconcile(self) -> int:
         """Resume what was interrupted: queued and running readings, re-renders, upgrades
@@ -292,7 +296,7 @@ class Library:
         # Refuse before doing the work: a new article the queue cannot take is not even
         # extracted, and nothing of it is stored.
         self._queue.admit(client)
-        record = await asyncio.to_thread(
+        record = await self._parse.run(
             build_record,
             voice=chosen,
             limits=self._limits,

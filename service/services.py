@@ -22,6 +22,7 @@ from service.errors import OptionError, VoiceCatalogError
 from service.hotfiles import HotAudio
 from service.library import Library
 from service.metrics import Metrics
+from service.parsing import ParsePool
 from service.pipeline import PartCache, Pauses, Synthesizer
 from service.podcast import load_sting
 from service.registry import Registry, connect
@@ -159,6 +160,7 @@ async def open_services(
         episodes = Episodes(
             store=store, registry=registry, style=await asyncio.to_thread(episode_style, settings)
         )
+        parse = ParsePool(settings.parse_workers)
         library = Library(
             registry=registry,
             store=store,
@@ -176,12 +178,15 @@ async def open_services(
             limits=Limits(
                 max_chars=settings.max_article_chars, max_digits=settings.max_number_digits
             ),
+            parse=parse,
         )
         # Grammars, the default engine and (unless told not to) jieba load now, not on the
         # first request. Without the preload, jieba loads when an article may need it.
         synth = synthesizers[default_voice.engine]
         await asyncio.gather(
-            synth.warm_up(segmenter=settings.preload_jieba), synth.engine.warm_up()
+            synth.warm_up(segmenter=settings.preload_jieba),
+            synth.engine.warm_up(),
+            parse.warm_up(),
         )
         for name, engine in engines.items():
             if name != default_voice.engine:

@@ -105,6 +105,7 @@ def settings(data_dir: Path, **overrides: object) -> Settings:
         # The fake engines' chunks hold every test sentence: jieba is never needed.
         "preload_jieba": False,
         "memory_cache_bytes": 8 * 1024**2,
+        "parse_workers": 0,  # a thread: no process to spawn per test
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

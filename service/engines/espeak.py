@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import sys
 from importlib.metadata import PackageNotFoundError
@@ -56,6 +57,7 @@ class _Worker:
             "-m",
             "service.engines.espeak_worker",
             _PRELOAD_VOICE,
+            str(os.getpid()),  # the worker dies with us
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
