@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         default=None, description="pronunciations: written<TAB>spoken lines"
     )
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=1024**2)
+    scrub_every_s: float = Field(
+        default=3600.0, gt=0, description="check a slice of stored audio against its SHA-256"
+    )
     memory_cache_bytes: int = Field(
         default=256 * 1024**2, ge=0, description="finished audio kept in memory for replays"
     )

@@ -67,7 +67,7 @@ class Episodes:
         if rendering is None or rec.episode_rendering == rendering:
             return
         try:
-            mp3 = await asyncio.to_thread(self._store.blobs.get, audio_key(article_id, rendering))
+            mp3 = await asyncio.to_thread(self._store.read, audio_key(article_id, rendering))
             if mp3 is None:
                 return  # evicted meanwhile: the next reading brings the episode with it
             when = rec.published_at or rec.feed_at or rec.created_at

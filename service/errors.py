@@ -59,6 +59,10 @@ class ClientBusyError(LangduError):
     """This client has its share of the synthesis queue in hand; it should retry later."""
 
 
+class StorageFullError(LangduError):
+    """The audio storage has no room left, even after evicting cached audio."""
+
+
 class PayloadTooLargeError(InputError):
     """The request body or article is larger than the configured limit."""
 

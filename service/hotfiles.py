@@ -78,7 +78,7 @@ class HotAudio:
         data = self.peek(key)
         if data is not None:
             return data
-        data = await asyncio.to_thread(self._store.blobs.get, key)
+        data = await asyncio.to_thread(self._store.read, key)
         if data is None:
             return None
         if len(data) <= self._max // 4:

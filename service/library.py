@@ -23,7 +23,7 @@ from typing import Any
 from service.articles import Limits, build_record
 from service.engines import Engine
 from service.episodes import Episodes
-from service.errors import EngineError, LangduError, NotFoundError
+from service.errors import EngineError, LangduError, NotFoundError, StorageFullError
 from service.hotfiles import HotAudio, audio_etag
 from service.jobs import Job, JobQueue
 from service.metrics import Metrics
@@ -39,6 +39,8 @@ _MAX_UPGRADE_DELAY_S = 6 * 3600.0
 _SCHEDULER_NAP_S = 60.0  # look at the upgrade schedule at least this often
 _MAX_CUTS = 10_000
 _MAX_SOURCES = 20_000
+_UPKEEP_NAP_S = 5.0
+_FULL_BACKOFF_S = 15.0
 
 
 def _source_key(*parts: object) -> str:
@@ -128,6 +130,8 @@ class Library:
         max_queue: int,
         limits: Limits | None = None,
         parse: ParsePool | None = None,
+        scrub_every_s: float = 3600.0,
+        scrub_bytes: int = 256 * 1024**2,
     ) -> None:
         self._registry = registry
         self._parse = parse or ParsePool(0)
@@ -154,6 +158,12 @@ class Library:
         # fallback voice: where that listener's player resumes.
         self._cuts: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._scheduler: asyncio.Task[None] | None = None
+        self._upkeep: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scrub_every = scrub_every_s
+        self._scrub_bytes = scrub_bytes
+        self._rerender: set[str] = set()  # articles to read again (damaged, or no room)
+        self._full_until = 0.0  # until then, new readings are refused: storage was full
 
     # --- life of the library -----------------------------------------------------------
 
@@ -161,12 +171,16 @@ class Library:
         """Reconcile what a previous process left, then start the upgrade scheduler."""
         await self.reconcile()
         self._scheduler = asyncio.create_task(self._upgrades(), name="langdu-upgrades")
+        self._loop = asyncio.get_running_loop()
+        self._store.on_damage = self.blob_damaged
+        self._upkeep = asyncio.create_task(self._maintain(), name="langdu-upkeep")
 
     async def aclose(self) -> None:
         """Stop scheduling and every job (their work stays recorded in the registry)."""
-        if self._scheduler is not None:
-            self._scheduler.cancel()
-            await asyncio.gather(self._scheduler, return_exceptions=True)
+        for task in (self._scheduler, self._upkeep):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self._queue.aclose()
         await self._episodes.aclose()
         self._parse.close()
@@ -442,9 +456,7 @@ class Library:
         missing = NotFoundError(f"no episode for {article_id} (not published, or not ready yet)")
         if not rec.published or rec.episode_rendering is None:
             raise missing
-        data = await asyncio.to_thread(
-            self._store.blobs.get, episode_key(rec.id, rec.episode_rendering)
-        )
+        data = await asyncio.to_thread(self._store.read, episode_key(rec.id, rec.episode_rendering))
         if data is None:
             self._episodes.ensure(rec.id)
             raise missing
@@ -479,6 +491,13 @@ class Library:
     async def _submit(
         self, rec: ArticleRecord, priority: Priority, *, upgrade: bool = False, client: str = ""
     ) -> Job:
+        if (
+            priority == Priority.LISTENER
+            and self._queue.get(rec.id) is None
+            and time.monotonic() < self._full_until
+        ):
+            # The last reading found no room to be kept: do not read another for nothing.
+            raise StorageFullError("the audio storage is full; try again shortly")
         job, changed = self._queue.submit(rec.id, priority, upgrade=upgrade, client=client)
         if changed:
             await asyncio.to_thread(self._registry.set_work, rec.id, job.priority)
@@ -508,6 +527,7 @@ class Library:
         try:
             degraded = await self._read_with_fallback(job, rec, voice)
             await self._finish(job, rec, target, degraded)
+            self._full_until = 0.0
             ok = True
         except EngineError as exc:
             if not job.upgrade:
@@ -515,9 +535,15 @@ class Library:
             else:
                 job.error = exc
                 await self._upgrade_failed(rec, exc)
+        except StorageFullError as exc:
+            # Not stuck: failed for now (listeners get 503 and Retry-After), and read again
+            # by itself once there is room.
+            await self._failed(job, rec, exc)
+            self._rerender.add(rec.id)
+            self._full_until = time.monotonic() + _FULL_BACKOFF_S
         except LangduError as exc:
             await self._failed(job, rec, exc)
-        except OSError as exc:  # the store could not keep it (disk full, bucket gone ...)
+        except OSError as exc:  # the store could not keep it (bucket gone ...)
             await self._failed(job, rec, LangduError(f"the audio could not be stored: {exc}"))
         finally:
             self._metrics.synthesis_seconds.observe(time.monotonic() - started)
@@ -607,6 +633,56 @@ class Library:
         )
         await asyncio.to_thread(self._registry.set_work, rec.id, None)
         self._schedule_changed.set()
+
+    def blob_damaged(self, key: str) -> None:
+        """The store found (and deleted) a blob that is not what was stored: count it, and
+        have a damaged rendering read again. Called from any thread."""
+        kind = key.split("/", 1)[0]
+        self._metrics.damaged.labels(kind).inc()
+        if kind == "renders" and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._forget_damaged, key)
+
+    def _forget_damaged(self, key: str) -> None:
+        article_id = key.split("/")[1]
+        self._hot.forget(key)
+        self._hot.forget_article(article_id)
+        self._rerender.add(article_id)
+
+    async def _maintain(self) -> None:
+        """Every few seconds: read again what was damaged or found no room; every
+        `scrub_every_s`, check a slice of the stored blobs against their digests."""
+        cursor = ""
+        next_scrub = time.monotonic() + min(60.0, self._scrub_every)
+        while True:
+            await asyncio.sleep(_UPKEEP_NAP_S)
+            try:
+                if time.monotonic() >= next_scrub:
+                    cursor, damaged = await asyncio.to_thread(
+                        self._store.scrub, after=cursor, max_bytes=self._scrub_bytes
+                    )
+                    if damaged:
+                        log.warning("scrub: %d damaged blobs deleted", damaged)
+                    next_scrub = time.monotonic() + self._scrub_every
+                await self._read_again()
+            except Exception:  # the store may be briefly unavailable: try again later
+                log.exception("upkeep")
+
+    async def _read_again(self) -> None:
+        while self._rerender:
+            article_id = self._rerender.pop()
+            rec = await asyncio.to_thread(self._registry.get, article_id)
+            if rec is None:
+                continue
+            if rec.rendering is not None and not await asyncio.to_thread(
+                self._store.has_rendering, rec.id, rec.rendering
+            ):
+                await asyncio.to_thread(self._registry.forget_rendering, rec.id, rec.rendering)
+                rec = await asyncio.to_thread(self._registry.get, article_id)
+                if rec is None:
+                    continue
+            if rec.rendering is None and self._queue.get(rec.id) is None:
+                log.info("article %s: reading it again", rec.id)
+                await self._submit(rec, Priority.BACKGROUND)
 
     async def _upgrades(self) -> None:
         """Submit each degraded article's upgrade when its (persisted) time comes."""

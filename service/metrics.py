@@ -46,6 +46,12 @@ class Metrics:
             ["engine"],
             registry=self.registry,
         )
+        self.damaged = Counter(
+            "langdu_blobs_damaged",
+            "Stored objects that failed their length/SHA-256 check (deleted, never served)",
+            ["kind"],
+            registry=self.registry,
+        )
         self._audio_children: dict[tuple[str, str, int], tuple[Counter, Counter]] = {}
 
     def engine_failed(self, engine: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,12 +15,13 @@ from typing import Protocol
 from service.audio import AudioFormat, Mp3Part, render_speech, silence_part
 from service.audio import warm_up as audio_warm_up
 from service.engines.base import Clip, Engine, SpeechOptions
-from service.errors import NothingToSpeakError
+from service.errors import NothingToSpeakError, StorageFullError
 from service.text.chunks import Segmenter, chunk, utf8_len
 from service.text.extract import Article
 from service.text.normalize import Normalizer, is_speakable
 from service.text.sentences import split_sentences
 
+log = logging.getLogger("langdu.pipeline")
 _PART_VERSION = 1  # bump when rendering changes, so cached parts are not reused
 
 
@@ -252,7 +254,10 @@ class Synthesizer:
                 self._audio_pool, render_speech, clips, self._format
             )
             if self._cache is not None:
-                await loop.run_in_executor(self._audio_pool, self._cache.put_part, key, speech)
+                try:
+                    await loop.run_in_executor(self._audio_pool, self._cache.put_part, key, speech)
+                except (OSError, StorageFullError) as exc:  # a cache: the reading goes on
+                    log.warning("sentence part not cached: %s", exc)
         pause = None
         if nxt is not None:
             ms = (

@@ -18,6 +18,7 @@ from service.errors import (
     OptionError,
     PayloadTooLargeError,
     QueueFullError,
+    StorageFullError,
     UnauthorizedError,
     UnknownVoiceError,
 )
@@ -32,6 +33,7 @@ _STATUS: tuple[tuple[type[LangduError], int], ...] = (
     (NotFoundError, 404),
     (UnauthorizedError, 401),
     (QueueFullError, 503),
+    (StorageFullError, 503),
     (ClientBusyError, 429),
     (EngineError, 502),
 )

@@ -142,7 +142,12 @@ async def open_services(
     registry = await asyncio.to_thread(connect, settings.database)
     try:
         blobs = await asyncio.to_thread(open_store, settings.storage)
-        store = await asyncio.to_thread(Store, blobs, registry, max_bytes=settings.cache_max_bytes)
+        store = await asyncio.to_thread(
+            Store,
+            blobs,
+            registry,
+            max_bytes=settings.cache_max_bytes,
+        )
         normalizer = await asyncio.to_thread(load_normalizer, settings)
         segmenter = Segmenter()
         synthesizers = {
@@ -179,6 +184,7 @@ async def open_services(
                 max_chars=settings.max_article_chars, max_digits=settings.max_number_digits
             ),
             parse=parse,
+            scrub_every_s=settings.scrub_every_s,
         )
         # Grammars, the default engine and (unless told not to) jieba load now, not on the
         # first request. Without the preload, jieba loads when an article may need it.

@@ -6,27 +6,35 @@ Keys (never paths: the blob store may be a directory or a bucket):
     episodes/<id>/<rendering>.mp3             a published article's podcast episode
 Parts and renderings are a cache: capped at `max_bytes`, least recently used evicted first
 (recency lives in the registry's blob index, not in file times). Episodes are not evicted.
+
+Every blob's length and SHA-256 are recorded when it is stored and checked whenever it is
+read (`read`) and by the scrubber (`scrub`): a damaged blob is deleted, counted, and never
+served. A full disk evicts cached audio to make room, then fails cleanly (StorageFullError).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import struct
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from service.audio import Mp3Part, mp3_frames
 from service.blobs import BlobStore
-from service.errors import AudioError
-from service.registry import Registry, utc_now
+from service.errors import AudioError, StorageFullError
+from service.registry import BlobGroup, Registry, utc_now
 
 log = logging.getLogger("langdu.store")
 _PART_MAGIC = b"LDP1"
 _TOUCH_EVERY = 60.0  # seconds between recency updates of one blob
 _LONG_AGO = datetime(1971, 1, 1, tzinfo=UTC)  # found unindexed: evicted before anything else
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+_ROOM_MARGIN = 4 * 1024**2
 
 
 def part_key(*fields: object) -> str:
@@ -60,13 +68,22 @@ def _part_blob(key: str) -> str:
 class Store:
     """Audio blobs with a size cap; safe to use from several threads (calls block)."""
 
-    def __init__(self, blobs: BlobStore, index: Registry, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        index: Registry,
+        *,
+        max_bytes: int,
+        on_damage: Callable[[str], None] = lambda key: None,
+    ) -> None:
         self.blobs = blobs
+        self.on_damage = on_damage  # the library's, once it runs
         self.max_bytes = max_bytes
         self._index = index
         self._lock = threading.Lock()
         self._evicting = threading.Lock()
         self._touched: dict[str, float] = {}
+        self._evicted: list[tuple[str, str]] = []  # renderings dropped, not yet reported
         self._size = index.blob_bytes()
 
     @property
@@ -98,12 +115,119 @@ class Store:
     # --- writing -----------------------------------------------------------------------
 
     def _put(self, key: str, data: bytes, *, group: str, evictable: bool = True) -> None:
+        """Store a blob and index it with its length and digest.
+
+        Raises:
+            StorageFullError: no room, even after evicting cached audio.
+        """
         old = self.blobs.size(key) if evictable else None
-        self.blobs.put(key, data)
-        self._index.blob_added(key, size=len(data), group=group, evictable=evictable)
+        try:
+            self.blobs.put(key, data)
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE:
+                raise
+            freed = self.make_room(2 * len(data) + _ROOM_MARGIN)
+            log.warning("storage full writing %s: evicted %d bytes to make room", key, freed)
+            try:
+                self.blobs.put(key, data)
+            except OSError as again:
+                if again.errno not in _NO_SPACE:
+                    raise
+                raise StorageFullError("the audio storage is full; try again later") from again
+        self._index.blob_added(
+            key,
+            size=len(data),
+            group=group,
+            evictable=evictable,
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
         if evictable:
             with self._lock:
                 self._size += len(data) - (old or 0)
+
+    # --- reading, checked --------------------------------------------------------------
+
+    def read(self, key: str) -> bytes | None:
+        """A blob, if it is stored and is what was stored: its length and SHA-256 match
+        the index. A blob that does not match is deleted and reported (never returned)."""
+        data = self.blobs.get(key)
+        if data is None:
+            return None
+        if not self._intact(key, data):
+            return None
+        return data
+
+    def _intact(self, key: str, data: bytes) -> bool:
+        recorded = self._index.blob_digest(key)
+        if recorded is None:
+            return True  # not indexed yet (reconciled at start-up): nothing to compare
+        size, digest = recorded
+        if len(data) == size and (digest is None or hashlib.sha256(data).hexdigest() == digest):
+            return True
+        self.damaged(key)
+        return False
+
+    def damaged(self, key: str) -> None:
+        """Delete a blob that failed its check (and, for a rendering, its other file)."""
+        log.error("blob %s does not match its recorded length/SHA-256: deleted", key)
+        keys = [key]
+        if key.startswith("renders/"):
+            base = key.rsplit(".", 1)[0]
+            keys = [f"{base}.mp3", f"{base}.json"]
+        for k in keys:
+            with contextlib.suppress(OSError):
+                self.blobs.delete(k)
+        self._index.blob_removed(keys)
+        self._size = self._index.blob_bytes()
+        self.on_damage(key)
+
+    def scrub(self, *, after: str = "", max_bytes: int = 256 * 1024**2) -> tuple[str, int]:
+        """Check stored blobs against their digests, in key order from `after`, reading at
+        most about `max_bytes`. Returns (the last key checked or "" at the end, damaged)."""
+        read = 0
+        damaged = 0
+        last = after
+        while read < max_bytes:
+            batch = self._index.blobs_to_scrub(last, 200)
+            if not batch:
+                return "", damaged
+            for key, size, _ in batch:
+                last = key
+                data = self.blobs.get(key)
+                read += size
+                if data is not None and not self._intact(key, data):
+                    damaged += 1
+                if read >= max_bytes:
+                    break
+        return last, damaged
+
+    def make_room(self, wanted: int) -> int:
+        """Evict least recently used cached audio until `wanted` bytes are freed (or nothing
+        is left to evict). Returns the bytes freed."""
+        freed = 0
+        with self._evicting:
+            while freed < wanted:
+                groups = self._index.least_recent(limit=16)
+                if not groups:
+                    break
+                for group in groups:
+                    freed += self._drop_group(group)
+                    if freed >= wanted:
+                        break
+        return freed
+
+    def _drop_group(self, group: BlobGroup) -> int:
+        for key in group.keys:
+            with contextlib.suppress(OSError):
+                self.blobs.delete(key)
+        self._index.blob_removed(group.keys)
+        if group.group.startswith("renders/"):
+            _, article_id, rendering = group.group.split("/")
+            self._index.forget_rendering(article_id, rendering)
+            self._evicted.append((article_id, rendering))
+        with self._lock:
+            self._size -= group.size
+        return group.size
 
     @property
     def over_cap(self) -> bool:
@@ -117,7 +241,6 @@ class Store:
         """
         target = int(self.max_bytes * 0.9)
         freed = 0
-        renderings: list[tuple[str, str]] = []
         with self._evicting:
             while self._size > target:
                 groups = self._index.least_recent(limit=64)
@@ -126,15 +249,8 @@ class Store:
                 for group in groups:
                     if self._size <= target:
                         break
-                    for key in group.keys:
-                        self.blobs.delete(key)
-                    self._index.blob_removed(group.keys)
-                    if group.group.startswith("renders/"):
-                        _, article_id, rendering = group.group.split("/")
-                        renderings.append((article_id, rendering))
-                    with self._lock:
-                        self._size -= group.size
-                    freed += group.size
+                    freed += self._drop_group(group)
+            renderings, self._evicted = self._evicted, []
         if freed:
             log.info("evicted %d bytes of cached audio", freed)
         return renderings
@@ -148,7 +264,8 @@ class Store:
                 self._touched[k] = now
             if len(self._touched) > 100_000:
                 self._touched.clear()
-            self._index.blobs_used(due, utc_now())
+            with contextlib.suppress(StorageFullError):  # recency only: never fail a read
+                self._index.blobs_used(due, utc_now())
 
     # --- renderings --------------------------------------------------------------------
 
@@ -167,8 +284,8 @@ class Store:
         )
 
     def timings(self, article_id: str, rendering: str) -> bytes | None:
-        """A rendering's timings JSON, if stored."""
-        return self.blobs.get(timings_key(article_id, rendering))
+        """A rendering's timings JSON, if stored (and intact)."""
+        return self.read(timings_key(article_id, rendering))
 
     # --- episodes ----------------------------------------------------------------------
 
@@ -192,7 +309,7 @@ class Store:
     def get_part(self, key: str) -> Mp3Part | None:
         """A cached sentence part, or None (also for a damaged blob, which is removed)."""
         blob = _part_blob(key)
-        raw = self.blobs.get(blob)
+        raw = self.read(blob)
         if raw is None:
             return None
         try:

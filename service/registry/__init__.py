@@ -141,8 +141,17 @@ class Registry(Protocol):
 
     # --- the blob index (recency for eviction) ---
 
-    def blob_added(self, key: str, *, size: int, group: str, evictable: bool) -> None:
-        """A blob was stored (or replaced)."""
+    def blob_added(
+        self, key: str, *, size: int, group: str, evictable: bool, sha256: str | None = None
+    ) -> None:
+        """A blob was stored (or replaced), with its length and SHA-256."""
+
+    def blob_digest(self, key: str) -> tuple[int, str | None] | None:
+        """A blob's recorded (length, SHA-256), if it is indexed (the digest may be
+        unknown for blobs stored before digests were kept)."""
+
+    def blobs_to_scrub(self, after: str, limit: int) -> list[tuple[str, int, str]]:
+        """Indexed blobs with a digest, in key order after `after`: (key, size, sha256)."""
 
     def blobs_used(self, keys: Sequence[str], at: datetime) -> None:
         """Blobs were read at `at`."""

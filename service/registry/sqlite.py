@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from service.errors import StorageFullError
 from service.registry import (
     ArticleRecord,
     BlobGroup,
@@ -125,8 +127,13 @@ def _v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX blobs_lru ON blobs(evictable, used_at)")
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    """Blobs carry their SHA-256, checked whenever they are read."""
+    db.execute("ALTER TABLE blobs ADD COLUMN sha256 TEXT")
+
+
 # Numbered migrations: MIGRATIONS[n - 1] takes a database from version n - 1 to n.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
 
 
 def migrate(db: sqlite3.Connection) -> int:
@@ -215,7 +222,7 @@ class SqliteRegistry:
             return self._db.execute(sql, args).fetchall()
 
     def _run(self, sql: str, args: tuple[Any, ...]) -> int:
-        with self._lock:
+        with self._lock, _disk_full_is_storage_full():
             return self._db.execute(sql, args).rowcount
 
     # --- articles ----------------------------------------------------------------------
@@ -351,21 +358,36 @@ class SqliteRegistry:
 
     # --- the blob index ----------------------------------------------------------------
 
-    def blob_added(self, key: str, *, size: int, group: str, evictable: bool) -> None:
+    def blob_added(
+        self, key: str, *, size: int, group: str, evictable: bool, sha256: str | None = None
+    ) -> None:
         self._run(
-            "INSERT INTO blobs (key, size, grp, evictable, used_at) VALUES (?,?,?,?,?)"
-            " ON CONFLICT(key) DO UPDATE SET size=excluded.size, used_at=excluded.used_at",
-            (key, size, group, int(evictable), _ms(utc_now())),
+            "INSERT INTO blobs (key, size, grp, evictable, used_at, sha256) VALUES (?,?,?,?,?,?)"
+            " ON CONFLICT(key) DO UPDATE SET size=excluded.size, used_at=excluded.used_at,"
+            " sha256=excluded.sha256",
+            (key, size, group, int(evictable), _ms(utc_now()), sha256),
         )
 
+    def blob_digest(self, key: str) -> tuple[int, str | None] | None:
+        row = self._one("SELECT size, sha256 FROM blobs WHERE key=?", (key,))
+        return None if row is None else (int(row[0]), row[1])
+
+    def blobs_to_scrub(self, after: str, limit: int) -> list[tuple[str, int, str]]:
+        rows = self._all(
+            "SELECT key, size, sha256 FROM blobs WHERE sha256 IS NOT NULL AND key > ?"
+            " ORDER BY key LIMIT ?",
+            (after, limit),
+        )
+        return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
+
     def blobs_used(self, keys: Sequence[str], at: datetime) -> None:
-        with self._lock:
+        with self._lock, _disk_full_is_storage_full():
             self._db.executemany(
                 "UPDATE blobs SET used_at=? WHERE key=?", [(_ms(at), k) for k in keys]
             )
 
     def blob_removed(self, keys: Sequence[str]) -> None:
-        with self._lock:
+        with self._lock, _disk_full_is_storage_full():
             self._db.executemany("DELETE FROM blobs WHERE key=?", [(k,) for k in keys])
 
     def blob_bytes(self) -> int:
@@ -381,6 +403,17 @@ class SqliteRegistry:
         return [
             BlobGroup(group=r[0], keys=tuple(str(r[1]).split("\n")), size=int(r[2])) for r in rows
         ]
+
+
+@contextlib.contextmanager
+def _disk_full_is_storage_full() -> Iterator[None]:
+    """SQLite's "database or disk is full" is the same condition as ENOSPC on a blob."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "full" in str(exc):
+            raise StorageFullError("the database disk is full; try again later") from exc
+        raise
 
 
 def connect(url: str) -> SqliteRegistry:
