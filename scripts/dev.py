@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
         code = run([str(PYTHON), "-m", "ruff", "check", *paths])
         code = code or run([str(PYTHON), "-m", "ruff", "format", "--check", *paths])
         return code or run([str(PYTHON), "-m", "mypy", *rest])
-    ensure_env("test")
+    ensure_env("test,bench")
     code = 0
     for bench in sorted((ROOT / "tests" / "bench").glob("bench_*.py")):
         _say(f"running {bench.name}")

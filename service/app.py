@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -23,6 +24,7 @@ from service.errors import LangduError
 from service.hotfiles import HotAudioMiddleware
 from service.hygiene import StrictJSON
 from service.metrics import Metrics
+from service.openapi import build as build_openapi
 from service.problems import http_error, langdu_error, problem, validation_error
 from service.routes import articles, feed, health, speech, voices
 from service.routes.health import PLAYER_DIR
@@ -140,6 +142,7 @@ def create_app(
         lifespan=lifespan,
         description="朗读 — read Chinese news articles aloud.",
     )
+    app.openapi = functools.partial(build_openapi, app)  # type: ignore[method-assign]
     app.add_exception_handler(LangduError, langdu_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

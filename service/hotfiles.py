@@ -123,7 +123,7 @@ class HotAudioMiddleware:
         if scope["type"] == "http" and scope["method"] in _READ_METHODS:
             m = _PATH.match(scope["path"])
         hot = self._hot() if m is not None else None
-        if m is None or hot is None:
+        if m is None or hot is None or not _plain_query(scope.get("query_string", b"")):
             await self.app(scope, receive, send)
             return
         article_id, rendering = m.group(1), m.group(2)
@@ -158,3 +158,11 @@ class HotAudioMiddleware:
             )
         await serving.send(send, scope["method"], answer, data, extra)
         self._count(AUDIO_ROUTE if versioned else STABLE_ROUTE, scope["method"], answer.status)
+
+
+_LISTENER_QUERY = re.compile(rb"^(?:listener=[A-Za-z0-9_-]{8,64})?$")
+
+
+def _plain_query(query: bytes) -> bool:
+    """No query, or a well-formed `listener=`: anything else is the app's to answer."""
+    return bool(_LISTENER_QUERY.match(query))

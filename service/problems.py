@@ -74,4 +74,7 @@ async def http_error(_: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
         # FastAPI's words when the body is not UTF-8 or not JSON at all.
         return problem(400, "Malformed JSON", "the request body is not valid UTF-8 JSON")
-    return problem(exc.status_code, "HTTP error", str(exc.detail))
+    response = problem(exc.status_code, "HTTP error", str(exc.detail))
+    for name, value in (exc.headers or {}).items():  # 405's Allow, 401's WWW-Authenticate
+        response.headers[name] = value
+    return response

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -36,13 +36,25 @@ _RATE = r"^[+-]?\d{1,3}%$"
 _PITCH = r"^[+-]?\d{1,3}(Hz|%)$"
 _LIVE = {"Cache-Control": "no-store", "X-Langdu-Status": "synthesizing"}
 # A player's name for itself, so that a stream cut by a voice change can be resumed.
-Listener = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+LISTENER = r"^[A-Za-z0-9_-]{8,64}$"
+Listener = Annotated[str | None, Query(pattern=LISTENER)]
+# Letters, digits, _ and - (Chinese too: 时政), spelt so that JSON Schema's (ECMA-262)
+# regular expressions mean what Python's do.
+CATEGORY = r"^[A-Za-z0-9_\u3400-\u9fff-]{1,64}$"
+
+
+def _text_or_html(schema: dict[str, Any]) -> None:
+    """In the schema as in the validator: exactly one of `text` and `html`, a string."""
+    props = schema["properties"]
+    for name in ("text", "html"):
+        props[name] = {"type": "string", "title": props[name].get("title", name.title())}
+    schema["oneOf"] = [{"required": ["text"]}, {"required": ["html"]}]
 
 
 class ArticleIn(BaseModel):
     """An article to read: plain `text` or the page's `html`, plus how to read it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_text_or_html)
     title: str | None = Field(None, max_length=500)
     text: str | None = None
     html: str | None = None
@@ -52,7 +64,7 @@ class ArticleIn(BaseModel):
     pitch: str | None = Field(None, pattern=_PITCH)
     published_at: datetime | None = None
     publish: bool = False
-    category: str | None = Field(None, pattern=r"^[\w-]{1,64}$")
+    category: str | None = Field(None, pattern=CATEGORY)
 
     @field_validator("title", "text", "html")
     @classmethod
@@ -63,6 +75,15 @@ class ArticleIn(BaseModel):
     @classmethod
     def _http(cls, value: str | None) -> str | None:
         return None if value is None else check_http_url(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_source(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("text", "html"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name}, when given, is a string")
+        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> ArticleIn:

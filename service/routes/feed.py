@@ -14,12 +14,11 @@ from service.hygiene import check_http_url
 from service.library import Library
 from service.podcast import Channel, Item, feed_etag, render_feed
 from service.registry import ArticleRecord
-from service.routes.articles import ArticleOut, article_out
+from service.routes.articles import CATEGORY, ArticleOut, article_out
 from service.routes.deps import check_id, library, require_write_key, services
 from service.services import Services
 
 router = APIRouter(tags=["podcast"])
-CATEGORY = r"^[\w-]{1,64}$"
 
 
 class PublishIn(BaseModel):

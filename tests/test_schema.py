@@ -1,0 +1,51 @@
+"""The OpenAPI document holds: schemathesis (examples, coverage, fuzzing and stateful phases,
+bounded in examples and time) against a real `langdu serve` finds no failure."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.server import start_server
+
+pytestmark = pytest.mark.server
+
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
+def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", access_log="false")
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "--config-file",
+                str(CONFIG),
+                "run",
+                f"{server.url}/openapi.json",
+                "--phases",
+                "examples,coverage,fuzzing,stateful",
+                "--max-examples",
+                "25",
+                "--max-time",
+                "90",
+                "--workers",
+                "2",
+                "--seed",
+                "20261126",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+    finally:
+        server.stop()
+    tail = "\n".join(proc.stdout.splitlines()[-60:])
+    assert proc.returncode == 0, tail
+    assert " passed" in tail, tail
