@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     max_article_chars: int = Field(
         default=40_000, ge=100, description="characters of article text read (about 2.5 h)"
     )
+    text_process: bool = Field(
+        default=True,
+        description="normalize and segment in a worker process, not the server's threads",
+    )
     parse_workers: int = Field(
         default=1, ge=0, le=16, description="processes that parse posted pages (0: a thread)"
     )

@@ -8,7 +8,7 @@ import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -121,8 +121,11 @@ class Synthesizer:
         audio_threads: int = 2,
         cache: PartCache | None = None,
         on_sentence: Callable[[bool], None] | None = None,
+        text_process: Executor | None = None,
     ) -> None:
         self._engine = engine
+        # The text front-end in a worker process (service.frontend), when given one.
+        self._remote_text = text_process
         self._normalizer = normalizer
         self._segmenter = segmenter
         self._format = audio_format
@@ -152,11 +155,15 @@ class Synthesizer:
         The command line skips jieba: it loads on the first sentence too long for one chunk.
         """
         loop = asyncio.get_running_loop()
-        jobs = [
+        jobs: list[asyncio.Future[object]] = [
             loop.run_in_executor(self._text_pool, self._normalizer.warm_up),
             loop.run_in_executor(self._audio_pool, audio_warm_up),
         ]
-        if segmenter:
+        if self._remote_text is not None:
+            from service import frontend
+
+            jobs.append(loop.run_in_executor(self._remote_text, frontend.warm_up, segmenter))
+        elif segmenter:
             jobs.append(loop.run_in_executor(self._audio_pool, self._segmenter.warm_up))
         await asyncio.gather(*jobs)
 
@@ -182,6 +189,23 @@ class Synthesizer:
             gc.freeze()
 
         threading.Thread(target=load, name="langdu-jieba", daemon=True).start()
+
+    async def _text(self, text: str) -> str:
+        loop = asyncio.get_running_loop()
+        if self._remote_text is not None:
+            from service import frontend
+
+            return await loop.run_in_executor(self._remote_text, frontend.normalize, text)
+        return await loop.run_in_executor(self._text_pool, self._normalizer.normalize, text)
+
+    async def _chunks_of(self, spoken: str) -> list[str]:
+        loop = asyncio.get_running_loop()
+        if self._remote_text is not None:
+            from service import frontend
+
+            budget = self._engine.chunk_budget
+            return await loop.run_in_executor(self._remote_text, frontend.chunks, spoken, budget)
+        return await loop.run_in_executor(self._text_pool, self._chunks, spoken)
 
     def _chunks(self, spoken: str) -> list[str]:
         """Text thread: a sentence's spoken form in engine-sized chunks."""
@@ -236,9 +260,7 @@ class Synthesizer:
         self, sentence: Sentence, nxt: Sentence | None, options: SpeechOptions
     ) -> SentenceAudio:
         loop = asyncio.get_running_loop()
-        spoken = await loop.run_in_executor(
-            self._text_pool, self._normalizer.normalize, sentence.text
-        )
+        spoken = await self._text(sentence.text)
         key = self.part_key(spoken, options) if self._cache is not None else ""
         speech = None
         if self._cache is not None:
@@ -246,7 +268,7 @@ class Synthesizer:
             if self._on_sentence is not None:
                 self._on_sentence(speech is not None)
         if speech is None:
-            chunks = await loop.run_in_executor(self._text_pool, self._chunks, spoken)
+            chunks = await self._chunks_of(spoken)
             clips: list[Clip] = await asyncio.gather(
                 *(self._engine.synthesize(c, options) for c in chunks if is_speakable(c))
             )
@@ -279,8 +301,8 @@ class Synthesizer:
             OptionError: the options are invalid for the engine.
         """
         pending: dict[int, asyncio.Task[SentenceAudio]] = {}
-        if self._may_need_segmenter(sentences):
-            self._load_segmenter_soon()
+        if self._remote_text is None and self._may_need_segmenter(sentences):
+            self._load_segmenter_soon()  # (a text process loads its own on first need)
 
         def schedule(i: int) -> None:
             if i < len(sentences) and i not in pending:

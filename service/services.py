@@ -9,9 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 
+from service import frontend
 from service.articles import Limits
 from service.audio import AudioFormat
 from service.blobs import open_store
@@ -76,6 +80,7 @@ def build_synthesizer(
     segmenter: Segmenter,
     cache: PartCache | None = None,
     on_sentence: Callable[[bool], None] | None = None,
+    text_process: Executor | None = None,
 ) -> Synthesizer:
     """The synthesizer for one engine, shaped by the settings (service and CLI alike)."""
     return Synthesizer(
@@ -91,6 +96,7 @@ def build_synthesizer(
         audio_threads=settings.workers,
         cache=cache,
         on_sentence=on_sentence,
+        text_process=text_process,
     )
 
 
@@ -124,6 +130,7 @@ class Services:
     engines: Mapping[str, Engine]
     synthesizers: Mapping[str, Synthesizer]
     library: Library
+    text_process: Executor | None = None  # the text front-end's worker (service.frontend)
 
 
 async def open_services(
@@ -150,6 +157,16 @@ async def open_services(
         )
         normalizer = await asyncio.to_thread(load_normalizer, settings)
         segmenter = Segmenter()
+        text_process = (
+            ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=frontend.init,
+                initargs=(os.getpid(), normalizer.lexicon),
+            )
+            if settings.text_process
+            else None
+        )
         synthesizers = {
             name: build_synthesizer(
                 engine,
@@ -158,6 +175,7 @@ async def open_services(
                 segmenter=segmenter,
                 cache=store,
                 on_sentence=metrics.sentence_lookup,
+                text_process=text_process,
             )
             for name, engine in engines.items()
         }
@@ -217,6 +235,7 @@ async def open_services(
         engines=engines,
         synthesizers=synthesizers,
         library=library,
+        text_process=text_process,
     )
     await library.start()
     return services
@@ -227,6 +246,8 @@ async def close_services(services: Services) -> None:
     await services.library.aclose()
     for synth in services.synthesizers.values():
         synth.close()
+    if services.text_process is not None:
+        services.text_process.shutdown(wait=False, cancel_futures=True)
     await asyncio.gather(*(e.aclose() for e in services.engines.values()), return_exceptions=True)
     with contextlib.suppress(Exception):
         services.registry.close()

@@ -106,6 +106,7 @@ def settings(data_dir: Path, **overrides: object) -> Settings:
         "preload_jieba": False,
         "memory_cache_bytes": 8 * 1024**2,
         "parse_workers": 0,  # a thread: no process to spawn per test
+        "text_process": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

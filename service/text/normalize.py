@@ -392,6 +392,11 @@ class Normalizer:
         ).hexdigest()[:12]
         self.version = f"rules-{RULES_VERSION}/wetext-{_wetext_version()}/lexicon-{digest}"
 
+    @property
+    def lexicon(self) -> dict[str, str]:
+        """The newsroom's pronunciations this normalizer applies."""
+        return dict(self._lexicon)
+
     def warm_up(self) -> None:
         """Load the wetext grammars now rather than on the first number."""
         with self._lock:
