@@ -8,7 +8,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LANGDU_VOICES_DIR=/app/voices \
     LANGDU_DATA_DIR=/data
 
-RUN useradd --create-home --uid 10001 langdu \
+# tini as PID 1: it reaps what exits (engine and parsing workers are also killed with the
+# server by a parent-death signal) and forwards SIGTERM.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 10001 langdu \
  && mkdir -p /data && chown langdu:langdu /data
 
 WORKDIR /app
@@ -22,4 +27,5 @@ USER langdu
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
+ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["langdu", "serve", "--host", "0.0.0.0", "--port", "8000"]

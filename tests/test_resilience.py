@@ -184,7 +184,9 @@ def _measure(url: str, seconds: float, during: Callable[[], None] | None = None)
     return out
 
 
-def _abuse(url: str, big: str, codes: multiprocessing.Queue[int], slow_done: Any) -> None:
+def _abuse(
+    url: str, big: str, codes: multiprocessing.Queue[int], slow_done: Any, salt: str = ""
+) -> None:
     """One abusive client, in a process of its own (its threads must not share the
     measuring client's interpreter lock): 200 slow-header connections, two bursts of 80
     posts, and six 1.2 MB pages."""
@@ -199,7 +201,7 @@ def _abuse(url: str, big: str, codes: multiprocessing.Queue[int], slow_done: Any
     def burst() -> None:
         with httpx.Client(base_url=url, timeout=60, headers={"X-API-Key": "flood"}) as f:
             for n in range(80):
-                body = {"text": f"第{n}篇。{SHORT * 40}"}
+                body = {"text": f"{salt}第{n}篇。{SHORT * 40}"}
                 codes.put(f.post("/v1/articles", json=body).status_code)
             for n in range(6):
                 codes.put(f.post("/v1/articles", json={"html": f"{big}{n}"}).status_code)

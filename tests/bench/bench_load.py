@@ -4,8 +4,9 @@ on a real `langdu serve`, quiet and then under one abusive client, side by side.
     python tests/bench/bench_load.py [--seconds 5]
 
 The abusive client (a process of its own) holds 200 slow-header connections, posts bursts
-of new articles and 1.2 MB pages. The load (8 connections per endpoint, posts paced under
-the write limit; wrk for GETs when installed)
+of new articles (new ones for every endpoint: each is measured while some are being read)
+and 1.2 MB pages. The load (8 connections per endpoint, posts paced under
+the write limit; wrk for GETs when installed; "1 conn" is one listener's connection)
 runs in another process, so neither shares an interpreter lock with the
 other. Also measured: how long a second client's new short article takes to start playing
 under the abuse (target: under 1 s; cached audio p99 within 2x of quiet).
@@ -85,11 +86,14 @@ def measure(
 ) -> tuple[float, float, int]:
     """(requests/s, p99 seconds, errors): GETs with wrk when it is installed (a C client
     that is not the bottleneck), else (and posts) from a Python process of its own."""
-    if method == "GET" and shutil.which("wrk"):
+    conns = 8
+    if method == "GET1":  # one connection, one request at a time: a listener, not a flood
+        method, conns = "GET", 1
+    elif method == "GET" and shutil.which("wrk"):
         return _wrk(url, headers, seconds)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_run_load, args=((url, method, headers, body, seconds, 8), queue))
+    proc = ctx.Process(target=_run_load, args=((url, method, headers, body, seconds, conns), queue))
     proc.start()
     count, errors, latencies = queue.get()
     proc.join()
@@ -142,6 +146,7 @@ def run(server: Server, seconds: float) -> None:
     key = {"X-API-Key": "bench"}
     cases = [
         ("cached audio", audio, "GET", {}, None),
+        ("cached audio, 1 conn", audio, "GET1", {}, None),
         ("Range", audio, "GET", {"Range": "bytes=1000-50999"}, None),
         ("timings", timings, "GET", {}, None),
         ("feed", f"{server.url}/feed.xml", "GET", {}, None),
@@ -159,7 +164,7 @@ def run(server: Server, seconds: float) -> None:
         codes = ctx.Queue()
         slow_done = ctx.Event()
         abuser = ctx.Process(
-            target=_remote_abuse, args=(server.url, big + str(n), codes, slow_done)
+            target=_remote_abuse, args=(server.url, big + str(n), codes, slow_done, f"{n}.")
         )
         abuser.start()
         slow_done.wait(30)
@@ -183,7 +188,7 @@ def run(server: Server, seconds: float) -> None:
     for name, *_ in cases:
         (qr, qp, qe), (nr, np_, ne) = quiet[name], noisy[name]
         print(
-            f"{name:<20} {qr:>11.0f} {qp * 1000:>8.1f} {nr:>13.0f} {np_ * 1000:>8.1f}"
+            f"{name:<22} {qr:>11.0f} {qp * 1000:>8.1f} {nr:>13.0f} {np_ * 1000:>8.1f}"
             f" {np_ / qp:>6.2f} {qe + ne:>7d}"
         )
     print(
