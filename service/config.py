@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     )
     text_process: bool = Field(
         default=True,
-        description="normalize and segment in a worker process, not the server's threads",
+        description="normalize, segment and encode in worker processes, not the server's",
     )
     parse_workers: int = Field(
         default=1, ge=0, le=16, description="processes that parse posted pages (0: a thread)"

@@ -1,4 +1,5 @@
-"""The text front-end (normalization, jieba segmentation) in a worker process of its own.
+"""The text front-end (normalization, jieba segmentation) and MP3 encoding in worker
+processes of their own.
 
 Its Python code holds the interpreter lock for milliseconds at a time; run in the server
 process it would delay every request while an article is being read. The worker builds
@@ -16,8 +17,9 @@ _normalizer: Normalizer | None = None
 _segmenter: Segmenter | None = None
 
 
-def init(parent: int, lexicon: Mapping[str, str]) -> None:
-    """Worker initializer: die with the server, give way to it, load the grammars."""
+def init(parent: int, lexicon: Mapping[str, str], preload_jieba: bool = False) -> None:
+    """Worker initializer (every worker): die with the server, give way to it, load the
+    grammars and (when asked) jieba's dictionary."""
     from service.lifeline import die_with_parent, yield_cpu
 
     global _normalizer, _segmenter
@@ -26,6 +28,8 @@ def init(parent: int, lexicon: Mapping[str, str]) -> None:
     _normalizer = Normalizer(lexicon=lexicon)
     _normalizer.warm_up()
     _segmenter = Segmenter()
+    if preload_jieba:
+        _segmenter.warm_up()
 
 
 def warm_up(segmenter: bool) -> str:

@@ -272,9 +272,9 @@ class Synthesizer:
             clips: list[Clip] = await asyncio.gather(
                 *(self._engine.synthesize(c, options) for c in chunks if is_speakable(c))
             )
-            speech = await loop.run_in_executor(
-                self._audio_pool, render_speech, clips, self._format
-            )
+            # Encoding holds the interpreter lock: in the text process when there is one.
+            encoder = self._remote_text or self._audio_pool
+            speech = await loop.run_in_executor(encoder, render_speech, clips, self._format)
             if self._cache is not None:
                 try:
                     await loop.run_in_executor(self._audio_pool, self._cache.put_part, key, speech)

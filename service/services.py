@@ -159,10 +159,10 @@ async def open_services(
         segmenter = Segmenter()
         text_process = (
             ProcessPoolExecutor(
-                1,
+                settings.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=frontend.init,
-                initargs=(os.getpid(), normalizer.lexicon),
+                initargs=(os.getpid(), normalizer.lexicon, settings.preload_jieba),
             )
             if settings.text_process
             else None
