@@ -123,12 +123,13 @@ class RateLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client = self.identity.client(scope)
-        scope["langdu.client"] = client
+        scope["langdu.identity"] = self.identity  # routes that need the client ask it
         rule = next((r for r in self.rules if r.matches(scope["method"], scope["path"])), None)
         if rule is None:
             await self.app(scope, receive, send)
             return
+        client = self.identity.client(scope)
+        scope["langdu.client"] = client
         for item in rule.limits:
             if not await self.limiter.hit(item, rule.name, client):
                 reset, _ = await self.limiter.get_window_stats(item, rule.name, client)

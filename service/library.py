@@ -48,8 +48,10 @@ def _source_key(*parts: object) -> str:
     digest = hashlib.sha256()
     for part in parts:
         if isinstance(part, Article):
-            part = [part.title, [(p.text, p.heading) for p in part.paragraphs]]
-        digest.update(json.dumps(part, ensure_ascii=False, default=str).encode("utf-8"))
+            part = json.dumps([part.title, [(p.text, p.heading) for p in part.paragraphs]])
+        digest.update(
+            b"\x01" if part is None else b"s" + str(part).encode("utf-8", "surrogatepass")
+        )
         digest.update(b"\x00")
     return digest.hexdigest()
 

@@ -155,10 +155,9 @@ class Synthesizer:
         The command line skips jieba: it loads on the first sentence too long for one chunk.
         """
         loop = asyncio.get_running_loop()
-        jobs: list[asyncio.Future[object]] = [
-            loop.run_in_executor(self._text_pool, self._normalizer.warm_up),
-            loop.run_in_executor(self._audio_pool, audio_warm_up),
-        ]
+        jobs: list[asyncio.Future[object]] = [loop.run_in_executor(self._audio_pool, audio_warm_up)]
+        if self._remote_text is None:
+            jobs.append(loop.run_in_executor(self._text_pool, self._normalizer.warm_up))
         if self._remote_text is not None:
             from service import frontend
 

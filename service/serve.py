@@ -35,18 +35,13 @@ def raise_descriptor_limit(wanted: int = 65536) -> int:
     return target
 
 
-class Limits:
-    """The connection limits one server applies (set before it starts)."""
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header and body read timeouts and a connection cap
+    (`run` sets them on a subclass)."""
 
     header_timeout_s = 10.0
     body_timeout_s = 20.0
     max_connections = 4096
-
-
-class GuardedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with header and body read timeouts and a connection cap."""
-
-    limits = Limits
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,12 +74,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     # -- uvicorn's hooks ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if len(self.connections) >= self.limits.max_connections:
+        if len(self.connections) >= self.max_connections:
             self._refused = True
             transport.abort()
             return
         super().connection_made(transport)
-        self._arm(self.limits.header_timeout_s, "headers")
+        self._arm(self.header_timeout_s, "headers")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -94,15 +89,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._arm(self.limits.header_timeout_s, "headers")
+        self._arm(self.header_timeout_s, "headers")
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._arm(self.limits.body_timeout_s, "body")
+        self._arm(self.body_timeout_s, "body")
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
-        self._arm(self.limits.body_timeout_s, "body")
+        self._arm(self.body_timeout_s, "body")
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -127,16 +122,15 @@ def run(
     # event loop: hand it over every millisecond, not every five, so that a request waiting
     # behind a busy reading waits less.
     sys.setswitchinterval(0.001)
-    limits = type(
-        "ServerLimits",
-        (Limits,),
+    protocol = type(
+        "Guarded",
+        (GuardedHttpProtocol,),
         {
             "header_timeout_s": header_timeout_s,
             "body_timeout_s": body_timeout_s,
             "max_connections": max_connections,
         },
     )
-    protocol = type("Guarded", (GuardedHttpProtocol,), {"limits": limits})
     log.info(
         "open-file limit %s; header timeout %.0f s, body timeout %.0f s, at most %d connections",
         descriptors,

@@ -157,8 +157,10 @@ class Store:
             return None
         return data
 
-    def _intact(self, key: str, data: bytes) -> bool:
-        recorded = self._index.blob_digest(key)
+    def _intact(
+        self, key: str, data: bytes, recorded: tuple[int, str | None] | None = None
+    ) -> bool:
+        recorded = recorded or self._index.blob_digest(key)
         if recorded is None:
             return True  # not indexed yet (reconciled at start-up): nothing to compare
         size, digest = recorded
@@ -191,11 +193,11 @@ class Store:
             batch = self._index.blobs_to_scrub(last, 200)
             if not batch:
                 return "", damaged
-            for key, size, _ in batch:
+            for key, size, digest in batch:
                 last = key
                 data = self.blobs.get(key)
                 read += size
-                if data is not None and not self._intact(key, data):
+                if data is not None and not self._intact(key, data, (size, digest)):
                     damaged += 1
                 if read >= max_bytes:
                     break

@@ -66,9 +66,10 @@ class ArticleIn(BaseModel):
     publish: bool = False
     category: str | None = Field(None, pattern=CATEGORY)
 
-    @field_validator("title", "text", "html")
+    @field_validator("title")
     @classmethod
     def _clean(cls, value: str | None) -> str | None:
+        # (text and html are cleaned by extract(), in the parsing worker)
         return None if value is None else clean_text(value)
 
     @field_validator("url")

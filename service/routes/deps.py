@@ -7,6 +7,7 @@ import re
 
 from fastapi import Request
 
+from service.admission import Identity
 from service.errors import NotFoundError, UnauthorizedError
 from service.library import Library
 from service.services import Services
@@ -31,6 +32,10 @@ def client_of(request: Request) -> str:
     limiter named it; the address when the app runs without it (in-process tests)."""
     named = request.scope.get("langdu.client")
     if isinstance(named, str):
+        return named
+    identity = request.scope.get("langdu.identity")
+    if isinstance(identity, Identity):
+        named = request.scope["langdu.client"] = identity.client(request.scope)
         return named
     return f"ip:{request.client.host}" if request.client else "ip:unknown"
 
