@@ -37,7 +37,9 @@ class Limits:
     max_digits: int = 64
 
 
-_DIGIT_RUN = re.compile(r"[0-9０-９][0-9０-９,，.]*")
+# One number: digits with thousands separators (three-digit groups) and a decimal part.
+# "2019,2020,2021" is three numbers, not one of twelve digits.
+_DIGIT_RUN = re.compile(r"[0-9０-９]+(?:[,，][0-9０-９]{3}(?![0-9０-９]))*(?:\.[0-9０-９]+)?")
 
 
 def check_limits(sentences: tuple[tuple[int, str], ...], limits: Limits) -> None:

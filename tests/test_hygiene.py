@@ -141,3 +141,22 @@ async def test_long_sentences_are_read_in_bounded_pieces(tmp_path: Path) -> None
         assert info["status"] == "ready"
         assert int(str(info["sentences"])) >= 4
         assert max(len(t) for t in fakes.neural.calls) <= 200
+
+
+async def test_many_numbers_in_a_list_are_not_one_long_number(tmp_path: Path) -> None:
+    years = ",".join(str(y) for y in range(1990, 2024))  # 136 digits, none over four long
+    async with running_app(tmp_path, Fakes()) as (client, _):
+        r = await client.post("/v1/articles", json={"text": f"统计年份：{years}。"})
+        assert r.status_code == 201, r.text
+        r = await client.post("/v1/articles", json={"text": "存款12,345,678,901.25元。"})
+        assert r.status_code == 201, r.text
+
+
+async def test_a_number_for_published_at_is_422_as_the_schema_says(tmp_path: Path) -> None:
+    async with running_app(tmp_path, Fakes()) as (client, _):
+        r = await client.post("/v1/articles", json={"text": TEXT, "published_at": 2.5e-313})
+        assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "published_at"
+        ok = await client.post(
+            "/v1/articles", json={"text": TEXT, "published_at": "2024-05-20T08:00:00+08:00"}
+        )
+        assert ok.status_code == 201

@@ -34,8 +34,10 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
                 "25",
                 "--max-time",
                 "90",
+                # One worker: on CPython 3.11, hypothesis' ast.parse in two threads at once
+                # can fail with "AST constructor recursion depth mismatch" (a runtime error).
                 "--workers",
-                "2",
+                "1",
                 "--seed",
                 "20261126",
             ],

@@ -72,6 +72,14 @@ class ArticleIn(BaseModel):
         # (text and html are cleaned by extract(), in the parsing worker)
         return None if value is None else clean_text(value)
 
+    @field_validator("published_at", mode="before")
+    @classmethod
+    def _iso_instant(cls, value: object) -> object:
+        # As the schema says: an RFC 3339 string (pydantic alone would take a number too).
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be an RFC 3339 date-time string")
+        return value
+
     @field_validator("url")
     @classmethod
     def _http(cls, value: str | None) -> str | None:
