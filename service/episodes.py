@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from service.engines.base import Clip
@@ -29,12 +31,25 @@ class EpisodeStyle:
 
 class Episodes:
     """Makes the episode of each published article from its current rendering, in the
-    background, off the event loop; one maker per article at a time."""
+    background, off the event loop; one maker per article at a time.
 
-    def __init__(self, *, store: Store, registry: Registry, style: EpisodeStyle) -> None:
+    Decoding, loudness and encoding hold the interpreter lock for hundreds of milliseconds
+    for a long article: given `executor` (the text front-end's worker processes), they run
+    there and not in a thread of the server's process.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: Registry,
+        style: EpisodeStyle,
+        executor: Executor | None = None,
+    ) -> None:
         self._store = store
         self._registry = registry
         self._style = style
+        self._executor = executor
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
 
@@ -78,7 +93,7 @@ class Episodes:
                 date=when.date().isoformat(),
                 cover=self._style.cover,
             )
-            episode = await asyncio.to_thread(
+            make = functools.partial(
                 make_episode,
                 mp3,
                 tags,
@@ -86,6 +101,7 @@ class Episodes:
                 outro=self._style.outro,
                 bitrate_kbps=self._style.bitrate_kbps,
             )
+            episode = await asyncio.get_running_loop().run_in_executor(self._executor, make)
             await asyncio.to_thread(self._store.put_episode, article_id, rendering, episode.data)
             await asyncio.to_thread(
                 self._registry.set_episode,

@@ -59,6 +59,11 @@ class ClientBusyError(LangduError):
     """This client has its share of the synthesis queue in hand; it should retry later."""
 
 
+class WorkerLostError(LangduError):
+    """A worker process died while doing this request's work (it has been replaced); the
+    caller should retry."""
+
+
 class StorageFullError(LangduError):
     """The audio storage has no room left, even after evicting cached audio."""
 

@@ -20,10 +20,11 @@ _segmenter: Segmenter | None = None
 def init(parent: int, lexicon: Mapping[str, str], preload_jieba: bool = False) -> None:
     """Worker initializer (every worker): die with the server, give way to it, load the
     grammars and (when asked) jieba's dictionary."""
-    from service.lifeline import die_with_parent, yield_cpu
+    from service.lifeline import die_with_parent, name_process, yield_cpu
 
     global _normalizer, _segmenter
     die_with_parent(parent)
+    name_process("langdu-text")
     yield_cpu(5)
     _normalizer = Normalizer(lexicon=lexicon)
     _normalizer.warm_up()

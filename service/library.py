@@ -547,6 +547,9 @@ class Library:
             await self._failed(job, rec, exc)
         except OSError as exc:  # the store could not keep it (bucket gone ...)
             await self._failed(job, rec, LangduError(f"the audio could not be stored: {exc}"))
+        except Exception as exc:  # a bug or a dead worker: failed, never stuck "synthesizing"
+            log.exception("article %s: reading crashed", rec.id)
+            await self._failed(job, rec, LangduError(f"internal error: {type(exc).__name__}"))
         finally:
             self._metrics.synthesis_seconds.observe(time.monotonic() - started)
             self._metrics.syntheses.labels("ok" if ok else "failed").inc()

@@ -19,8 +19,9 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
-from service.errors import InputError, LangduError
-from service.lifeline import die_with_parent, yield_cpu
+from service.errors import InputError, WorkerLostError
+from service.lifeline import die_with_parent, name_process, yield_cpu
+from service.respawn import RespawningPool
 
 T = TypeVar("T")
 
@@ -29,6 +30,7 @@ _WORKER_MEMORY = 1024**3  # address space a parsing worker may use
 
 def _worker_init(parent: int, max_bytes: int) -> None:
     die_with_parent(parent)
+    name_process("langdu-parse")
     yield_cpu()
     with contextlib.suppress(ValueError, OSError):
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -49,11 +51,15 @@ class ParsePool:
     def _make(self) -> Executor:
         if self._workers <= 0:
             return ThreadPoolExecutor(1, thread_name_prefix="langdu-parse")
-        return ProcessPoolExecutor(
-            self._workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(os.getpid(), self._memory),
+        # Not retried: the input that killed a worker would kill the next one too.
+        return RespawningPool(
+            lambda: ProcessPoolExecutor(
+                self._workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(os.getpid(), self._memory),
+            ),
+            retries=0,
         )
 
     async def warm_up(self) -> None:
@@ -65,7 +71,7 @@ class ParsePool:
 
         Raises:
             InputError: the input took more memory than a parsing worker may use.
-            LangduError: a worker died (the pool is rebuilt for the next request).
+            WorkerLostError: a worker died (the pool is rebuilt for the next request).
         """
         loop = asyncio.get_running_loop()
         try:
@@ -73,9 +79,7 @@ class ParsePool:
         except MemoryError as exc:
             raise InputError("the article is too large to parse") from exc
         except BrokenProcessPool as exc:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._make()
-            raise LangduError("a parsing worker died; try again") from exc
+            raise WorkerLostError("a parsing worker died; try again") from exc
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

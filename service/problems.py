@@ -21,6 +21,7 @@ from service.errors import (
     StorageFullError,
     UnauthorizedError,
     UnknownVoiceError,
+    WorkerLostError,
 )
 
 log = logging.getLogger("langdu")
@@ -34,6 +35,7 @@ _STATUS: tuple[tuple[type[LangduError], int], ...] = (
     (UnauthorizedError, 401),
     (QueueFullError, 503),
     (StorageFullError, 503),
+    (WorkerLostError, 503),
     (ClientBusyError, 429),
     (EngineError, 502),
 )

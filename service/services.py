@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -30,6 +31,7 @@ from service.parsing import ParsePool
 from service.pipeline import PartCache, Pauses, Synthesizer
 from service.podcast import load_sting
 from service.registry import Registry, connect
+from service.respawn import RespawningPool
 from service.store import Store
 from service.text.chunks import Segmenter
 from service.text.normalize import Normalizer, load_lexicon
@@ -157,12 +159,16 @@ async def open_services(
         )
         normalizer = await asyncio.to_thread(load_normalizer, settings)
         segmenter = Segmenter()
+        # Pure functions of their input: a call whose worker died is run again.
         text_process = (
-            ProcessPoolExecutor(
-                settings.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=frontend.init,
-                initargs=(os.getpid(), normalizer.lexicon, settings.preload_jieba),
+            RespawningPool(
+                functools.partial(
+                    ProcessPoolExecutor,
+                    settings.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=frontend.init,
+                    initargs=(os.getpid(), normalizer.lexicon, settings.preload_jieba),
+                )
             )
             if settings.text_process
             else None
@@ -181,7 +187,10 @@ async def open_services(
         }
         hot = HotAudio(store, max_bytes=settings.memory_cache_bytes)
         episodes = Episodes(
-            store=store, registry=registry, style=await asyncio.to_thread(episode_style, settings)
+            store=store,
+            registry=registry,
+            style=await asyncio.to_thread(episode_style, settings),
+            executor=text_process,
         )
         parse = ParsePool(settings.parse_workers)
         library = Library(

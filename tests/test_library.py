@@ -423,28 +423,6 @@ async def test_cache_cap_evicts_the_least_recently_used_article(tmp_path: Path) 
     assert size <= 1024**2
 
 
-async def test_a_store_that_cannot_keep_the_audio_fails_the_article_cleanly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fakes = Fakes()
-    async with running_app(tmp_path, fakes) as (client, services):
-        real = services.store.put_rendering
-
-        def full(*args: object, **kwargs: object) -> None:
-            raise OSError(28, "No space left on device")
-
-        monkeypatch.setattr(services.store, "put_rendering", full)
-        article = await _post(client)
-        info = await wait_ready(client, str(article["id"]))
-        rec = services.registry.get(str(article["id"]))
-        monkeypatch.setattr(services.store, "put_rendering", real)
-        again = await client.get(f"/v1/articles/{article['id']}/audio.mp3")
-        after = await wait_ready(client, str(article["id"]))
-    assert info["status"] == "failed" and rec is not None and rec.work is None
-    assert rec.error is not None and "No space left" in rec.error
-    assert again.status_code == 200 and after["status"] == "ready"
-
-
 async def test_timings_and_captions_follow_the_same_answering_policy(tmp_path: Path) -> None:
     async with running_app(tmp_path, Fakes()) as (client, _):
         info = await wait_ready(client, str((await _post(client))["id"]))
@@ -459,3 +437,36 @@ async def test_timings_and_captions_follow_the_same_answering_policy(tmp_path: P
     assert captions.status_code == 206 and captions.content == b"WEBVTT"
     assert stable.headers["cache-control"] == "no-cache"
     assert stable.headers["content-type"] == "text/vtt; charset=utf-8"
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        # The store could not keep it (disk full, bucket gone ...).
+        (OSError(28, "No space left on device"), "No space left"),
+        # A bug, or a dead worker pool (BrokenProcessPool is a RuntimeError).
+        (RuntimeError("a process in the pool was terminated abruptly"), "internal error"),
+    ],
+)
+async def test_a_reading_that_breaks_fails_the_article_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: Exception, error: str
+) -> None:
+    # Failed with its work cleared (never stuck "synthesizing"), and read again when a
+    # listener asks.
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes) as (client, services):
+        real = services.store.put_rendering
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise fault
+
+        monkeypatch.setattr(services.store, "put_rendering", broken)
+        article = await _post(client)
+        info = await wait_ready(client, str(article["id"]))
+        rec = services.registry.get(str(article["id"]))
+        monkeypatch.setattr(services.store, "put_rendering", real)
+        again = await client.get(f"/v1/articles/{article['id']}/audio.mp3")
+        after = await wait_ready(client, str(article["id"]))
+    assert info["status"] == "failed" and rec is not None and rec.work is None
+    assert rec.error is not None and error in rec.error
+    assert again.status_code == 200 and after["status"] == "ready"

@@ -303,3 +303,44 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state not in {"Z", "X"}
+
+
+def _named(pid: int, name: str) -> list[int]:
+    out = []
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{child}/comm").read_text().strip() == name:
+                out.append(child)
+    return out
+
+
+def test_a_killed_text_worker_is_replaced_and_the_reading_finishes(server: Server) -> None:
+    # The kernel's OOM killer or a crash in native code takes a worker of the text
+    # front-end in the middle of an article: the article is still read to the end, and
+    # the server goes on reading (a plain process pool would be broken until a restart).
+    text = "\n".join(f"第{n}段：{SHORT}会议要求各级党组织抓好落实。" for n in range(40))
+    with server.client() as c:
+        r = c.post("/v1/articles", json={"text": text}, headers={"X-API-Key": "other"})
+        assert r.status_code == 201, r.text
+        article = r.json()["id"]
+        text_workers = _named(server.proc.pid, "langdu-text")
+        assert text_workers, "no text front-end worker found"
+        background = [*text_workers, *_named(server.proc.pid, "langdu-espeak")]
+        assert {os.sched_getscheduler(pid) for pid in background} == {os.SCHED_BATCH}
+        time.sleep(0.3)
+        for pid in text_workers:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 90
+        info: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            info = c.get(f"/v1/articles/{article}").json()
+            if info["status"] in ("ready", "failed"):
+                break
+            time.sleep(0.1)
+        assert info["status"] == "ready", info
+        assert info["sentences"] == 80, info
+        audio = c.get(info["audio_url"])
+        assert audio.status_code == 200 and len(audio.content) > 100_000
+        replaced = _named(server.proc.pid, "langdu-text")
+        assert replaced and not set(replaced) & set(text_workers)
+        assert _ready_audio(c, "杀掉之后的下一篇文章。" + SHORT)

@@ -155,9 +155,10 @@ def serve(stdin: BinaryIO, stdout: BinaryIO, *, preload: str = "") -> None:
 
 
 if __name__ == "__main__":
-    from service.lifeline import die_with_parent, yield_cpu
+    from service.lifeline import die_with_parent, name_process, yield_cpu
 
     if len(sys.argv) > 2:
         die_with_parent(int(sys.argv[2]))
+        name_process("langdu-espeak")
         yield_cpu()
     serve(sys.stdin.buffer, sys.stdout.buffer, preload=sys.argv[1] if len(sys.argv) > 1 else "")
