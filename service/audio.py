@@ -9,6 +9,7 @@ keeps the sentence timings true to the audio.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import subprocess
@@ -54,6 +55,14 @@ class Mp3Part:
         return self.samples * 1000 / self.sample_rate
 
 
+@functools.cache
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary shipped in the imageio-ffmpeg wheel (no system package needed)."""
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
 def _pydub() -> Any:
     """pydub's AudioSegment, pointed at the ffmpeg shipped in the imageio-ffmpeg wheel."""
     with warnings.catch_warnings():
@@ -62,9 +71,7 @@ def _pydub() -> Any:
         warnings.simplefilter("ignore", DeprecationWarning)  # audioop, until Python 3.13
         from pydub import AudioSegment
     if AudioSegment.converter in ("ffmpeg", "avconv"):
-        import imageio_ffmpeg
-
-        AudioSegment.converter = imageio_ffmpeg.get_ffmpeg_exe()
+        AudioSegment.converter = ffmpeg_exe()
     return AudioSegment
 
 

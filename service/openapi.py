@@ -15,6 +15,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from service.formats import OUTPUTS
+
 PROBLEM: dict[str, Any] = {
     "type": "object",
     "description": "RFC 9457 problem details",
@@ -91,7 +93,9 @@ def _successes(path: str, method: str, op: dict[str, Any]) -> dict[str, Any]:
     elif path == "/metrics":
         out["200"] = _media("Prometheus metrics", "text/plain", schema={"type": "string"})
     elif path == "/v1/audio/speech":
-        out["200"] = _media("The speech", "audio/mpeg", "audio/wav")
+        out["200"] = _media(
+            "The speech, in response_format", *dict.fromkeys(o.media_type for o in OUTPUTS.values())
+        )
     if renders:
         out["307"] = {"description": "That rendering is gone: the article's stable URL"}
     if path == "/v1/articles" and method == "post":

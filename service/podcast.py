@@ -14,7 +14,7 @@ from datetime import datetime
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-from service.audio import AudioFormat, clip_from_mp3, encode_part
+from service.audio import AudioFormat, clip_from_mp3, encode_part, ffmpeg_exe
 from service.engines.base import Clip
 from service.errors import AudioError
 from service.text.clean import clean_text
@@ -45,12 +45,6 @@ class Episode:
     data: bytes
     duration_ms: int
     loudness_lufs: float
-
-
-def _ffmpeg() -> str:
-    import imageio_ffmpeg
-
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def normalize_loudness(
@@ -91,7 +85,7 @@ def _gain_limit(pcm: bytes, rate: int, gain_db: float) -> tuple[bytes, float]:
 
 def _run_ebur128(pcm: bytes, rate: int, chain: str, *, output: bool) -> tuple[bytes, float]:
     cmd = [
-        _ffmpeg(),
+        ffmpeg_exe(),
         "-hide_banner",
         "-nostats",
         "-f",
@@ -184,7 +178,7 @@ def load_sting(path: str) -> Clip:
     try:
         proc = subprocess.run(
             [
-                _ffmpeg(),
+                ffmpeg_exe(),
                 "-v",
                 "error",
                 "-i",

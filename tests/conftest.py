@@ -62,6 +62,36 @@ def decoded_samples(mp3: bytes) -> tuple[int, int]:
     return len(proc.stdout) // 2, rate
 
 
+_DEMUXERS = {"mp3": "mp3", "opus": "ogg", "aac": "aac", "flac": "flac"}
+
+
+def decoded_seconds(data: bytes, fmt: str) -> float:
+    """Decode audio in one of OpenAI's response formats (pcm: 24 kHz 16-bit mono samples)
+    with the bundled ffmpeg; its length in seconds. Fails on bad data."""
+    if fmt == "pcm":
+        assert len(data) % 2 == 0
+        return len(data) / 2 / 24000
+    if fmt == "wav":  # streamed: sizes "until the end" (0xFFFFFFFF), which ffmpeg calls corrupt
+        import io
+        import wave
+
+        with wave.open(io.BytesIO(data)) as w:
+            assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+            rate: int = w.getframerate()
+            return len(w.readframes(10**9)) / 2 / rate
+    import imageio_ffmpeg
+
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-xerror", "-f", _DEMUXERS[fmt]]
+    proc = subprocess.run(
+        [*ffmpeg, "-i", "pipe:0", "-f", "s16le", "-ac", "1", "-ar", "24000", "pipe:1"],
+        input=data,
+        capture_output=True,
+        check=True,
+    )
+    assert not proc.stderr, proc.stderr.decode(errors="replace")
+    return len(proc.stdout) / 2 / 24000
+
+
 def decoded_pcm(mp3: bytes) -> bytes:
     return _ffmpeg_pcm(mp3).stdout
 

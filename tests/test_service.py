@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import decoded_samples
+from tests.conftest import decoded_samples, decoded_seconds
 from tests.server import Server, start_server, wait_episode
 
 pytestmark = pytest.mark.server
@@ -245,19 +245,49 @@ def test_unknown_ids_are_404(server, path):
     assert r.json()["status"] == 404
 
 
-def test_openai_compatible_speech(server):
-    body = {"model": "tts-1", "input": "你好，欢迎收听今天的新闻。", "voice": "alloy"}
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav", "pcm"])
+def test_the_openai_client_gets_every_format(server: Server, fmt: str) -> None:
+    # The official client, unchanged: only its base URL points here.
+    import openai
+
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    text = f"你好，欢迎收听今天的新闻。这是{fmt}格式。"
+    whole = client.audio.speech.create(
+        model="tts-1",
+        voice="alloy",
+        input=text,
+        response_format=fmt,  # type: ignore[arg-type]
+    )
+    chunks = []
+    with client.audio.speech.with_streaming_response.create(
+        model="gpt-4o-mini-tts",
+        voice="nova",
+        input=text + "流式。",
+        response_format=fmt,  # type: ignore[arg-type]
+        speed=2.0,
+    ) as streamed:
+        chunks = list(streamed.iter_bytes())
+    assert decoded_seconds(whole.content, fmt) > 1.0
+    assert decoded_seconds(b"".join(chunks), fmt) > 0.5
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.audio.speech.create(model="tts-1", voice="alloy", input=text, speed=9)
+
+
+def test_a_long_reading_streams_in_a_converted_format(server: Server) -> None:
+    # Audio comes out as the sentences are read, not when the reading is done.
+    text = "\n".join(f"第{n}段：安宁区召开党建工作会议，总结上半年的工作。" for n in range(30))
+    body = {"model": "tts-1", "input": text, "voice": "alloy", "response_format": "opus"}
     with server.client() as c:
-        mp3 = c.post("/v1/audio/speech", json=body)
-        wav = c.post("/v1/audio/speech", json={**body, "response_format": "wav", "speed": 1.5})
-        bad = c.post("/v1/audio/speech", json={**body, "speed": 9})
-        fmt = c.post("/v1/audio/speech", json={**body, "response_format": "flac"})
-    assert mp3.status_code == 200 and mp3.headers["content-type"] == "audio/mpeg"
-    samples, rate = decoded_samples(mp3.content)
-    assert samples > rate  # over a second
-    assert wav.status_code == 200 and wav.content[:4] == b"RIFF" and wav.content[8:12] == b"WAVE"
-    assert (len(wav.content) - 44) / 2 < samples  # speed 1.5 is shorter
-    assert bad.status_code == 422 and fmt.status_code == 422
+        started = time.monotonic()
+        with c.stream("POST", "/v1/audio/speech", json=body) as r:
+            assert r.status_code == 200 and r.headers["content-type"] == "audio/ogg"
+            parts = r.iter_bytes()
+            first = next(parts)
+            first_at = time.monotonic() - started
+            data = first + b"".join(parts)
+        total = time.monotonic() - started
+    assert first_at < total / 2, (first_at, total)
+    assert decoded_seconds(data, "opus") > 30
 
 
 def test_voices_health_and_metrics(server):
