@@ -11,7 +11,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 
@@ -330,7 +329,7 @@ def _cmd_normalize() -> int:
 def _cmd_voices(args: argparse.Namespace, settings: Settings) -> int:
     catalog = VoiceCatalog.load(settings.voices_dir)
     if args.json:
-        print(json.dumps([asdict(v) for v in catalog], ensure_ascii=False, indent=1))
+        print(json.dumps([v.public() for v in catalog], ensure_ascii=False, indent=1))
         return 0
     width = max(len(v.id) for v in catalog)
     for v in catalog:

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     edge_resolve: CommaList = Field(
         default_factory=list, description="host=ip:port overrides, like curl --resolve"
     )
+    # --- OpenAI-compatible speech servers (voice presets with engine = "openai") ---
+    upstream_concurrency: int = Field(default=4, ge=1, le=64, description="chunks at once")
+    upstream_timeout_s: float = Field(default=30.0, gt=0, description="per chunk")
+    upstream_attempts: int = Field(default=4, ge=1, le=10)
     fallback_voice: str = Field(
         default="cmn-offline", description="offline voice when an online one fails"
     )

@@ -72,6 +72,9 @@ class Episodes:
     async def wait(self, article_id: str) -> None:
         """Until the article's episode work (if any) has finished."""
         while (task := self._tasks.get(article_id)) is not None:
+            if task.done():  # finished; its done-callback (which may start another) is due
+                await asyncio.sleep(0)
+                continue
             await asyncio.shield(task)
 
     async def _make(self, article_id: str) -> None:

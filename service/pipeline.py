@@ -224,6 +224,7 @@ class Synthesizer:
             options.voice,
             options.rate,
             options.pitch,
+            *options.extra,  # nothing for engines without preset options: keys unchanged
             self._format,
             spoken,
         )
@@ -251,6 +252,7 @@ class Synthesizer:
             options.rate,
             options.pitch,
             *scaled,
+            *options.extra,
         )
         if len(self._versions) > 10_000:  # rates and pitches come from clients
             self._versions.clear()

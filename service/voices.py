@@ -26,12 +26,20 @@ class Voice:
     name: str = ""
     rate: str = "+0%"
     pitch: str = "+0Hz"
+    engine_options: tuple[tuple[str, str], ...] = ()  # the preset's [options] table
 
     def options(self, *, rate: str | None = None, pitch: str | None = None) -> SpeechOptions:
         """Speech options for this voice, with the caller's rate/pitch over the preset's."""
         return SpeechOptions(
-            voice=self.engine_voice, rate=rate or self.rate, pitch=pitch or self.pitch
+            voice=self.engine_voice,
+            rate=rate or self.rate,
+            pitch=pitch or self.pitch,
+            extra=self.engine_options,
         )
+
+    def public(self) -> dict[str, str]:
+        """What /v1/voices and `langdu voices` show (not the engine's own options)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "engine_options"}
 
 
 class VoiceCatalog:
@@ -60,7 +68,15 @@ class VoiceCatalog:
             missing = [k for k in _REQUIRED if not isinstance(raw.get(k), str) or not raw[k]]
             if missing:
                 raise VoiceCatalogError(f"{path.name}: missing {', '.join(missing)}")
-            voice = Voice(**{k: str(v) for k, v in raw.items() if k in known})
+            table = raw.get("options", {})
+            if not isinstance(table, dict) or any(
+                isinstance(v, dict | list) for v in table.values()
+            ):
+                raise VoiceCatalogError(f"{path.name}: [options] must map names to values")
+            voice = Voice(
+                **{k: str(v) for k, v in raw.items() if k in known and k != "engine_options"},
+                engine_options=tuple(sorted((str(k), str(v)) for k, v in table.items())),
+            )
             try:
                 parse_rate(voice.rate)
                 parse_pitch(voice.pitch, base_hz=120.0)

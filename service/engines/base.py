@@ -33,6 +33,13 @@ class SpeechOptions:
     voice: str
     rate: str = "+0%"
     pitch: str = "+0Hz"
+    # The preset's [options] table (name, value) in name order: settings only its engine
+    # reads (an upstream server's URL and model ...), checked by its check_options.
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def option(self, name: str, default: str = "") -> str:
+        """One of the preset's engine options."""
+        return dict(self.extra).get(name, default)
 
 
 @dataclass(frozen=True, slots=True)

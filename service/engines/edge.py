@@ -25,29 +25,18 @@ from edge_tts import communicate as edge_communicate
 
 from service.audio import clip_from_mp3
 from service.engines.base import Clip, Network, SpeechOptions, parse_pitch, parse_rate
-from service.errors import AudioError, EngineError, OptionError
+from service.engines.retry import Retrying, ShortAudio, min_plausible_ms
+from service.errors import AudioError, OptionError
 
 if TYPE_CHECKING:
     from service.config import Settings
 
 TICKS_PER_MS = 10_000  # edge-tts offsets and durations are in 100 ns ticks
-_HAN = re.compile(r"[\u3400-\u9fff]")
-_LATIN = re.compile(r"[A-Za-z0-9]")
 # What edge-tts itself accepts (it raises ValueError on anything else, mid-article).
 _EDGE_RATE = re.compile(r"^[+-]\d+%$")
 _EDGE_PITCH = re.compile(r"^[+-]\d+(Hz|%)$")
 _EDGE_VOICE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}(-[A-Za-z]+)?-[A-Za-z]+Neural$")
 _ADAPTER_VERSION = 1  # bump when this adapter changes what it asks of the service
-
-
-class _ShortAudio(Exception):
-    """A clip much shorter than its text needs."""
-
-
-def min_plausible_ms(text: str, rate: float) -> float:
-    """The shortest believable reading of `text` at `rate` (a lenient lower bound)."""
-    syllables = len(_HAN.findall(text)) + len(_LATIN.findall(text)) / 2
-    return syllables * 90 / rate  # fast news Mandarin is ~6 syllables/s; 11/s is not speech
 
 
 class EdgeEngine:
@@ -70,12 +59,13 @@ class EdgeEngine:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self._sem = asyncio.Semaphore(concurrency)
-        self._timeout = timeout_s
-        self._attempts = attempts
-        self._backoff = backoff_s
+        self._retrying = Retrying("edge-tts", attempts, timeout_s, backoff_s, rng)
         self._network = network or Network()
-        self._rng = rng
-        self.retries = 0  # chunks asked again, for metrics
+
+    @property
+    def retries(self) -> int:
+        """Chunks asked again, for metrics."""
+        return self._retrying.retries
 
     def check_options(self, options: SpeechOptions) -> None:
         """Neural voice names (zh-CN-XiaoxiaoNeural); signed rate and pitch ("+20%", "-5Hz").
@@ -116,26 +106,8 @@ class EdgeEngine:
             EngineError: every attempt failed (refused, dropped, stalled, or short audio).
         """
         rate = parse_rate(options.rate)
-        last: Exception | None = None
         async with self._sem:
-            for attempt in range(self._attempts):
-                if attempt:
-                    self.retries += 1
-                    delay = self._backoff * 2 ** (attempt - 1)
-                    await asyncio.sleep(delay + self._rng() * delay)  # jitter spreads retries
-                try:
-                    return await asyncio.wait_for(self._once(text, options, rate), self._timeout)
-                except TimeoutError as exc:
-                    last = exc
-                except _ShortAudio as exc:
-                    last = exc
-                except Exception as exc:
-                    if not _retryable(exc):
-                        raise EngineError(f"edge-tts refused the chunk: {exc}") from exc
-                    last = exc
-        raise EngineError(
-            f"edge-tts failed after {self._attempts} attempts: {type(last).__name__}: {last}"
-        ) from last
+            return await self._retrying.run(lambda: self._once(text, options, rate), _retryable)
 
     async def _once(self, text: str, options: SpeechOptions, rate: float) -> Clip:
         chunk: Any
@@ -164,10 +136,10 @@ class EdgeEngine:
         try:
             clip = await asyncio.to_thread(clip_from_mp3, bytes(audio))
         except AudioError as exc:
-            raise _ShortAudio(f"undecodable audio: {exc}") from exc
+            raise ShortAudio(f"undecodable audio: {exc}") from exc
         need = max(min_plausible_ms(text, rate), spoken_until_ms * 0.9)
         if clip.duration_ms < need:
-            raise _ShortAudio(
+            raise ShortAudio(
                 f"{clip.duration_ms:.0f} ms of audio for text that needs {need:.0f} ms"
             )
         return clip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -16,4 +15,4 @@ router = APIRouter(tags=["voices"])
 @router.get("/v1/voices")
 async def list_voices(svc: Annotated[Services, Depends(services)]) -> dict[str, object]:
     """Every voice preset; `default` names the one used when a request names none."""
-    return {"default": svc.settings.default_voice, "voices": [asdict(v) for v in svc.catalog]}
+    return {"default": svc.settings.default_voice, "voices": [v.public() for v in svc.catalog]}

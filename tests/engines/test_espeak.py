@@ -19,9 +19,9 @@ def _run(coro):
     return asyncio.run(coro)
 
 
-async def _speak(engine: EspeakEngine, text: str, **kw: str):
+async def _speak(engine: EspeakEngine, text: str, rate: str = "+0%", pitch: str = "+0Hz"):
     try:
-        return await engine.synthesize(text, SpeechOptions(voice="cmn", **kw))
+        return await engine.synthesize(text, SpeechOptions(voice="cmn", rate=rate, pitch=pitch))
     finally:
         await engine.aclose()
 
