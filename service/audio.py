@@ -9,6 +9,7 @@ keeps the sentence timings true to the audio.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import math
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from service.engines.base import Clip
+from service.engines.base import Clip, WordMark
 from service.errors import AudioError
 
 # LAME puts 576 + 529 samples of its own delay before the first input sample; players
@@ -48,6 +49,8 @@ class Mp3Part:
     sample_rate: int
     samples: int  # what a decoder plays: frames x samples per frame
     content_samples: int  # the audio we encoded, starting ENCODER_DELAY samples in
+    # Words heard in it: offsets into the sentence's spoken text, ms from the content start.
+    words: tuple[WordMark, ...] = ()
 
     @property
     def duration_ms(self) -> float:
@@ -146,8 +149,9 @@ def silence_part(ms: int, fmt: AudioFormat) -> Mp3Part:
     return encode_part(b"\0\0" * n, fmt)
 
 
-def join_clips(clips: Sequence[Clip]) -> Any:
-    """Stitch the clips of one sentence into one pydub AudioSegment (mono, 16-bit).
+def join_clips(clips: Sequence[Clip]) -> tuple[Any, list[float]]:
+    """Stitch the clips of one sentence into one pydub AudioSegment (mono, 16-bit), and
+    say where each clip's own time 0 falls in it (ms; its trimmed lead makes it negative).
 
     Raises:
         AudioError: no clips, or clips at different sample rates.
@@ -159,15 +163,19 @@ def join_clips(clips: Sequence[Clip]) -> Any:
     if any(c.sample_rate != rate for c in clips):
         raise AudioError("clips of one sentence differ in sample rate")
     out = AudioSegment.empty().set_frame_rate(rate)
+    origins: list[float] = []
     for clip in clips:
-        seg = _trim(AudioSegment(data=clip.pcm, sample_width=2, frame_rate=rate, channels=1))
+        whole = AudioSegment(data=clip.pcm, sample_width=2, frame_rate=rate, channels=1)
+        seg, cut_ms = _trim(whole)
+        origins.append(out.frame_count() * 1000 / rate - cut_ms)
         # Short fades where chunks meet, so a cut mid-sentence cannot click.
         out += seg.fade_in(5).fade_out(5) if len(clips) > 1 else seg
-    return out
+    return out, origins
 
 
-def _trim(seg: Any) -> Any:
-    """Drop the engine's leading and trailing silence, keeping a short natural margin."""
+def _trim(seg: Any) -> tuple[Any, int]:
+    """Drop the engine's leading and trailing silence, keeping a short natural margin;
+    also how many ms were cut from the start."""
     from pydub.silence import detect_leading_silence
 
     assert isinstance(seg, _pydub())
@@ -177,17 +185,20 @@ def _trim(seg: Any) -> Any:
     while end - step > lead and seg[end - step : end].dBFS < _SILENCE_DBFS:
         end -= step
     if lead >= end:
-        return seg  # all quiet: leave it as the engine made it
-    return seg[max(0, lead - _KEEP_SILENCE_MS) : min(len(seg), end + _KEEP_SILENCE_MS)]
+        return seg, 0  # all quiet: leave it as the engine made it
+    start = max(0, lead - _KEEP_SILENCE_MS)
+    return seg[start : min(len(seg), end + _KEEP_SILENCE_MS)], start
 
 
-def render_speech(clips: Sequence[Clip], fmt: AudioFormat) -> Mp3Part:
+def render_speech(clips: Sequence[Clip], fmt: AudioFormat, offsets: Sequence[int] = ()) -> Mp3Part:
     """One sentence: stitch its clips, even out its loudness, fade its ends, encode it.
+    `offsets` are where each clip's text starts in the sentence's spoken text: the words
+    the clips time are placed on it (ms from the part's content start).
 
     Raises:
         AudioError: no audio, or the encoder failed.
     """
-    seg = join_clips(clips)
+    seg, origins = join_clips(clips)
     assert isinstance(seg, _pydub())
     if seg.frame_rate != fmt.sample_rate:
         seg = seg.set_frame_rate(fmt.sample_rate)
@@ -195,7 +206,19 @@ def render_speech(clips: Sequence[Clip], fmt: AudioFormat) -> Mp3Part:
         gain = min(fmt.target_dbfs - seg.dBFS, fmt.peak_dbfs - seg.max_dBFS)
         seg = seg.apply_gain(gain)
     seg = seg.fade_in(fmt.fade_ms).fade_out(fmt.fade_ms)
-    return encode_part(seg.raw_data, fmt)
+    total = seg.frame_count() * 1000 / fmt.sample_rate
+    words = [
+        WordMark(
+            offset=base + w.offset,
+            length=w.length,
+            start_ms=round(min(max(origin + w.start_ms, 0.0), total), 1),
+            end_ms=round(min(max(origin + w.end_ms, 0.0), total), 1),
+        )
+        for clip, origin, base in zip(clips, origins, offsets, strict=False)
+        for w in clip.words
+    ]
+    part = encode_part(seg.raw_data, fmt)
+    return dataclasses.replace(part, words=tuple(words))
 
 
 def clip_from_mp3(data: bytes) -> Clip:

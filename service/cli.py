@@ -287,7 +287,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # Fail fast, with one line, on what the lifespan would only report as a traceback.
     catalog = VoiceCatalog.load(settings.voices_dir)
     catalog.get(settings.default_voice)
-    build_engines(catalog, settings)
+    build_engines(catalog, settings, required=[settings.default_voice])
     load_normalizer(settings)
     backend_module("service.registry", settings.database, what="database", example="sqlite:///")
     backend_module("service.blobs", settings.storage, what="storage", example="file:///")
@@ -337,4 +337,8 @@ def _cmd_voices(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"{mark} {v.id:<{width}}  {v.language:<6} {v.gender:<7} {v.engine:<7} {v.description}"
         )
+        if v.licence:
+            print(f"  {'':<{width}}  licence: {v.licence}")
+        if v.source:
+            print(f"  {'':<{width}}  source: {v.source}")
     return 0

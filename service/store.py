@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import logging
 import struct
 import threading
@@ -26,11 +27,13 @@ from datetime import UTC, datetime
 
 from service.audio import Mp3Part, mp3_frames
 from service.blobs import BlobStore
+from service.engines.base import WordMark
 from service.errors import AudioError, StorageFullError
 from service.registry import BlobGroup, Registry, utc_now
 
 log = logging.getLogger("langdu.store")
-_PART_MAGIC = b"LDP1"
+_PART_MAGIC = b"LDP2"  # + rate, content samples, words (JSON) length, words, MP3
+_PART_MAGIC_V1 = b"LDP1"  # + rate, content samples, MP3 (no words)
 _TOUCH_EVERY = 60.0  # seconds between recency updates of one blob
 _LONG_AGO = datetime(1971, 1, 1, tzinfo=UTC)  # found unindexed: evicted before anything else
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
@@ -315,22 +318,41 @@ class Store:
         if raw is None:
             return None
         try:
-            if raw[:4] != _PART_MAGIC:
+            words: tuple[WordMark, ...] = ()
+            if raw[:4] == _PART_MAGIC:
+                rate, content, size = struct.unpack_from("<III", raw, 4)
+                words = tuple(WordMark(*w) for w in json.loads(raw[16 : 16 + size]))
+                data = raw[16 + size :]
+            elif raw[:4] == _PART_MAGIC_V1:
+                rate, content = struct.unpack_from("<II", raw, 4)
+                data = raw[12:]
+            else:
                 raise AudioError("bad part header")
-            rate, content = struct.unpack_from("<II", raw, 4)
-            data = raw[12:]
             frames, spf, _ = mp3_frames(data)
-        except (AudioError, struct.error):
+        except (AudioError, struct.error, ValueError, TypeError):
             with contextlib.suppress(OSError):
                 self.blobs.delete(blob)
             self._index.blob_removed([blob])
             self._size = self._index.blob_bytes()
             return None
         self.touch(blob)
-        return Mp3Part(data=data, sample_rate=rate, samples=frames * spf, content_samples=content)
+        return Mp3Part(
+            data=data,
+            sample_rate=rate,
+            samples=frames * spf,
+            content_samples=content,
+            words=words,
+        )
 
     def put_part(self, key: str, part: Mp3Part) -> None:
         """Cache a sentence part."""
-        header = _PART_MAGIC + struct.pack("<II", part.sample_rate, part.content_samples)
+        words = json.dumps(
+            [[w.offset, w.length, w.start_ms, w.end_ms] for w in part.words], separators=(",", ":")
+        ).encode()
+        header = (
+            _PART_MAGIC
+            + struct.pack("<III", part.sample_rate, part.content_samples, len(words))
+            + words
+        )
         blob = _part_blob(key)
         self._put(blob, header + part.data, group=blob)

@@ -6,13 +6,26 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from service.align import place_words
 from service.audio import ENCODER_DELAY, ms_of
 from service.pipeline import SentenceAudio
 
 
 @dataclass(frozen=True, slots=True)
+class WordTiming:
+    """Where one word is heard: [start_ms, end_ms) in the final audio; `offset` into its
+    sentence's text as printed, `text` the word as printed (83.19% is one word)."""
+
+    start_ms: int
+    end_ms: int
+    text: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class SentenceTiming:
-    """Where one sentence is heard: [start_ms, end_ms) in the final audio."""
+    """Where one sentence is heard: [start_ms, end_ms) in the final audio, and its words
+    when the engine times them."""
 
     index: int
     paragraph: int
@@ -20,6 +33,18 @@ class SentenceTiming:
     end_ms: int
     text: str
     spoken: str
+    words: tuple[WordTiming, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        if not self.words:
+            del doc["words"]  # optional: engines that do not time words
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> SentenceTiming:
+        words = tuple(WordTiming(**w) for w in doc.get("words", ()))
+        return cls(**{**doc, "words": words})
 
 
 class Timeline:
@@ -38,14 +63,30 @@ class Timeline:
         self._rate = rate
         start = self._samples + ENCODER_DELAY
         end = start + part.speech.content_samples
+        start_ms, end_ms = ms_of(start, rate), ms_of(end, rate)
+        text = part.sentence.text
+        words = tuple(
+            WordTiming(
+                start_ms=min(end_ms, start_ms + round(w.start_ms)),
+                end_ms=min(end_ms, start_ms + round(w.end_ms)),
+                text=text[w.offset : w.offset + w.length],
+                offset=w.offset,
+            )
+            for w in place_words(
+                text,
+                part.spoken,
+                [(m.offset, m.length, m.start_ms, m.end_ms) for m in part.speech.words],
+            )
+        )
         self.sentences.append(
             SentenceTiming(
                 index=part.sentence.index,
                 paragraph=part.sentence.paragraph,
-                start_ms=ms_of(start, rate),
-                end_ms=ms_of(end, rate),
-                text=part.sentence.text,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                text=text,
                 spoken=part.spoken,
+                words=words,
             )
         )
         self._samples += part.speech.samples + (part.pause.samples if part.pause else 0)
@@ -60,7 +101,7 @@ class Timeline:
         return {
             "duration_ms": self.duration_ms,
             "voice": voice,
-            "sentences": [asdict(s) for s in self.sentences],
+            "sentences": [s.to_json() for s in self.sentences],
         }
 
 
@@ -92,4 +133,4 @@ def to_vtt(sentences: Iterable[SentenceTiming]) -> str:
 
 def vtt_from_json(doc: dict[str, Any]) -> str:
     """WebVTT captions from a stored timings document."""
-    return to_vtt(SentenceTiming(**s) for s in doc.get("sentences", []))
+    return to_vtt(SentenceTiming.from_json(s) for s in doc.get("sentences", []))

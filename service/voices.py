@@ -26,6 +26,8 @@ class Voice:
     name: str = ""
     rate: str = "+0%"
     pitch: str = "+0Hz"
+    licence: str = ""  # when the voice's model has terms of its own (non-commercial ...)
+    source: str = ""  # where the model comes from
     engine_options: tuple[tuple[str, str], ...] = ()  # the preset's [options] table
 
     def options(self, *, rate: str | None = None, pitch: str | None = None) -> SpeechOptions:
@@ -99,6 +101,10 @@ class VoiceCatalog:
             raise UnknownVoiceError(
                 f"unknown voice {voice_id!r}; known voices: {', '.join(self._voices)}"
             ) from None
+
+    def without(self, engine: str) -> VoiceCatalog:
+        """The catalog without the voices of `engine`."""
+        return VoiceCatalog({k: v for k, v in self._voices.items() if v.engine != engine})
 
     def __iter__(self) -> Iterator[Voice]:
         return iter(self._voices.values())

@@ -10,11 +10,25 @@ from service.errors import OptionError
 
 
 @dataclass(frozen=True, slots=True)
+class WordMark:
+    """Where one word of a chunk is heard: (offset, length) in the chunk's text, [start_ms,
+    end_ms) in its clip."""
+
+    offset: int
+    length: int
+    start_ms: float
+    end_ms: float
+
+
+@dataclass(frozen=True, slots=True)
 class Clip:
-    """Audio for one chunk: signed 16-bit little-endian mono PCM."""
+    """Audio for one chunk: signed 16-bit little-endian mono PCM, and where its words fall
+    (for engines that say: edge-tts word boundaries, espeak-ng word events, the neural
+    model's durations)."""
 
     pcm: bytes
     sample_rate: int
+    words: tuple[WordMark, ...] = ()
 
     @property
     def duration_ms(self) -> float:

@@ -10,10 +10,9 @@ bytes of 16-bit mono PCM out, or {"ok": false, "error": str}.
 from __future__ import annotations
 
 import ctypes
-import json
 import sys
 import threading
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _AUDIO_OUTPUT_RETRIEVAL = 1
 _CHARS_UTF8 = 1
@@ -132,26 +131,19 @@ class Espeak:
 
 def serve(stdin: BinaryIO, stdout: BinaryIO, *, preload: str = "") -> None:
     """Answer requests until stdin closes; `preload` loads that voice before the greeting."""
+    from service.engines.worker_loop import answer
+
     engine = Espeak.get()
     if preload:
         engine.synth(" ", voice=preload, wpm=175, pitch=50)
-    stdout.write(json.dumps({"ok": True, "rate": engine.sample_rate, "bytes": 0}).encode() + b"\n")
-    stdout.flush()
-    for line in stdin:
-        try:
-            req = json.loads(line)
-            pcm = engine.synth(
-                str(req["text"]),
-                voice=str(req["voice"]),
-                wpm=int(req["wpm"]),
-                pitch=int(req["pitch"]),
-            )
-            head: dict[str, object] = {"ok": True, "rate": engine.sample_rate, "bytes": len(pcm)}
-        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-            pcm = b""
-            head = {"ok": False, "error": str(exc)}
-        stdout.write(json.dumps(head).encode() + b"\n" + pcm)
-        stdout.flush()
+
+    def handle(req: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+        pcm = engine.synth(
+            str(req["text"]), voice=str(req["voice"]), wpm=int(req["wpm"]), pitch=int(req["pitch"])
+        )
+        return pcm, {}
+
+    answer(stdin, stdout, engine.sample_rate, handle)
 
 
 if __name__ == "__main__":
