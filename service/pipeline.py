@@ -22,7 +22,7 @@ from service.text.normalize import Normalizer, is_speakable
 from service.text.sentences import split_sentences
 
 log = logging.getLogger("langdu.pipeline")
-_PART_VERSION = 1  # bump when rendering changes, so cached parts are not reused
+_PART_VERSION = 2  # bump when rendering changes, so cached parts are not reused (2: words)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """A local stand-in for Microsoft's read-aloud service, speaking its websocket protocol.
 
 TLS on loopback with a certificate for speech.platform.bing.com from a CA made here. Per
-connection: speech.config and ssml in; turn.start, audio.metadata (SentenceBoundary, 100 ns
+connection: speech.config and ssml in; turn.start, audio.metadata (SentenceBoundary, or a
+WordBoundary per word when the config asks for them, timed by espeak-ng's word events; 100 ns
 ticks), binary audio frames (2-byte header length, headers, CRLF, MP3 at 24 kHz 48 kbit/s),
 the empty closing audio frame and turn.end out. The audio is real speech (espeak-ng).
 It misbehaves on demand: refuse with 403/429/503, drop the socket mid-audio, stall, or
@@ -108,7 +109,7 @@ class EdgeStandIn:
         self.ca_file, self._cert, self._key = _make_certs(self._dir)
         self._espeak: Espeak | None = None
         self._espeak_lock = threading.Lock()
-        self._audio: dict[tuple[str, str], tuple[bytes, float]] = {}
+        self._audio: dict[tuple[str, str], tuple[bytes, float, list[list[int]]]] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -141,7 +142,7 @@ class EdgeStandIn:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
-    def _speak(self, text: str, rate: str) -> tuple[bytes, float]:
+    def _speak(self, text: str, rate: str) -> tuple[bytes, float, list[list[int]]]:
         # The real service synthesizes remotely; cached here so the stand-in's own CPU use
         # (one espeak-ng) does not stand in for network time in benchmarks.
         key = (text, rate)
@@ -149,7 +150,7 @@ class EdgeStandIn:
             self._audio[key] = self._synthesize(text, rate)
         return self._audio[key]
 
-    def _synthesize(self, text: str, rate: str) -> tuple[bytes, float]:
+    def _synthesize(self, text: str, rate: str) -> tuple[bytes, float, list[list[int]]]:
         from service.audio import _pydub
 
         with self._espeak_lock:
@@ -157,10 +158,11 @@ class EdgeStandIn:
                 self._espeak = Espeak.get()
             pct = float(rate.rstrip("%") or 0)
             pcm = self._espeak.synth(text, voice="cmn", wpm=round(175 * (1 + pct / 100)), pitch=50)
+            words = self._espeak.words(text)
         seg = _pydub()(data=pcm, sample_width=2, frame_rate=22050, channels=1)
         seg = seg.set_frame_rate(24000)
         part = encode_part(seg.raw_data, AudioFormat(sample_rate=24000, bitrate_kbps=48))
-        return part.data, len(seg) * 1.0
+        return part.data, len(seg) * 1.0, words
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.connections += 1
@@ -184,32 +186,43 @@ class EdgeStandIn:
         if fault == "stall":
             await asyncio.sleep(120)  # longer than any client waits
         await asyncio.sleep(self.latency_s)
-        audio, duration_ms = await asyncio.to_thread(self._speak, text, prosody.get("rate", "+0%"))
+        audio, duration_ms, words = await asyncio.to_thread(
+            self._speak, text, prosody.get("rate", "+0%")
+        )
         rid = uuid.uuid4().hex
         await ws.send_str(
             _headers("turn.start", rid, "application/json; charset=utf-8")
             + '\r\n\r\n{"context":{"serviceTag":"standin"}}'
         )
-        meta = json.dumps(
-            {
-                "Metadata": [
-                    {
-                        "Type": "SentenceBoundary",
-                        "Data": {
-                            "Offset": 500_000,
-                            "Duration": int(duration_ms * 10_000),
-                            "text": {
-                                "Text": text,
-                                "Length": len(text),
-                                "BoundaryType": "SentenceBoundary",
+        if '"wordBoundaryEnabled":"true"' in config.data:  # one entry per word, as the service
+            spans = [(o, n, a * 10_000, (b - a) * 10_000) for o, n, a, b in words]
+            kind = "WordBoundary"
+        else:
+            spans = [(0, len(text), 500_000, int(duration_ms * 10_000))]
+            kind = "SentenceBoundary"
+        for at, length, offset, duration in spans:  # one boundary per message, as the service
+            meta = json.dumps(
+                {
+                    "Metadata": [
+                        {
+                            "Type": kind,
+                            "Data": {
+                                "Offset": offset,
+                                "Duration": duration,
+                                "text": {
+                                    "Text": text[at : at + length],
+                                    "Length": length,
+                                    "BoundaryType": kind,
+                                },
                             },
-                        },
-                    }
-                ]
-            },
-            ensure_ascii=False,
-        )
-        await ws.send_str(_headers("audio.metadata", rid, "application/json") + "\r\n\r\n" + meta)
+                        }
+                    ]
+                },
+                ensure_ascii=False,
+            )
+            await ws.send_str(
+                _headers("audio.metadata", rid, "application/json") + "\r\n\r\n" + meta
+            )
         frames = [audio[i : i + 4096] for i in range(0, len(audio), 4096)]
         if fault == "truncate":
             frames = frames[: max(1, len(frames) // 5)]

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 
 from service.app import create_app, create_asgi
 from service.config import Settings
-from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate
+from service.engines.base import Clip, SpeechOptions, WordMark, parse_pitch, parse_rate
 from service.errors import EngineError, OptionError
 from service.hotfiles import HotAudioMiddleware
 from service.services import Services
@@ -72,7 +72,14 @@ class FakeEngine:
             for i in range(period)
         )
         pcm = (cycle * (n // period + 1))[: 2 * n]
-        return Clip(pcm=pcm, sample_rate=self.sample_rate)
+        # Every character a "word", evenly over the clip (as espeak-ng times Mandarin).
+        step = n * 1000 / self.sample_rate / max(1, len(text))
+        words = tuple(
+            WordMark(offset=i, length=1, start_ms=i * step, end_ms=(i + 1) * step)
+            for i, ch in enumerate(text)
+            if ch.isalnum()
+        )
+        return Clip(pcm=pcm, sample_rate=self.sample_rate, words=words)
 
     async def warm_up(self) -> None:
         pass

@@ -470,3 +470,30 @@ async def test_a_reading_that_breaks_fails_the_article_cleanly(
     assert info["status"] == "failed" and rec is not None and rec.work is None
     assert rec.error is not None and error in rec.error
     assert again.status_code == 200 and after["status"] == "ready"
+
+
+async def test_word_timings_are_placed_on_the_printed_text_and_survive_the_part_cache(
+    tmp_path: Path,
+) -> None:
+    text = "经济增长83.19%，达到2024年的水平。\n第二段只有一句。"
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes) as (client, _):
+        first = await _post(client, text=text)
+        info = await wait_ready(client, str(first["id"]))
+        doc = (await client.get(str(info["timings_url"]))).json()
+        again = await _post(client, text=text + "\n新的一段。")  # same sentences: cached parts
+        info2 = await wait_ready(client, str(again["id"]))
+        doc2 = (await client.get(str(info2["timings_url"]))).json()
+    sentence = doc["sentences"][0]
+    words = sentence["words"]
+    printed = [w["text"] for w in words]
+    assert "83.19%" in printed and "2024" in printed, printed  # one word each, as printed
+    assert all(sentence["text"][w["offset"] :].startswith(w["text"]) for w in words)
+    assert all(
+        sentence["start_ms"] <= w["start_ms"] < w["end_ms"] <= sentence["end_ms"] for w in words
+    )
+    assert [w["start_ms"] for w in words] == sorted(w["start_ms"] for w in words)
+    # The second article's first sentence came from the part cache with its words.
+    offset = doc2["sentences"][0]["start_ms"] - sentence["start_ms"]
+    assert [w["text"] for w in doc2["sentences"][0]["words"]] == printed
+    assert doc2["sentences"][0]["words"][0]["start_ms"] == words[0]["start_ms"] + offset

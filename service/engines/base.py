@@ -20,6 +20,20 @@ class WordMark:
     end_ms: float
 
 
+def word_marks(rows: object) -> tuple[WordMark, ...]:
+    """Word marks from a worker's [[offset, length, start_ms, end_ms], ...] (none if absent
+    or malformed: words are an extra, never a reason to lose the audio)."""
+    if not isinstance(rows, list):
+        return ()
+    try:
+        return tuple(
+            WordMark(offset=int(o), length=int(n), start_ms=float(a), end_ms=float(b))
+            for o, n, a, b in rows
+        )
+    except (TypeError, ValueError):
+        return ()
+
+
 @dataclass(frozen=True, slots=True)
 class Clip:
     """Audio for one chunk: signed 16-bit little-endian mono PCM, and where its words fall

@@ -10,6 +10,7 @@ should be (the service sometimes returns silently short audio), else it is asked
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import re
 import socket
@@ -24,7 +25,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from edge_tts import communicate as edge_communicate
 
 from service.audio import clip_from_mp3
-from service.engines.base import Clip, Network, SpeechOptions, parse_pitch, parse_rate
+from service.engines.base import Clip, Network, SpeechOptions, WordMark, parse_pitch, parse_rate
 from service.engines.retry import Retrying, ShortAudio, min_plausible_ms
 from service.errors import AudioError, OptionError
 
@@ -119,17 +120,25 @@ class EdgeEngine:
             pitch=_edge_pitch(options.pitch),
             connector=connector,
             proxy=self._network.proxy,
-            boundary="SentenceBoundary",
+            boundary="WordBoundary",
         )
         audio = bytearray()
         spoken_until_ms = 0.0
+        words: list[WordMark] = []
+        cursor = 0
         try:
             async for chunk in communicate.stream():
                 if chunk["type"] == "audio":
                     audio.extend(chunk["data"])
                 elif chunk["type"] in ("SentenceBoundary", "WordBoundary"):
+                    start = chunk["offset"] / TICKS_PER_MS
                     end = (chunk["offset"] + chunk["duration"]) / TICKS_PER_MS
                     spoken_until_ms = max(spoken_until_ms, end)
+                    word = str(chunk.get("text", ""))
+                    at = text.find(word, cursor) if word else -1
+                    if at >= 0:  # the service's words are pieces of our text, in order
+                        words.append(WordMark(at, len(word), start, end))
+                        cursor = at + len(word)
         finally:
             if connector is not None:
                 await connector.close_for_real()
@@ -142,7 +151,7 @@ class EdgeEngine:
             raise ShortAudio(
                 f"{clip.duration_ms:.0f} ms of audio for text that needs {need:.0f} ms"
             )
-        return clip
+        return dataclasses.replace(clip, words=tuple(words))
 
     async def aclose(self) -> None:
         """Nothing long-lived to close."""

@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 
-from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate
+from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate, word_marks
 from service.engines.workers import WorkerPool
 from service.errors import EngineError, OptionError
 
@@ -82,7 +82,7 @@ class EspeakEngine:
         head, pcm = await self._pool.ask(request)
         if not pcm:
             raise EngineError(f"espeak-ng produced no audio for {text[:20]!r}")
-        return Clip(pcm=pcm, sample_rate=int(head["rate"]))
+        return Clip(pcm=pcm, sample_rate=int(head["rate"]), words=word_marks(head.get("words")))
 
     async def aclose(self) -> None:
         """Stop every worker process."""

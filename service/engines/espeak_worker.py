@@ -19,8 +19,27 @@ _CHARS_UTF8 = 1
 _PARAM_RATE = 1
 _PARAM_PITCH = 3
 
+_EVENT_END_OF_LIST = 0
+_EVENT_WORD = 1
+
+
+class _Event(ctypes.Structure):
+    """espeak_EVENT (speak_lib.h)."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),  # 1-based, in characters of the text
+        ("length", ctypes.c_int),  # characters
+        ("audio_position", ctypes.c_int),  # ms into the audio
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    ]
+
+
 _SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
 )
 
 
@@ -75,11 +94,22 @@ class Espeak:
         self._lib = lib
         self.sample_rate: int = rate
         self._buffer = bytearray()
+        self._words: list[tuple[int, int, int]] = []  # (text position, length, ms)
         self._voice = ""
 
-        def on_audio(wav: ctypes._Pointer[ctypes.c_short], n: int, _events: int) -> int:
+        def on_audio(
+            wav: ctypes._Pointer[ctypes.c_short], n: int, events: ctypes._Pointer[_Event]
+        ) -> int:
             if wav and n > 0:
                 self._buffer.extend(ctypes.string_at(wav, n * 2))
+            k = 0
+            while events and events[k].type != _EVENT_END_OF_LIST:
+                event = events[k]
+                if event.type == _EVENT_WORD:
+                    self._words.append(
+                        (event.text_position - 1, event.length, event.audio_position)
+                    )
+                k += 1
             return 0
 
         self._callback = _SynthCallback(on_audio)  # kept referenced: the C side holds it
@@ -106,12 +136,24 @@ class Espeak:
         self._lib.espeak_SetParameter(_PARAM_RATE, wpm, 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, pitch, 0)
         self._buffer.clear()
+        self._words.clear()
         data = text.encode("utf-8") + b"\0"
         rc = self._lib.espeak_Synth(data, len(data), 0, 0, 0, _CHARS_UTF8, None, None)
         if rc != 0:
             raise RuntimeError(f"espeak_Synth failed ({rc})")
         self._lib.espeak_Synchronize()
         return bytes(self._buffer)
+
+    def words(self, text: str) -> list[list[int]]:
+        """[offset, length, start_ms, end_ms] of each word espeak-ng spoke in the last
+        synthesis of `text` (a word ends where the next begins, the last with the audio)."""
+        total = len(self._buffer) * 1000 // 2 // self.sample_rate
+        marks = sorted(w for w in self._words if 0 <= w[0] < len(text) and w[1] > 0)
+        out = []
+        for n, (offset, length, start) in enumerate(marks):
+            end = marks[n + 1][2] if n + 1 < len(marks) else total
+            out.append([offset, min(length, len(text) - offset), start, max(start, end)])
+        return out
 
     def phonemes(self, text: str, *, voice: str) -> str:
         """espeak-ng's phonemes for `text` (its own mnemonics): how it will read it."""
@@ -138,10 +180,11 @@ def serve(stdin: BinaryIO, stdout: BinaryIO, *, preload: str = "") -> None:
         engine.synth(" ", voice=preload, wpm=175, pitch=50)
 
     def handle(req: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+        text = str(req["text"])
         pcm = engine.synth(
-            str(req["text"]), voice=str(req["voice"]), wpm=int(req["wpm"]), pitch=int(req["pitch"])
+            text, voice=str(req["voice"]), wpm=int(req["wpm"]), pitch=int(req["pitch"])
         )
-        return pcm, {}
+        return pcm, {"words": engine.words(text)}
 
     answer(stdin, stdout, engine.sample_rate, handle)
 

@@ -19,7 +19,7 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service.engines.base import Clip, SpeechOptions, WordMark, parse_pitch, parse_rate
+from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate, word_marks
 from service.engines.workers import WorkerPool
 from service.errors import EngineError, EngineUnavailableError, OptionError
 
@@ -108,11 +108,7 @@ class NeuralEngine:
         )
         if not pcm:
             raise EngineError(f"the neural voice produced no audio for {text[:20]!r}")
-        words = tuple(
-            WordMark(offset=int(o), length=int(n), start_ms=float(a), end_ms=float(b))
-            for o, n, a, b in head.get("words", [])
-        )
-        return Clip(pcm=pcm, sample_rate=int(head["rate"]), words=words)
+        return Clip(pcm=pcm, sample_rate=int(head["rate"]), words=word_marks(head.get("words")))
 
     async def aclose(self) -> None:
         """Stop the workers."""

@@ -138,3 +138,11 @@ def test_edge_accepts_its_options():
         "zh-CN-shaanxi-XiaoniNeural",
     ):
         EdgeEngine().check_options(SpeechOptions(voice=voice, rate="-10%", pitch="+5Hz"))
+
+
+def test_word_boundaries_become_word_marks_on_the_chunk_text(standin):
+    clip = asyncio.run(_speak(engine(standin)))
+    assert clip.words, "the service's WordBoundary events"
+    assert all(TEXT[w.offset : w.offset + w.length] for w in clip.words)
+    offsets = [w.offset for w in clip.words]
+    assert offsets == sorted(offsets) and clip.words[-1].end_ms <= clip.duration_ms + 1

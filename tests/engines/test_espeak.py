@@ -144,3 +144,13 @@ def test_pitch_and_speed_helpers():
     assert rate_from_speed(1.25) == "+25%"
     with pytest.raises(OptionError):
         parse_pitch("high", base_hz=120)
+
+
+def test_word_events_time_each_character_in_order():
+    clip = _run(_speak(EspeakEngine(workers=1), TEXT))
+    spoken = [TEXT[w.offset : w.offset + w.length] for w in clip.words]
+    assert len(spoken) >= len([c for c in TEXT if c.isalnum()]) * 0.8
+    assert all(s and s in TEXT for s in spoken)
+    starts = [w.start_ms for w in clip.words]
+    assert starts == sorted(starts) and starts[0] < 300
+    assert all(w.start_ms <= w.end_ms <= clip.duration_ms for w in clip.words)
