@@ -344,7 +344,8 @@ def _follow_words(pg) -> tuple[int, list[int], list[str], str]:
     texts: list[str] = []
     for _ in range(40):
         state = pg.evaluate("""() => { const w = CSS.highlights.get("langdu-word");
-            return [window.langdu.sentence, window.langdu.word, w ? [...w][0].toString() : ""]; }""")
+            const text = w ? [...w][0].toString() : "";
+            return [window.langdu.sentence, window.langdu.word, text]; }""")
         if state[0] != sentence:
             break
         if state[1] >= 0 and (not seen or seen[-1] != state[1]):
