@@ -80,7 +80,6 @@ def build_engines(
                 engines[voice.engine] = factory(settings)
             except EngineUnavailableError as exc:
                 unavailable[voice.engine] = exc
-                log.warning("voices of the %s engine left out: %s", voice.engine, exc)
                 continue
         try:
             engines[voice.engine].check_options(voice.options())
@@ -90,7 +89,8 @@ def build_engines(
         engine = catalog.get(voice_id).engine
         if engine in unavailable:
             raise EngineUnavailableError(f"voice {voice_id!r}: {unavailable[engine]}")
-    for engine in unavailable:
+    for engine, reason in unavailable.items():
+        log.warning("voices of the %s engine left out: %s", engine, reason)
         catalog = catalog.without(engine)
     return catalog, engines
 

