@@ -7,16 +7,21 @@ can become a 500, a reset connection, or a document (feed, ID3 tag) that is not 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.problems import problem
+from service.errors import LangduError
+from service.problems import problem, status_for
 from service.text.clean import CONTROL as _CONTROL
 from service.text.clean import clean_text
 
-__all__ = ["StrictJSON", "check_http_url", "check_json", "clean_text"]
+__all__ = ["PARSED", "ParsedRoute", "StrictJSON", "check_http_url", "check_json", "clean_text"]
 
 
 def check_http_url(url: str) -> str:
@@ -63,9 +68,9 @@ def _check_strings(value: Any) -> None:
             stack.extend(item)
 
 
-def check_json(body: bytes) -> None:
-    """Raise BadJSON unless the body is one UTF-8 JSON document with no NaN or Infinity,
-    no duplicate keys and no lone surrogates (RFC 8259 / I-JSON, RFC 7493)."""
+def check_json(body: bytes) -> Any:
+    """The body's JSON value; BadJSON unless it is one UTF-8 JSON document with no NaN or
+    Infinity, no duplicate keys and no lone surrogates (RFC 8259 / I-JSON, RFC 7493)."""
     if body.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(body) > 1 and b"\x00" in body[:4]):
         raise BadJSON("the body must be UTF-8 JSON (this looks like UTF-16 or UTF-32)")
     try:
@@ -77,14 +82,28 @@ def check_json(body: bytes) -> None:
     except json.JSONDecodeError as exc:
         raise BadJSON(f"the body is not valid JSON: {exc.msg} at character {exc.pos}") from exc
     _check_strings(value)
+    return value
+
+
+PARSED = "langdu.json"  # the scope key of the checked body's value (see ParsedRequest)
+_LARGE = 64 * 1024  # bodies from this size are parsed in a parsing worker, not the loop
 
 
 class StrictJSON:
     """Check every JSON request body (see check_json) before any route parses it, and answer
-    400 with a problem document when it fails."""
+    400 with a problem document when it fails. The value is parsed once, here, and handed
+    to the route (ParsedRequest); a large body is parsed in a parsing worker process, so
+    megabyte posts never hold up the event loop."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    @staticmethod
+    async def _parse(scope: Scope, body: bytes) -> Any:
+        services = getattr(getattr(scope.get("app"), "state", None), "services", None)
+        if len(body) >= _LARGE and services is not None:
+            return await services.library.parse_pool.run(check_json, body)
+        return check_json(body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
@@ -105,9 +124,12 @@ class StrictJSON:
         body = b"".join(chunks)
         if body:
             try:
-                check_json(body)
+                scope[PARSED] = await self._parse(scope, body)
             except BadJSON as exc:
                 await problem(400, "Malformed JSON", str(exc))(scope, receive, send)
+                return
+            except LangduError as exc:  # the parsing worker died, or the body was too much
+                await problem(status_for(exc), "Request body", str(exc))(scope, receive, send)
                 return
         replayed = False
 
@@ -119,3 +141,25 @@ class StrictJSON:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class ParsedRequest(Request):
+    """A request whose JSON body StrictJSON has already checked and parsed: the route
+    gets that value instead of parsing the body a second time."""
+
+    async def json(self) -> Any:
+        if PARSED in self.scope:
+            return self.scope[PARSED]
+        return await super().json()
+
+
+class ParsedRoute(APIRoute):
+    """Routes whose handlers see ParsedRequest."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def parsed(request: Request) -> Response:
+            return await handler(ParsedRequest(request.scope, request.receive))
+
+        return parsed

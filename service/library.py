@@ -169,6 +169,11 @@ class Library:
 
     # --- life of the library -----------------------------------------------------------
 
+    @property
+    def parse_pool(self) -> ParsePool:
+        """The bounded pool for parsing work (extraction, large request bodies)."""
+        return self._parse
+
     async def start(self) -> None:
         """Reconcile what a previous process left, then start the upgrade scheduler."""
         await self.reconcile()

@@ -50,10 +50,15 @@ def problem(status: int, title: str, detail: str, **extra: object) -> JSONRespon
     )
 
 
+def status_for(exc: LangduError) -> int:
+    """The HTTP status a LangduError answers with."""
+    return next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+
+
 async def langdu_error(_: Request, exc: Exception) -> JSONResponse:
     """A LangduError as its problem document."""
     assert isinstance(exc, LangduError)
-    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+    status = status_for(exc)
     if status == 500:
         log.error("unexpected service error: %s", exc)
     return problem(status, type(exc).__name__.removesuffix("Error") or "Error", str(exc))

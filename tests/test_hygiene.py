@@ -6,6 +6,7 @@ nothing behind: no registry row, no stored file.
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -160,3 +161,21 @@ async def test_a_number_for_published_at_is_422_as_the_schema_says(tmp_path: Pat
             "/v1/articles", json={"text": TEXT, "published_at": "2024-05-20T08:00:00+08:00"}
         )
         assert ok.status_code == 201
+
+
+async def test_a_large_body_is_checked_and_parsed_once_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.requests import Request
+
+    async def second_parse(self: Request) -> object:
+        raise AssertionError("the route parsed the body again")
+
+    monkeypatch.setattr(Request, "json", second_parse)
+    big = ("<p>" + TEXT * 20 + "</p>\n") * 60  # ~200 KB: a parsing worker's job
+    async with running_app(tmp_path, Fakes()) as (client, _):
+        ok = await client.post("/v1/articles", json={"html": big})
+        bad = await _raw(client, b'{"html": ' + json.dumps(big).encode() + b', "html": "x"}')
+        info = await wait_ready(client, str(ok.json()["id"]))
+    assert ok.status_code == 201 and info["status"] == "ready"
+    assert bad.status_code == 400 and "duplicate key" in bad.json()["detail"]

@@ -295,7 +295,10 @@ def test_voices_health_and_metrics(server):
     assert voices["default"] == "cmn-offline"
     assert {"cmn-offline", "cmn-offline-female"} <= {v["id"] for v in voices["voices"]}
     health = httpx.get(f"{server.url}/healthz").json()
-    assert health["status"] == "ok" and health["engines"] == ["edge", "espeak"]
+    from service.engines.neural_model import default_model_dir
+
+    neural = ["neural"] if default_model_dir() is not None else []  # an opt-in model
+    assert health["status"] == "ok" and health["engines"] == ["edge", "espeak", *neural]
     text = httpx.get(f"{server.url}/metrics").text
     for name in (
         "langdu_requests_total",

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from service import serving
 from service.errors import NotFoundError
 from service.hotfiles import audio_etag
-from service.hygiene import check_http_url, clean_text
+from service.hygiene import ParsedRoute, check_http_url, clean_text
 from service.library import ArticleView, Library, Stored, Timings
 from service.routes.deps import (
     check_id,
@@ -30,7 +30,7 @@ from service.routes.deps import (
 )
 from service.timings import vtt_from_json
 
-router = APIRouter(prefix="/v1/articles", tags=["articles"])
+router = APIRouter(prefix="/v1/articles", tags=["articles"], route_class=ParsedRoute)
 
 _RATE = r"^[+-]?\d{1,3}%$"
 _PITCH = r"^[+-]?\d{1,3}(Hz|%)$"

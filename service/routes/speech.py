@@ -13,12 +13,12 @@ from service.articles import plain_article
 from service.engines.base import MAX_RATE, MIN_RATE, rate_from_speed
 from service.errors import LangduError
 from service.formats import OUTPUTS, Format, convert, needs_conversion, once
-from service.hygiene import clean_text
+from service.hygiene import ParsedRoute, clean_text
 from service.library import Library, Live, Stored
 from service.routes.deps import client_of, require_write_key, services
 from service.services import Services
 
-router = APIRouter(prefix="/v1/audio", tags=["openai"])
+router = APIRouter(prefix="/v1/audio", tags=["openai"], route_class=ParsedRoute)
 
 MIN_SPEED, MAX_SPEED = 1 + MIN_RATE / 100, 1 + MAX_RATE / 100  # what engines read at
 
