@@ -24,6 +24,8 @@ class PlacedWord:
 
 def _spans(original: str, spoken: str) -> list[tuple[int, int]]:
     """For each spoken character, the [start, end) of the original text it stands for."""
+    if original == spoken:  # most sentences: nothing was rewritten
+        return [(j, j + 1) for j in range(len(spoken))]
     out: list[tuple[int, int]] = [(0, 0)] * len(spoken)
     matcher = SequenceMatcher(None, original, spoken, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from service.align import place_words
@@ -36,9 +36,20 @@ class SentenceTiming:
     words: tuple[WordTiming, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        if not self.words:
-            del doc["words"]  # optional: engines that do not time words
+        # Built by hand: asdict deep-copies, and live timings are asked for while reading.
+        doc: dict[str, Any] = {
+            "index": self.index,
+            "paragraph": self.paragraph,
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "text": self.text,
+            "spoken": self.spoken,
+        }
+        if self.words:  # optional: engines that do not time words have none
+            doc["words"] = [
+                {"start_ms": w.start_ms, "end_ms": w.end_ms, "text": w.text, "offset": w.offset}
+                for w in self.words
+            ]
         return doc
 
     @classmethod
