@@ -12,9 +12,9 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 
-from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate, word_marks
+from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate
 from service.engines.workers import WorkerPool
-from service.errors import EngineError, OptionError
+from service.errors import OptionError
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -78,11 +78,9 @@ class EspeakEngine:
         wpm = round(_DEFAULT_WPM * parse_rate(options.rate))
         pitch = round(_DEFAULT_PITCH * parse_pitch(options.pitch, base_hz=_MEAN_PITCH_HZ))
         pitch = max(0, min(100, pitch))
-        request = {"text": text, "voice": options.voice, "wpm": wpm, "pitch": pitch}
-        head, pcm = await self._pool.ask(request)
-        if not pcm:
-            raise EngineError(f"espeak-ng produced no audio for {text[:20]!r}")
-        return Clip(pcm=pcm, sample_rate=int(head["rate"]), words=word_marks(head.get("words")))
+        return await self._pool.speak(
+            {"text": text, "voice": options.voice, "wpm": wpm, "pitch": pitch}
+        )
 
     async def aclose(self) -> None:
         """Stop every worker process."""

