@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import serving
-from service.store import audio_key
+from service.store import RENDERING_NAME, audio_key
 
 if TYPE_CHECKING:
     from service.store import Store
 
 AUDIO_ROUTE = "/v1/articles/{article_id}/renders/{rendering}/audio.mp3"
 STABLE_ROUTE = "/v1/articles/{article_id}/audio.mp3"
-_PATH = re.compile(r"^/v1/articles/([0-9a-f]{32})/(?:renders/([a-z0-9-]{1,80})/)?audio\.mp3$")
+_PATH = re.compile(rf"^/v1/articles/([0-9a-f]{{32}})/(?:renders/({RENDERING_NAME})/)?audio\.mp3$")
 _CURRENT_FOR_S = 5.0  # how long the stable URL is answered without asking the library
 _EXPOSE = b"Content-Range, Accept-Ranges, ETag, Content-Length"
 _READ_METHODS = frozenset({"GET", "HEAD"})

@@ -49,6 +49,11 @@ def part_key(*fields: object) -> str:
     return h.hexdigest()[:40]
 
 
+# A rendering's name as langdu issues it ("<render version>[-<fallback voice>]"): it is a
+# blob key segment, so it starts with a letter or digit. URLs are checked against it.
+RENDERING_NAME = r"[a-z0-9][a-z0-9-]{0,79}"
+
+
 def audio_key(article_id: str, rendering: str) -> str:
     """The blob key of one rendering's MP3."""
     return f"renders/{article_id}/{rendering}.mp3"

@@ -350,6 +350,26 @@ async def test_hot_path_and_route_answer_alike(
     assert 'langdu_cache_total{kind="audio",result="hit"} 15.0' in hot_metrics
 
 
+@pytest.mark.parametrize("asgi", [True, False])
+async def test_a_rendering_name_langdu_never_issues_is_a_404(tmp_path: Path, asgi: bool) -> None:
+    """Names the URL pattern allows but no rendering can have ("-", "-x"): 404, not 500."""
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes, asgi=asgi) as (client, _):
+        article = await _post(client)
+        await wait_ready(client, str(article["id"]))
+        answers = [
+            await client.request(method, f"/v1/articles/{aid}/renders/{name}/{kind}")
+            for aid in (article["id"], "0" * 32)
+            for name in ("-", "-x", "a" * 81)
+            for kind in ("audio.mp3", "timings.json", "captions.vtt")
+            for method in ("GET", "HEAD")
+            if method == "GET" or kind == "audio.mp3"
+        ]
+    for answer in answers:
+        assert answer.status_code == 404, answer.url
+        assert answer.headers["content-type"] == "application/problem+json", answer.url
+
+
 _CASES: list[dict[str, str]] = [
     {},
     {"Range": "bytes=0-99"},

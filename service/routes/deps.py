@@ -11,9 +11,10 @@ from service.admission import Identity
 from service.errors import NotFoundError, UnauthorizedError
 from service.library import Library
 from service.services import Services
+from service.store import RENDERING_NAME
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
-_RENDERING = re.compile(r"^[a-z0-9-]{1,80}$")
+_RENDERING = re.compile(f"^{RENDERING_NAME}$")
 
 
 def services(request: Request) -> Services:
