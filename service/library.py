@@ -594,14 +594,11 @@ class Library:
         self, job: Job, rec: ArticleRecord, target: str, degraded: str | None
     ) -> None:
         rendering = target if degraded is None else f"{target}-{degraded}"
-        audio = b"".join(job.parts)
-        timings = json.dumps(job.timeline.to_json(voice=job.voice), ensure_ascii=False)
+        # A long article's audio and timings are megabytes to join and serialize: not on
+        # the event loop (a thread hands the interpreter lock back every millisecond).
+        audio, timings = await asyncio.to_thread(_rendering_files, job)
         await asyncio.to_thread(
-            self._store.put_rendering,
-            rec.id,
-            rendering,
-            audio=audio,
-            timings=timings.encode("utf-8"),
+            self._store.put_rendering, rec.id, rendering, audio=audio, timings=timings
         )
         upgrade_at = None
         if degraded is not None:
@@ -712,3 +709,9 @@ class Library:
             nap = min(max(nap, 0.5), _SCHEDULER_NAP_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._schedule_changed.wait(), nap)
+
+
+def _rendering_files(job: Job) -> tuple[bytes, bytes]:
+    """A finished reading's MP3 and its timings document."""
+    timings = json.dumps(job.timeline.to_json(voice=job.voice), ensure_ascii=False)
+    return b"".join(job.parts), timings.encode("utf-8")

@@ -12,6 +12,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from service.align import PlacedWord, place_words
 from service.audio import AudioFormat, Mp3Part, render_speech, silence_part
 from service.audio import warm_up as audio_warm_up
 from service.engines.base import Clip, Engine, SpeechOptions, parse_rate
@@ -42,6 +43,29 @@ class SentenceAudio:
     spoken: str
     speech: Mp3Part
     pause: Mp3Part | None
+    words: tuple[PlacedWord, ...] = ()  # the speech's words, placed on the sentence's text
+
+
+def placed_words(original: str, spoken: str, speech: Mp3Part) -> tuple[PlacedWord, ...]:
+    """The words the engine timed in `spoken`, placed on the text as printed."""
+    marks = [(m.offset, m.length, m.start_ms, m.end_ms) for m in speech.words]
+    return tuple(place_words(original, spoken, marks)) if marks else ()
+
+
+def speech_part(
+    clips: Sequence[Clip], fmt: AudioFormat, offsets: Sequence[int], original: str, spoken: str
+) -> tuple[Mp3Part, tuple[PlacedWord, ...]]:
+    """A sentence's encoded speech and its placed words (run in a worker: both are CPU work
+    that would otherwise hold the event loop)."""
+    speech = render_speech(clips, fmt, offsets)
+    return speech, placed_words(original, spoken, speech)
+
+
+def _cached_part(
+    cache: PartCache, key: str, original: str, spoken: str
+) -> tuple[Mp3Part, tuple[PlacedWord, ...]] | None:
+    speech = cache.get_part(key)
+    return None if speech is None else (speech, placed_words(original, spoken, speech))
 
 
 def split_article(article: Article) -> list[Sentence]:
@@ -287,12 +311,14 @@ class Synthesizer:
         loop = asyncio.get_running_loop()
         spoken = await self._text(sentence.text)
         key = self.part_key(spoken, options) if self._cache is not None else ""
-        speech = None
+        found = None
         if self._cache is not None:
-            speech = await loop.run_in_executor(self._audio_pool, self._cache.get_part, key)
+            found = await loop.run_in_executor(
+                self._audio_pool, _cached_part, self._cache, key, sentence.text, spoken
+            )
             if self._on_sentence is not None:
-                self._on_sentence(speech is not None)
-        if speech is None:
+                self._on_sentence(found is not None)
+        if found is None:
             chunks = [
                 (at, c)
                 for at, c in _located(spoken, await self._chunks_of(spoken))
@@ -303,12 +329,20 @@ class Synthesizer:
             )
             # Encoding holds the interpreter lock: in the text process when there is one.
             encoder = self._remote_text or self._audio_pool
-            speech = await loop.run_in_executor(
-                encoder, render_speech, clips, self._format, [at for at, _ in chunks]
+            found = await loop.run_in_executor(
+                encoder,
+                speech_part,
+                clips,
+                self._format,
+                [at for at, _ in chunks],
+                sentence.text,
+                spoken,
             )
             if self._cache is not None:
                 try:
-                    await loop.run_in_executor(self._audio_pool, self._cache.put_part, key, speech)
+                    await loop.run_in_executor(
+                        self._audio_pool, self._cache.put_part, key, found[0]
+                    )
                 except (OSError, StorageFullError) as exc:  # a cache: the reading goes on
                     log.warning("sentence part not cached: %s", exc)
         pause = None
@@ -323,7 +357,10 @@ class Synthesizer:
                     )
                     if len(self._silence) < 1000:
                         self._silence[ms] = pause
-        return SentenceAudio(sentence=sentence, spoken=spoken, speech=speech, pause=pause)
+        speech, words = found
+        return SentenceAudio(
+            sentence=sentence, spoken=spoken, speech=speech, pause=pause, words=words
+        )
 
     async def render(
         self, sentences: Sequence[Sentence], options: SpeechOptions

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from service.align import place_words
 from service.audio import ENCODER_DELAY, ms_of
 from service.pipeline import SentenceAudio
 
@@ -83,11 +82,7 @@ class Timeline:
                 text=text[w.offset : w.offset + w.length],
                 offset=w.offset,
             )
-            for w in place_words(
-                text,
-                part.spoken,
-                [(m.offset, m.length, m.start_ms, m.end_ms) for m in part.speech.words],
-            )
+            for w in part.words
         )
         self.sentences.append(
             SentenceTiming(
