@@ -26,7 +26,7 @@ from edge_tts import communicate as edge_communicate
 
 from service.audio import clip_from_mp3
 from service.engines.base import Clip, Network, SpeechOptions, WordMark, parse_pitch, parse_rate
-from service.engines.retry import Retrying, ShortAudio, min_plausible_ms
+from service.engines.retry import Retrying, ShortAudio, check_length, min_plausible_ms
 from service.errors import AudioError, OptionError
 
 if TYPE_CHECKING:
@@ -146,11 +146,7 @@ class EdgeEngine:
             clip = await asyncio.to_thread(clip_from_mp3, bytes(audio))
         except AudioError as exc:
             raise ShortAudio(f"undecodable audio: {exc}") from exc
-        need = max(min_plausible_ms(text, rate), spoken_until_ms * 0.9)
-        if clip.duration_ms < need:
-            raise ShortAudio(
-                f"{clip.duration_ms:.0f} ms of audio for text that needs {need:.0f} ms"
-            )
+        check_length(clip, max(min_plausible_ms(text, rate), spoken_until_ms * 0.9))
         return dataclasses.replace(clip, words=tuple(words))
 
     async def aclose(self) -> None:

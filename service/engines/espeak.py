@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate
 from service.engines.workers import WorkerPool
@@ -48,10 +48,6 @@ class EspeakEngine:
         self._pool = WorkerPool(
             "service.engines.espeak_worker", [_PRELOAD_VOICE], size=workers, label="espeak-ng"
         )
-
-    @property
-    def _all(self) -> list[Any]:  # the running workers (tests kill them)
-        return self._pool._all
 
     def check_options(self, options: SpeechOptions) -> None:
         """espeak-ng voice names (cmn, cmn+f3); rate -50%..+200%; pitch within an octave.

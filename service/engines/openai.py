@@ -33,7 +33,7 @@ import aiohttp
 
 from service.audio import clip_from_mp3
 from service.engines.base import Clip, SpeechOptions, parse_rate
-from service.engines.retry import Retrying, ShortAudio, min_plausible_ms
+from service.engines.retry import Retrying, ShortAudio, check_length, min_plausible_ms
 from service.errors import AudioError, OptionError
 
 if TYPE_CHECKING:
@@ -181,12 +181,7 @@ class OpenAIEngine:
                 raise _Refused(r.status, detail or r.reason or "")
             data = await r.read()
         clip = await asyncio.to_thread(_clip, data, fmt)
-        need = min_plausible_ms(text, speed)
-        if clip.duration_ms < need:
-            raise ShortAudio(
-                f"{clip.duration_ms:.0f} ms of audio for text that needs {need:.0f} ms"
-            )
-        return clip
+        return check_length(clip, min_plausible_ms(text, speed))
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from service.engines.base import Clip
 from service.errors import EngineError
 
 T = TypeVar("T")
@@ -26,6 +27,13 @@ def min_plausible_ms(text: str, rate: float) -> float:
     """The shortest believable reading of `text` at `rate` (a lenient lower bound)."""
     syllables = len(_HAN.findall(text)) + len(_LATIN.findall(text)) / 2
     return syllables * 90 / rate  # fast news Mandarin is ~6 syllables/s; 11/s is not speech
+
+
+def check_length(clip: Clip, need_ms: float) -> Clip:
+    """The clip, unless it is shorter than `need_ms` (then ShortAudio: it is asked again)."""
+    if clip.duration_ms < need_ms:
+        raise ShortAudio(f"{clip.duration_ms:.0f} ms of audio for text that needs {need_ms:.0f} ms")
+    return clip
 
 
 @dataclass

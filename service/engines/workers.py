@@ -32,7 +32,6 @@ class _Worker:
     def __init__(self, proc: asyncio.subprocess.Process, label: str) -> None:
         self.proc = proc
         self.label = label
-        self.greeting: dict[str, Any] = {}
 
     @classmethod
     async def start(cls, module: str, args: Sequence[str], label: str) -> _Worker:
@@ -48,8 +47,8 @@ class _Worker:
             limit=_STREAM_LIMIT,
         )
         worker = cls(proc, label)
-        worker.greeting = await worker._read_head()
-        if not isinstance(worker.greeting.get("rate"), int):
+        greeting = await worker._read_head()
+        if not isinstance(greeting.get("rate"), int):
             raise EngineError(f"{label} worker sent a malformed greeting")
         return worker
 
@@ -99,7 +98,6 @@ class WorkerPool:
         self.label = label
         self._idle: asyncio.Queue[_Worker | None] | None = None
         self._all: list[_Worker] = []
-        self.greeting: dict[str, Any] = {}  # the last worker's greeting (its sample rate ...)
 
     def _queue(self) -> asyncio.Queue[_Worker | None]:
         if self._idle is None:
@@ -132,7 +130,6 @@ class WorkerPool:
         except (OSError, ValueError) as exc:
             raise EngineError(f"cannot start {self.label} worker: {exc}") from exc
         self._all.append(worker)
-        self.greeting = worker.greeting
         return worker
 
     async def ask(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:

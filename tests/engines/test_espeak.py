@@ -79,7 +79,7 @@ def test_a_killed_worker_is_replaced():
         engine = EspeakEngine(workers=1)
         await engine.warm_up()
         try:
-            for w in list(engine._all):  # simulate a crash of the C library
+            for w in list(engine._pool._all):  # simulate a crash of the C library
                 w.proc.kill()
                 await w.proc.wait()
             return await engine.synthesize(TEXT, SpeechOptions(voice="cmn"))
