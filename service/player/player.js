@@ -331,14 +331,17 @@
   }
 
   // Words go by faster than timeupdate fires (4 times a second): follow them every frame.
+  let following = false;     // one frame loop at a time, however often play fires
   const follow = () => {
-    if (audio.paused) return;
+    if (audio.paused) { following = false; return; }
     const ms = audio.currentTime * 1000;
     highlight(sentenceAt(ms));
     highlightWord(wordAt(ms));
     requestAnimationFrame(follow);
   };
-  audio.addEventListener("play", () => requestAnimationFrame(follow));
+  audio.addEventListener("play", () => {
+    if (!following) { following = true; requestAnimationFrame(follow); }
+  });
 
   function goTo(index) {
     if (!timings || !timings.sentences.length) return;
