@@ -1,5 +1,6 @@
 # langdu: the read-aloud service. Offline engine included (espeak-ng and ffmpeg ship in wheels).
-FROM python:3.11-slim
+# Debian 12 (bookworm) pinned, so the pinned apt package below exists.
+FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -11,10 +12,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # tini as PID 1: it reaps what exits (engine and parsing workers are also killed with the
 # server by a parent-death signal) and forwards SIGTERM.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tini \
+ && apt-get install -y --no-install-recommends tini=0.19.0-1+b3 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --create-home --uid 10001 langdu \
- && mkdir -p /data && chown langdu:langdu /data
+ && groupadd --gid 10001 langdu \
+ && useradd --create-home --uid 10001 --gid 10001 langdu \
+ && mkdir -p /data && chown 10001:10001 /data
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -22,10 +24,11 @@ COPY service ./service
 COPY voices ./voices
 RUN pip install .
 
-USER langdu
+USER 10001:10001
 # Warm jieba's dictionary cache into the image user's temp dir on first start, not at build.
 VOLUME ["/data"]
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
+HEALTHCHECK --interval=30s --timeout=3s \
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"]
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["langdu", "serve", "--host", "0.0.0.0", "--port", "8000"]

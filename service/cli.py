@@ -16,13 +16,14 @@ from typing import IO, TYPE_CHECKING, NoReturn
 
 from service import __version__
 from service.config import Settings, get_settings
+from service.core.pipeline import split_article
+from service.core.voices import Voice, VoiceCatalog
 from service.errors import DecodeError, InputError, LangduError, OptionError
-from service.pipeline import Sentence, split_article
-from service.voices import Voice, VoiceCatalog
+from service.text.sentences import Sentence
 
 if TYPE_CHECKING:
+    from service.audio.timings import Timeline
     from service.engines import Engine
-    from service.timings import Timeline
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -161,7 +162,7 @@ def _cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
                 )
             )
         if args.vtt:
-            from service.timings import to_vtt
+            from service.audio.timings import to_vtt
 
             sidecars.append((args.vtt, to_vtt(timeline.sentences)))
         for path, text in sidecars:
@@ -186,9 +187,9 @@ async def _synthesize(
     out: IO[bytes],
     on_progress: Callable[[int, int], None],
 ) -> Timeline:
+    from service.audio.timings import Timeline
     from service.services import build_synthesizer, load_normalizer
     from service.text.chunks import Segmenter
-    from service.timings import Timeline
 
     synth = build_synthesizer(
         engine, settings, normalizer=load_normalizer(settings), segmenter=Segmenter()
@@ -276,25 +277,27 @@ class _Progress:
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
-    from service import serve
-    from service.app import create_asgi
+    from service.http import server
+    from service.http.app import create_asgi
 
     if args.port is not None and not 0 <= args.port <= 65535:
         raise OptionError(f"port {args.port} is out of range")
-    from service.backends import backend_module
     from service.services import build_engines, load_normalizer
+    from service.store.backends import backend_module
 
     # Fail fast, with one line, on what the lifespan would only report as a traceback.
     catalog = VoiceCatalog.load(settings.voices_dir)
     catalog.get(settings.default_voice)
     build_engines(catalog, settings, required=[settings.default_voice])
     load_normalizer(settings)
-    backend_module("service.registry", settings.database, what="database", example="sqlite:///")
-    backend_module("service.blobs", settings.storage, what="storage", example="file:///")
+    backend_module(
+        "service.store.registry", settings.database, what="database", example="sqlite:///"
+    )
+    backend_module("service.store.blobs", settings.storage, what="storage", example="file:///")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     host, port = args.host or settings.host, settings.port if args.port is None else args.port
     print(f"langdu {__version__}: http://{host}:{port}/", file=sys.stderr)
-    serve.run(
+    server.run(
         create_asgi(settings),
         host=host,
         port=port,

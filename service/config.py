@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.engines.base import Network
-
 _REPO_VOICES = Path(__file__).resolve().parent.parent / "voices"
 
 CommaList = Annotated[list[str], NoDecode]
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """How an online engine reaches its service: a proxy, extra trusted CAs, host overrides.
+
+    `resolve` maps a host name to "ip:port" (like curl --resolve): a pinned address, a local
+    relay, or a stand-in for the service in tests.
+    """
+
+    proxy: str | None = None
+    ca_file: str | None = None
+    resolve: tuple[tuple[str, str], ...] = ()
 
 
 class Settings(BaseSettings):

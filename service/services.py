@@ -16,26 +16,26 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 
-from service import frontend
-from service.articles import Limits
-from service.audio import AudioFormat
-from service.blobs import open_store
+from service.audio.episode import load_sting
+from service.audio.mp3 import AudioFormat
 from service.config import Settings
+from service.core.articles import Limits, build_record
+from service.core.episodes import Episodes, EpisodeStyle
+from service.core.hotaudio import HotAudio
+from service.core.library import Library
+from service.core.pipeline import PartCache, Pauses, Synthesizer
+from service.core.voices import VoiceCatalog
 from service.engines import Engine, EngineFactory, engine_factory
-from service.episodes import Episodes, EpisodeStyle
 from service.errors import EngineUnavailableError, OptionError, VoiceCatalogError
-from service.hotfiles import HotAudio
-from service.library import Library
-from service.metrics import Metrics
-from service.parsing import ParsePool
-from service.pipeline import PartCache, Pauses, Synthesizer
-from service.podcast import load_sting
-from service.registry import Registry, connect
-from service.respawn import RespawningPool
+from service.runtime.metrics import Metrics
+from service.runtime.parsing import ParsePool
+from service.runtime.respawn import RespawningPool
 from service.store import Store
+from service.store.blobs import open_store
+from service.store.registry import Registry, connect
+from service.text import frontend
 from service.text.chunks import Segmenter
 from service.text.normalize import Normalizer, load_lexicon
-from service.voices import VoiceCatalog
 
 log = logging.getLogger("langdu")
 
@@ -153,7 +153,7 @@ class Services:
     engines: Mapping[str, Engine]
     synthesizers: Mapping[str, Synthesizer]
     library: Library
-    text_process: Executor | None = None  # the text front-end's worker (service.frontend)
+    text_process: Executor | None = None  # the text front-end's worker (service.text.frontend)
 
 
 async def open_services(
@@ -217,7 +217,8 @@ async def open_services(
             style=await asyncio.to_thread(episode_style, settings),
             executor=text_process,
         )
-        parse = ParsePool(settings.parse_workers)
+        # Parsing workers load the extractor as they start, not on the first article.
+        parse = ParsePool(settings.parse_workers, preload=(build_record.__module__,))
         library = Library(
             registry=registry,
             store=store,

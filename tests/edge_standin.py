@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from service.audio import AudioFormat, encode_part
+from service.audio.mp3 import AudioFormat, encode_part
 from service.engines.espeak_worker import Espeak
 
 HOST = "speech.platform.bing.com"
@@ -151,7 +151,7 @@ class EdgeStandIn:
         return self._audio[key]
 
     def _synthesize(self, text: str, rate: str) -> tuple[bytes, float, list[list[int]]]:
-        from service.audio import _pydub
+        from service.audio.mp3 import _pydub
 
         with self._espeak_lock:
             if self._espeak is None:

@@ -19,11 +19,11 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from service.app import create_app, create_asgi
 from service.config import Settings
 from service.engines.base import Clip, SpeechOptions, WordMark, parse_pitch, parse_rate
 from service.errors import EngineError, OptionError
-from service.hotfiles import HotAudioMiddleware
+from service.http.app import create_app, create_asgi
+from service.http.hotpath import HotAudioMiddleware
 from service.services import Services
 
 VOICES = Path(__file__).resolve().parent / "fake_voices"

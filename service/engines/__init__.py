@@ -3,6 +3,9 @@
 An engine called NAME is the module `service/engines/NAME.py` with a factory
 `create(settings) -> Engine`; only that module imports its vendor library. Adding an engine
 is that one module plus the voice presets (voices/*.toml) that name it.
+
+Engines may import `audio` (clips, MP3 decoding), `text`, `runtime` (worker processes),
+`config` and `errors`; `store`, `core` and `http` build on them, never the reverse.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""The one small interface every speech engine sits behind, and the values it trades in."""
+"""The one small interface every speech engine sits behind, and the values it trades in.
+
+Clips and word marks are audio values (`service.audio.clip`), named here too because an
+engine adapter speaks in them; `Network` is a setting (`service.config`), named here for the
+same reason.
+"""
 
 from __future__ import annotations
 
@@ -6,48 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+# Re-exported: what an engine adapter trades in.
+from service.audio.clip import Clip as Clip
+from service.audio.clip import WordMark as WordMark
+from service.audio.clip import word_marks as word_marks
+from service.config import Network as Network
 from service.errors import OptionError
-
-
-@dataclass(frozen=True, slots=True)
-class WordMark:
-    """Where one word of a chunk is heard: (offset, length) in the chunk's text, [start_ms,
-    end_ms) in its clip."""
-
-    offset: int
-    length: int
-    start_ms: float
-    end_ms: float
-
-
-def word_marks(rows: object) -> tuple[WordMark, ...]:
-    """Word marks from a worker's [[offset, length, start_ms, end_ms], ...] (none if absent
-    or malformed: words are an extra, never a reason to lose the audio)."""
-    if not isinstance(rows, list):
-        return ()
-    try:
-        return tuple(
-            WordMark(offset=int(o), length=int(n), start_ms=float(a), end_ms=float(b))
-            for o, n, a, b in rows
-        )
-    except (TypeError, ValueError):
-        return ()
-
-
-@dataclass(frozen=True, slots=True)
-class Clip:
-    """Audio for one chunk: signed 16-bit little-endian mono PCM, and where its words fall
-    (for engines that say: edge-tts word boundaries, espeak-ng word events, the neural
-    model's durations)."""
-
-    pcm: bytes
-    sample_rate: int
-    words: tuple[WordMark, ...] = ()
-
-    @property
-    def duration_ms(self) -> float:
-        """Length of the clip in milliseconds."""
-        return len(self.pcm) / 2 / self.sample_rate * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,19 +37,6 @@ class SpeechOptions:
     def option(self, name: str, default: str = "") -> str:
         """One of the preset's engine options."""
         return dict(self.extra).get(name, default)
-
-
-@dataclass(frozen=True, slots=True)
-class Network:
-    """How an online engine reaches its service: a proxy, extra trusted CAs, host overrides.
-
-    `resolve` maps a host name to "ip:port" (like curl --resolve): a pinned address, a local
-    relay, or a stand-in for the service in tests.
-    """
-
-    proxy: str | None = None
-    ca_file: str | None = None
-    resolve: tuple[tuple[str, str], ...] = ()
 
 
 @runtime_checkable

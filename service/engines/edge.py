@@ -24,7 +24,7 @@ import edge_tts.exceptions as edge_errors
 from aiohttp.abc import AbstractResolver, ResolveResult
 from edge_tts import communicate as edge_communicate
 
-from service.audio import clip_from_mp3
+from service.audio.mp3 import clip_from_mp3
 from service.engines.base import Clip, Network, SpeechOptions, WordMark, parse_pitch, parse_rate
 from service.engines.retry import Retrying, ShortAudio, check_length, min_plausible_ms
 from service.errors import AudioError, OptionError

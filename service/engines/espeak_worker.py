@@ -190,7 +190,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO, *, preload: str = "") -> None:
 
 
 if __name__ == "__main__":
-    from service.lifeline import die_with_parent, name_process, yield_cpu
+    from service.runtime.lifeline import die_with_parent, name_process, yield_cpu
 
     if len(sys.argv) > 2:
         die_with_parent(int(sys.argv[2]))

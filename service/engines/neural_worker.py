@@ -55,7 +55,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO, model_dir: Path, threads: int) -> N
 
 
 if __name__ == "__main__":
-    from service.lifeline import die_with_parent, name_process, yield_cpu
+    from service.runtime.lifeline import die_with_parent, name_process, yield_cpu
 
     die_with_parent(int(sys.argv[3]))
     name_process("langdu-neural")

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from service.audio import clip_from_mp3
+from service.audio.mp3 import clip_from_mp3
 from service.engines.base import Clip, SpeechOptions, parse_rate
 from service.engines.retry import Retrying, ShortAudio, check_length, min_plausible_ms
 from service.errors import AudioError, OptionError

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """The unit timings, captions, highlighting and the per-sentence cache share."""
+
+    index: int
+    paragraph: int
+    text: str  # as on the page, for captions and highlighting
+
+
 _TERMINATORS = frozenset("。！？；…!?;")
 _CLOSERS = frozenset("”’」』）》】〕〉）\"')]}")
 _PAIRS = {"“": "”", "‘": "’", "「": "」", "『": "』", "（": "）", "(": ")", "《": "》", "【": "】"}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from service.engines.base import Engine
-    from service.pipeline import Sentence
+    from service.text.sentences import Sentence
 
 import argparse
 import asyncio
@@ -27,9 +27,9 @@ SAMPLE = ROOT.parent / "shared" / "fixtures" / "anning-page.html"
 
 
 async def pipeline(engine: Engine, sentences: list[Sentence], lookahead: int) -> float:
-    from service.audio import AudioFormat
+    from service.audio.mp3 import AudioFormat
+    from service.core.pipeline import Pauses, Synthesizer
     from service.engines.base import SpeechOptions
-    from service.pipeline import Pauses, Synthesizer
     from service.text.chunks import Segmenter
     from service.text.normalize import Normalizer
 

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from tests.http.test_resilience import SHORT, _abuse  # noqa: E402
 from tests.server import Server, start_server  # noqa: E402
-from tests.test_resilience import SHORT, _abuse  # noqa: E402
 
 # Every client (wrk, the Python load, the abusive client) runs at this CPU priority: on a
 # deployment clients are other machines; here they share the two cores with the server, and

@@ -31,7 +31,7 @@ from tests.bench.bench_pipeline import SAMPLE, run  # noqa: E402
 RAW_MODEL = textwrap.dedent("""
     import re, sys
     import numpy as np
-    from service.audio import AudioFormat, encode_part
+    from service.audio.mp3 import AudioFormat, encode_part
     from service.engines.neural_model import Model, default_model_dir
     from service.engines.neural_text import FrontEnd
     text = open(sys.argv[1], encoding="utf-8").read()

@@ -27,7 +27,7 @@ SAMPLE = ROOT.parent / "shared" / "fixtures" / "anning-page.txt"
 
 RAW_ENGINE = textwrap.dedent("""
     import sys
-    from service.audio import AudioFormat, encode_part
+    from service.audio.mp3 import AudioFormat, encode_part
     from service.engines.espeak_worker import Espeak
     text = open(sys.argv[1], encoding="utf-8").read()
     engine = Espeak.get()

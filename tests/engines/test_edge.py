@@ -7,14 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.audio import AudioFormat
+from service.audio.mp3 import AudioFormat
+from service.audio.timings import Timeline
+from service.core.pipeline import Pauses, Synthesizer
 from service.engines.base import Network, SpeechOptions
 from service.engines.edge import EdgeEngine
 from service.errors import EngineError, OptionError
-from service.pipeline import Pauses, Synthesizer
 from service.text.chunks import Segmenter
 from service.text.normalize import Normalizer
-from service.timings import Timeline
 from tests.edge_standin import HOST, EdgeStandIn
 
 VOICE = SpeechOptions(voice="zh-CN-XiaoxiaoNeural")

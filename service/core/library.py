@@ -1,0 +1,132 @@
+"""The application layer's one door: the library owns every article's life.
+
+Every transition goes through it: register, queue, start, finish, fail, degrade (fallback
+voice), upgrade (back to the asked-for voice, at a persisted time), publish (episodes), evict
+and re-render (a new render version). Routes and the CLI translate HTTP and argv into these
+calls; the registry records every decision, so a restart reconciles and carries on.
+
+`Library` is a facade: each concern is a part of its own (`intake`, `listening`,
+`rendering`, `publishing`, `upkeep`), sharing one `Context`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from service.core.articles import Limits
+from service.core.context import Context
+from service.core.episodes import Episodes
+from service.core.hotaudio import HotAudio
+from service.core.intake import Intake
+from service.core.listening import Listening
+from service.core.pipeline import Synthesizer
+from service.core.publishing import Publishing
+from service.core.rendering import Rendering
+from service.core.upkeep import Upkeep
+from service.core.views import ArticleView, Episode, Live, Speech, Stored, Timings
+from service.core.voices import VoiceCatalog
+from service.engines import Engine
+from service.runtime.metrics import Metrics
+from service.runtime.parsing import ParsePool
+from service.store import Store
+from service.store.registry import Registry
+
+__all__ = ["ArticleView", "Episode", "Library", "Live", "Speech", "Stored", "Timings"]
+
+
+class Library:
+    """Owns every article's life; one per process, built by the composition root."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        store: Store,
+        hot: HotAudio,
+        catalog: VoiceCatalog,
+        default_voice: str,
+        engines: Mapping[str, Engine],
+        synthesizers: Mapping[str, Synthesizer],
+        episodes: Episodes,
+        metrics: Metrics,
+        fallback_voice: str | None,
+        upgrade_after_s: float,
+        max_active: int,
+        max_queue: int,
+        limits: Limits | None = None,
+        parse: ParsePool | None = None,
+        scrub_every_s: float = 3600.0,
+        scrub_bytes: int = 256 * 1024**2,
+    ) -> None:
+        ctx = Context(
+            registry=registry,
+            store=store,
+            hot=hot,
+            catalog=catalog,
+            engines=engines,
+            synths=synthesizers,
+            episodes=episodes,
+            metrics=metrics,
+        )
+        self._ctx = ctx
+        self._parse = parse or ParsePool(0)
+        self.rendering = Rendering(
+            ctx,
+            fallback=catalog.get(fallback_voice) if fallback_voice else None,
+            upgrade_after_s=upgrade_after_s,
+            max_active=max_active,
+            max_queue=max_queue,
+        )
+        self.intake = Intake(
+            ctx,
+            self.rendering,
+            default_voice=default_voice,
+            limits=limits or Limits(),
+            parse=self._parse,
+        )
+        self.listening = Listening(ctx, self.rendering, self.intake)
+        self.publishing = Publishing(ctx, self.rendering)
+        self.upkeep = Upkeep(
+            ctx, self.rendering, scrub_every_s=scrub_every_s, scrub_bytes=scrub_bytes
+        )
+        # Which part answers what: the facade's calls are the parts' own methods.
+        self.record = ctx.record
+        self.register = self.intake.register
+        self.voice = self.intake.voice
+        self.render_version = self.rendering.render_version
+        self.view = self.rendering.view
+        self.evict = self.rendering.evict
+        self.listen = self.listening.listen
+        self.note_cut = self.listening.note_cut
+        self.resume_at = self.listening.resume_at
+        self.stored_audio = self.listening.stored_audio
+        self.timings = self.listening.timings
+        self.wait = self.listening.wait
+        self.speak = self.listening.speak
+        self.publish = self.publishing.publish
+        self.episode = self.publishing.episode
+        self.wait_episode = self.publishing.wait_episode
+        self.feed = self.publishing.feed
+        self.reconcile = self.upkeep.reconcile
+        self.blob_damaged = self.upkeep.blob_damaged
+
+    @property
+    def parse_pool(self) -> ParsePool:
+        """The bounded pool for parsing work (extraction, large request bodies)."""
+        return self._parse
+
+    @property
+    def queued(self) -> int:
+        """Readings waiting for a slot."""
+        return self.rendering.queue.queued
+
+    async def start(self) -> None:
+        """Reconcile what a previous process left, then start the background work."""
+        await self.upkeep.start()
+
+    async def aclose(self) -> None:
+        """Stop scheduling and every job (their work stays recorded in the registry)."""
+        await self.upkeep.aclose()
+        await self.rendering.queue.aclose()
+        await self._ctx.episodes.aclose()
+        self._parse.close()

@@ -1,0 +1,142 @@
+"""Listening: what a listener pressing play gets (stored audio, or the reading as it is made),
+timings of what is heard, where a cut stream resumes, and speech in any response format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+
+from service.audio.formats import OUTPUTS, Format, convert, needs_conversion, once
+from service.core.articles import plain_article
+from service.core.context import Context
+from service.core.intake import Intake
+from service.core.rendering import Rendering
+from service.core.views import Live, Speech, Stored, Timings
+from service.errors import LangduError
+from service.store import audio_key
+from service.store.registry import Priority
+
+_MAX_CUTS = 10_000
+
+
+class Listening:
+    """Answers listeners; remembers where cut streams resume."""
+
+    def __init__(self, ctx: Context, rendering: Rendering, intake: Intake) -> None:
+        self._ctx = ctx
+        self._rendering = rendering
+        self._intake = intake
+        # (article, listener) -> sentences heard before the reading started over in the
+        # fallback voice: where that listener's player resumes.
+        self._cuts: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    async def listen(self, article_id: str, client: str = "") -> Stored | Live:
+        """What a listener pressing play gets: stored audio, or the reading as it is made.
+
+        Raises:
+            NotFoundError: no such article. QueueFullError: it must be read and cannot be now.
+        """
+        rec = await self._ctx.record(article_id)
+        found = await self._rendering.want_audio(rec, Priority.LISTENER, client)
+        self._ctx.metrics.cache.labels(
+            "audio", "hit" if isinstance(found, Stored) else "miss"
+        ).inc()
+        return found
+
+    def note_cut(self, article_id: str, listener: str, sentences: int) -> None:
+        """A listener's stream ended early because the article started over in another
+        voice, after `sentences` whole sentences."""
+        self._cuts[(article_id, listener)] = sentences
+        while len(self._cuts) > _MAX_CUTS:
+            self._cuts.popitem(last=False)
+
+    def resume_at(self, article_id: str, listener: str | None) -> int | None:
+        """Where a listener whose stream was cut resumes (None: it was not cut)."""
+        return None if listener is None else self._cuts.get((article_id, listener))
+
+    async def stored_audio(self, article_id: str, rendering: str) -> bytes | None:
+        """One rendering's MP3 if it is still stored (old renderings stay until evicted)."""
+        return await self._ctx.hot.get(audio_key(article_id, rendering))
+
+    async def timings(self, article_id: str, rendering: str | None = None) -> Timings | None:
+        """Timings of a given rendering (None if it is gone), or of what the stable URLs
+        serve now: the stored rendering, else the reading so far.
+
+        Raises:
+            NotFoundError: no such article. QueueFullError: it must be read and cannot be now.
+        """
+        store = self._ctx.store
+        if rendering is not None:
+            raw = await asyncio.to_thread(store.timings, article_id, rendering)
+            return None if raw is None else Timings(raw, False, rendering)
+        rec = await self._ctx.record(article_id)
+        found = await self._rendering.want_audio(rec, Priority.LISTENER)
+        if isinstance(found, Stored):
+            raw = await asyncio.to_thread(store.timings, article_id, found.rendering)
+            if raw is not None:
+                return Timings(raw, False, found.rendering)
+            found = Live(await self._rendering.submit(rec, Priority.LISTENER))
+        job = found.job
+        document = job.timeline.to_json(voice=job.voice or rec.voice)
+        return Timings(json.dumps(document, ensure_ascii=False).encode("utf-8"), True, None)
+
+    async def wait(self, article_id: str) -> None:
+        """Until the article's current job (if any) has finished."""
+        job = self._rendering.queue.get(article_id)
+        if job is not None:
+            await job.wait()
+
+    async def speak(
+        self,
+        text: str,
+        *,
+        voice: str,
+        rate: str,
+        response_format: Format,
+        tempo: float = 1.0,
+        client: str = "",
+    ) -> Speech:
+        """`text` read in `voice` at `rate`, in `response_format`, time-stretched by `tempo`
+        (pitch kept): the stored file when nothing needs converting, else a stream.
+
+        Raises:
+            InputError: nothing to read. UnknownVoiceError / OptionError: bad voice options.
+            QueueFullError / ClientBusyError: no room to read it now. AudioError: the
+            conversion cannot start. LangduError: the audio was not kept.
+        """
+        view, _ = await self._intake.register(
+            voice=voice, article=plain_article(text), rate=rate, client=client
+        )
+        found = await self.listen(view.record.id, client)
+        output = OUTPUTS[response_format]
+        converted = needs_conversion(response_format, tempo)
+        source: AsyncIterator[bytes]
+        if isinstance(found, Live):
+            source = found.job.stream()
+        else:
+            mp3 = await self.stored_audio(found.article_id, found.rendering)
+            if mp3 is None:
+                raise LangduError("the audio was not kept; try again")
+            if not converted:
+                return Speech(output.media_type, mp3)
+            source = once(mp3)
+        if converted:
+            source = await _primed(convert(source, response_format, tempo))
+        return Speech(output.media_type, source)
+
+
+async def _primed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks` with its first chunk already made: a conversion that cannot start is an
+    error answer, not an empty 200."""
+    first = await anext(chunks, b"")
+
+    async def replay() -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return replay()

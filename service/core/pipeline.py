@@ -1,0 +1,383 @@
+"""The synthesizer: article sentences in, ordered MP3 parts out, with bounded parallelism."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from service.audio.mp3 import AudioFormat, Mp3Part, render_speech, silence_part
+from service.audio.mp3 import warm_up as audio_warm_up
+from service.audio.timings import SentenceAudio
+from service.engines.base import Clip, Engine, SpeechOptions, parse_rate
+from service.errors import NothingToSpeakError, StorageFullError
+from service.text.align import PlacedWord, place_words
+from service.text.chunks import Segmenter, chunk, utf8_len
+from service.text.extract import Article
+from service.text.normalize import Normalizer, is_speakable
+from service.text.sentences import Sentence, split_sentences
+
+log = logging.getLogger("langdu.pipeline")
+_PART_VERSION = 2  # bump when rendering changes, so cached parts are not reused (2: words)
+
+
+def placed_words(original: str, spoken: str, speech: Mp3Part) -> tuple[PlacedWord, ...]:
+    """The words the engine timed in `spoken`, placed on the text as printed."""
+    marks = [(m.offset, m.length, m.start_ms, m.end_ms) for m in speech.words]
+    return tuple(place_words(original, spoken, marks)) if marks else ()
+
+
+def speech_part(
+    clips: Sequence[Clip], fmt: AudioFormat, offsets: Sequence[int], original: str, spoken: str
+) -> tuple[Mp3Part, tuple[PlacedWord, ...]]:
+    """A sentence's encoded speech and its placed words (run in a worker: both are CPU work
+    that would otherwise hold the event loop)."""
+    speech = render_speech(clips, fmt, offsets)
+    return speech, placed_words(original, spoken, speech)
+
+
+def _cached_part(
+    cache: PartCache, key: str, original: str, spoken: str
+) -> tuple[Mp3Part, tuple[PlacedWord, ...]] | None:
+    speech = cache.get_part(key)
+    return None if speech is None else (speech, placed_words(original, spoken, speech))
+
+
+def split_article(article: Article) -> list[Sentence]:
+    """The article's speakable sentences in reading order; paragraph 0 is the title if any.
+
+    Raises:
+        NothingToSpeakError: no sentence has a character an engine can pronounce.
+    """
+    out: list[Sentence] = []
+    for p_index, paragraph in enumerate(article.blocks()):
+        for sentence in split_sentences(paragraph.text):
+            for text in bounded(sentence):
+                if is_speakable(text):
+                    out.append(Sentence(index=len(out), paragraph=p_index, text=text))
+    if not out:
+        raise NothingToSpeakError("the text has no speakable characters")
+    return out
+
+
+MAX_SENTENCE_CHARS = 200
+_CLAUSE_END = "，、；：,;:）)」』”"
+
+
+def bounded(sentence: str, limit: int = MAX_SENTENCE_CHARS) -> list[str]:
+    """A sentence longer than `limit` characters, cut into pieces that are not: after the
+    last clause mark in the second half of each piece, else at the last space, else at the
+    limit. Bounds the audio (and the memory) one sentence takes, and a highlight's length."""
+    pieces: list[str] = []
+    rest = sentence
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind(c) for c in _CLAUSE_END) + 1
+        if cut <= limit // 2:
+            cut = window.rfind(" ") + 1
+        if cut <= limit // 2:
+            cut = limit
+        pieces.append(rest[:cut].strip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return [p for p in pieces if p]
+
+
+class PartCache(Protocol):
+    """Where finished sentence parts are kept between articles (service.store.Store)."""
+
+    def get_part(self, key: str) -> Mp3Part | None: ...
+
+    def put_part(self, key: str, part: Mp3Part) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pauses:
+    """Silence after a sentence, and after the last sentence of a paragraph or heading."""
+
+    sentence_ms: int = 300
+    paragraph_ms: int = 700
+
+
+def _located(text: str, chunks: Sequence[str]) -> list[tuple[int, str]]:
+    """Each chunk with where it starts in `text` (chunks are pieces of it, in order)."""
+    out = []
+    cursor = 0
+    for c in chunks:
+        at = text.find(c, cursor)
+        if at < 0:
+            at = cursor  # the chunker trimmed or rewrote it: best effort
+        out.append((at, c))
+        cursor = at + len(c)
+    return out
+
+
+class Synthesizer:
+    """Runs sentences through normalize -> chunk -> engine -> audio, in order, overlapped.
+
+    Up to `lookahead` sentences are in flight at once; their chunks queue at the engine
+    (which bounds its own parallelism). The text front-end (wetext, jieba) runs on one
+    thread of its own and audio rendering on `audio_threads`, never on the event loop.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        normalizer: Normalizer,
+        segmenter: Segmenter,
+        audio_format: AudioFormat,
+        pauses: Pauses,
+        lookahead: int = 8,
+        audio_threads: int = 2,
+        cache: PartCache | None = None,
+        on_sentence: Callable[[bool], None] | None = None,
+        text_process: Executor | None = None,
+    ) -> None:
+        self._engine = engine
+        # The text front-end in a worker process (service.text.frontend), when given one.
+        self._remote_text = text_process
+        self._normalizer = normalizer
+        self._segmenter = segmenter
+        self._format = audio_format
+        self._pauses = pauses
+        self._lookahead = max(1, lookahead)
+        self._text_pool = ThreadPoolExecutor(1, thread_name_prefix="langdu-text")
+        self._audio_pool = ThreadPoolExecutor(audio_threads, thread_name_prefix="langdu-audio")
+        # Encoded once (a few ms each), so a finished sentence never waits for its pause.
+        self._silence = {
+            ms: silence_part(ms, audio_format)
+            for ms in {pauses.sentence_ms, pauses.paragraph_ms}
+            if ms > 0
+        }
+        self._cache = cache
+        self._segmenter_loading = False
+        self._versions: dict[SpeechOptions, str] = {}
+        self._on_sentence = on_sentence  # told, per sentence, whether the cache had it
+
+    @property
+    def engine(self) -> Engine:
+        """The engine this synthesizer speaks with."""
+        return self._engine
+
+    async def warm_up(self, *, segmenter: bool = True) -> None:
+        """Load the grammars, the audio libraries and (unless told not to) jieba's dictionary.
+
+        The command line skips jieba: it loads on the first sentence too long for one chunk.
+        """
+        loop = asyncio.get_running_loop()
+        jobs: list[asyncio.Future[object]] = [loop.run_in_executor(self._audio_pool, audio_warm_up)]
+        if self._remote_text is None:
+            jobs.append(loop.run_in_executor(self._text_pool, self._normalizer.warm_up))
+        if self._remote_text is not None:
+            from service.text import frontend
+
+            jobs.append(loop.run_in_executor(self._remote_text, frontend.warm_up, segmenter))
+        elif segmenter:
+            jobs.append(loop.run_in_executor(self._audio_pool, self._segmenter.warm_up))
+        await asyncio.gather(*jobs)
+
+    def _may_need_segmenter(self, sentences: Sequence[Sentence]) -> bool:
+        # A digit can grow to ~9 bytes when read out (一千零…): a generous upper bound of the
+        # spoken form's size, so that jieba is loaded only for articles that may need it.
+        budget = self._engine.chunk_budget
+        return any(
+            utf8_len(s.text) + 8 * sum(c.isdigit() for c in s.text) > budget for s in sentences
+        )
+
+    def _load_segmenter_soon(self) -> None:
+        """Start loading jieba's dictionary (~0.8 s, a few hundred MB) on a thread of its
+        own, once: sentences too long for one chunk wait for it, the others do not."""
+        if self._segmenter_loading or self._segmenter.loaded:
+            return
+        self._segmenter_loading = True
+
+        def load() -> None:
+            self._segmenter.warm_up()
+            # Millions of long-lived objects: keep full collections from re-scanning them.
+            gc.collect()
+            gc.freeze()
+
+        threading.Thread(target=load, name="langdu-jieba", daemon=True).start()
+
+    async def _text(self, text: str) -> str:
+        loop = asyncio.get_running_loop()
+        if self._remote_text is not None:
+            from service.text import frontend
+
+            return await loop.run_in_executor(self._remote_text, frontend.normalize, text)
+        return await loop.run_in_executor(self._text_pool, self._normalizer.normalize, text)
+
+    async def _chunks_of(self, spoken: str) -> list[str]:
+        loop = asyncio.get_running_loop()
+        if self._remote_text is not None:
+            from service.text import frontend
+
+            budget = self._engine.chunk_budget
+            return await loop.run_in_executor(self._remote_text, frontend.chunks, spoken, budget)
+        return await loop.run_in_executor(self._text_pool, self._chunks, spoken)
+
+    def _chunks(self, spoken: str) -> list[str]:
+        """Text thread: a sentence's spoken form in engine-sized chunks."""
+        budget = self._engine.chunk_budget
+        if utf8_len(spoken) <= budget:
+            return [spoken]
+        return chunk(spoken, budget=budget, segmenter=self._segmenter)
+
+    def part_key(self, spoken: str, options: SpeechOptions) -> str:
+        """Cache key of a sentence's audio: everything that shapes it, and nothing else."""
+        from service.store import part_key
+
+        return part_key(
+            _PART_VERSION,
+            self._engine.name,
+            self._engine.version,
+            options.voice,
+            options.rate,
+            options.pitch,
+            *options.extra,  # nothing for engines without preset options: keys unchanged
+            self._format,
+            spoken,
+        )
+
+    def render_version(self, options: SpeechOptions) -> str:
+        """A short name for everything that shapes an article's audio besides its text:
+        rules (normalizer and lexicon), engine and voice, audio format and pauses.
+
+        Same text + same render version = same audio; a new one means reading again.
+        """
+        from service.store import part_key
+
+        known = self._versions.get(options)
+        if known is not None:
+            return known  # asked on every request for an article: hash once per voice
+        scaled = () if options.rate == "+0%" else self._pause_ms(options)  # pauses follow rate
+        digest = part_key(
+            _PART_VERSION,
+            self._engine.name,
+            self._engine.version,
+            self._normalizer.version,
+            self._format,
+            self._pauses,
+            options.voice,
+            options.rate,
+            options.pitch,
+            *scaled,
+            *options.extra,
+        )
+        if len(self._versions) > 10_000:  # rates and pitches come from clients
+            self._versions.clear()
+        version = self._versions[options] = "r" + digest[:12]
+        return version
+
+    def _pause_ms(self, options: SpeechOptions) -> tuple[int, int]:
+        """The pauses after a sentence and after a paragraph at the options' rate: a faster
+        reading pauses for less (OpenAI's speed 2.0 is twice as fast, pauses included)."""
+        speed = parse_rate(options.rate)
+        return (
+            round(self._pauses.sentence_ms / speed),
+            round(self._pauses.paragraph_ms / speed),
+        )
+
+    async def _render(
+        self, sentence: Sentence, nxt: Sentence | None, options: SpeechOptions
+    ) -> SentenceAudio:
+        loop = asyncio.get_running_loop()
+        spoken = await self._text(sentence.text)
+        key = self.part_key(spoken, options) if self._cache is not None else ""
+        found = None
+        if self._cache is not None:
+            found = await loop.run_in_executor(
+                self._audio_pool, _cached_part, self._cache, key, sentence.text, spoken
+            )
+            if self._on_sentence is not None:
+                self._on_sentence(found is not None)
+        if found is None:
+            chunks = [
+                (at, c)
+                for at, c in _located(spoken, await self._chunks_of(spoken))
+                if is_speakable(c)
+            ]
+            clips: list[Clip] = await asyncio.gather(
+                *(self._engine.synthesize(c, options) for _, c in chunks)
+            )
+            # Encoding holds the interpreter lock: in the text process when there is one.
+            encoder = self._remote_text or self._audio_pool
+            found = await loop.run_in_executor(
+                encoder,
+                speech_part,
+                clips,
+                self._format,
+                [at for at, _ in chunks],
+                sentence.text,
+                spoken,
+            )
+            if self._cache is not None:
+                try:
+                    await loop.run_in_executor(
+                        self._audio_pool, self._cache.put_part, key, found[0]
+                    )
+                except (OSError, StorageFullError) as exc:  # a cache: the reading goes on
+                    log.warning("sentence part not cached: %s", exc)
+        pause = None
+        if nxt is not None:
+            sentence_ms, paragraph_ms = self._pause_ms(options)
+            ms = paragraph_ms if nxt.paragraph != sentence.paragraph else sentence_ms
+            if ms > 0:
+                pause = self._silence.get(ms)
+                if pause is None:  # another rate's pause: a few ms to encode, then kept
+                    pause = await loop.run_in_executor(
+                        self._audio_pool, silence_part, ms, self._format
+                    )
+                    if len(self._silence) < 1000:
+                        self._silence[ms] = pause
+        speech, words = found
+        return SentenceAudio(
+            sentence=sentence, spoken=spoken, speech=speech, pause=pause, words=words
+        )
+
+    async def render(
+        self, sentences: Sequence[Sentence], options: SpeechOptions
+    ) -> AsyncIterator[SentenceAudio]:
+        """Yield each sentence's audio in order, as soon as it and all before it are done.
+
+        Raises:
+            EngineError: the engine failed on a chunk.
+            AudioError: stitching or encoding failed.
+            OptionError: the options are invalid for the engine.
+        """
+        pending: dict[int, asyncio.Task[SentenceAudio]] = {}
+        if self._remote_text is None and self._may_need_segmenter(sentences):
+            self._load_segmenter_soon()  # (a text process loads its own on first need)
+
+        def schedule(i: int) -> None:
+            if i < len(sentences) and i not in pending:
+                nxt = sentences[i + 1] if i + 1 < len(sentences) else None
+                pending[i] = asyncio.create_task(self._render(sentences[i], nxt, options))
+
+        try:
+            for i in range(min(self._lookahead, len(sentences))):
+                schedule(i)
+            for i in range(len(sentences)):
+                schedule(i)
+                result = await pending.pop(i)
+                schedule(i + self._lookahead)
+                yield result
+        finally:
+            for task in pending.values():
+                task.cancel()
+            for task in pending.values():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def close(self) -> None:
+        """Stop the text and audio threads (the engine is closed by its owner)."""
+        self._text_pool.shutdown(wait=False, cancel_futures=True)
+        self._audio_pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,161 @@
+"""Upkeep: what keeps the library true over time without a request asking. Reconciling what
+a previous process left, upgrading degraded articles at their (persisted) time, reading again
+what was damaged or found no room, and scrubbing stored blobs against their digests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from service.core.context import Context
+from service.core.rendering import Rendering
+from service.store import audio_key
+from service.store.registry import Priority, Status, utc_now
+
+log = logging.getLogger("langdu.library")
+_SCHEDULER_NAP_S = 60.0  # look at the upgrade schedule at least this often
+_UPKEEP_NAP_S = 5.0
+
+
+class Upkeep:
+    """The library's background tasks, and start-up reconciliation."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        rendering: Rendering,
+        *,
+        scrub_every_s: float = 3600.0,
+        scrub_bytes: int = 256 * 1024**2,
+    ) -> None:
+        self._ctx = ctx
+        self._rendering = rendering
+        self._scrub_every = scrub_every_s
+        self._scrub_bytes = scrub_bytes
+        self._scheduler: asyncio.Task[None] | None = None
+        self._upkeep: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        """Reconcile what a previous process left, then start the upgrade scheduler and the
+        upkeep loop."""
+        await self.reconcile()
+        self._scheduler = asyncio.create_task(self._upgrades(), name="langdu-upgrades")
+        self._loop = asyncio.get_running_loop()
+        self._ctx.store.on_damage = self.blob_damaged
+        self._upkeep = asyncio.create_task(self._maintain(), name="langdu-upkeep")
+
+    async def aclose(self) -> None:
+        """Stop the background tasks."""
+        for task in (self._scheduler, self._upkeep):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def reconcile(self) -> int:
+        """Resume what was interrupted: queued and running readings, re-renders, upgrades
+        that were under way, and episodes of published articles that are missing or stale.
+        Returns how many articles were picked up."""
+        ctx, rendering = self._ctx, self._rendering
+        changed = await asyncio.to_thread(ctx.store.reconcile)
+        if changed:
+            log.info("blob index: %d entries reconciled", changed)
+        if ctx.store.over_cap:  # the cap may have been lowered since the last run
+            await rendering.evict()
+        picked = 0
+        for rec in await asyncio.to_thread(ctx.registry.unfinished):
+            picked += 1
+            if rec.work is not None or rec.status in (Status.QUEUED, Status.SYNTHESIZING):
+                await rendering.submit(
+                    rec,
+                    rec.work if rec.work is not None else Priority.BACKGROUND,
+                    upgrade=rec.work == Priority.UPGRADE,
+                )
+            elif (
+                rec.published
+                and rec.rendering is not None
+                and await asyncio.to_thread(
+                    ctx.store.blobs.exists, audio_key(rec.id, rec.rendering)
+                )
+            ):
+                ctx.episodes.ensure(rec.id)
+            elif rec.published:
+                await rendering.submit(rec, Priority.BACKGROUND)
+        if picked:
+            log.info("resumed %d unfinished articles", picked)
+        ctx.schedule_changed.set()
+        return picked
+
+    def blob_damaged(self, key: str) -> None:
+        """The store found (and deleted) a blob that is not what was stored: count it, and
+        have a damaged rendering read again. Called from any thread."""
+        kind = key.split("/", 1)[0]
+        self._ctx.metrics.damaged.labels(kind).inc()
+        if kind == "renders" and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._forget_damaged, key)
+
+    def _forget_damaged(self, key: str) -> None:
+        article_id = key.split("/")[1]
+        self._ctx.hot.forget(key)
+        self._ctx.hot.forget_article(article_id)
+        self._ctx.rerender.add(article_id)
+
+    async def _maintain(self) -> None:
+        """Every few seconds: read again what was damaged or found no room; every
+        `scrub_every_s`, check a slice of the stored blobs against their digests."""
+        cursor = ""
+        next_scrub = time.monotonic() + min(60.0, self._scrub_every)
+        while True:
+            await asyncio.sleep(_UPKEEP_NAP_S)
+            try:
+                if time.monotonic() >= next_scrub:
+                    cursor, damaged = await asyncio.to_thread(
+                        self._ctx.store.scrub, after=cursor, max_bytes=self._scrub_bytes
+                    )
+                    if damaged:
+                        log.warning("scrub: %d damaged blobs deleted", damaged)
+                    next_scrub = time.monotonic() + self._scrub_every
+                await self._read_again()
+            except Exception:  # the store may be briefly unavailable: try again later
+                log.exception("upkeep")
+
+    async def _read_again(self) -> None:
+        ctx = self._ctx
+        while ctx.rerender:
+            article_id = ctx.rerender.pop()
+            rec = await asyncio.to_thread(ctx.registry.get, article_id)
+            if rec is None:
+                continue
+            if rec.rendering is not None and not await asyncio.to_thread(
+                ctx.store.has_rendering, rec.id, rec.rendering
+            ):
+                await asyncio.to_thread(ctx.registry.forget_rendering, rec.id, rec.rendering)
+                rec = await asyncio.to_thread(ctx.registry.get, article_id)
+                if rec is None:
+                    continue
+            if rec.rendering is None and self._rendering.queue.get(rec.id) is None:
+                log.info("article %s: reading it again", rec.id)
+                await self._rendering.submit(rec, Priority.BACKGROUND)
+
+    async def _upgrades(self) -> None:
+        """Submit each degraded article's upgrade when its (persisted) time comes."""
+        ctx = self._ctx
+        while True:
+            ctx.schedule_changed.clear()
+            try:
+                for rec in await asyncio.to_thread(ctx.registry.upgrades_due, utc_now()):
+                    if rec.degraded is None:
+                        await asyncio.to_thread(ctx.registry.schedule_upgrade, rec.id, None, None)
+                    elif self._rendering.queue.get(rec.id) is None:
+                        await self._rendering.submit(rec, Priority.UPGRADE, upgrade=True)
+                nxt = await asyncio.to_thread(ctx.registry.next_upgrade)
+            except Exception:  # the registry may be briefly unavailable: look again later
+                log.exception("upgrade scheduler")
+                nxt = None
+            nap = _SCHEDULER_NAP_S if nxt is None else (nxt - utc_now()).total_seconds()
+            nap = min(max(nap, 0.5), _SCHEDULER_NAP_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.schedule_changed.wait(), nap)

@@ -1,0 +1,169 @@
+"""Admission: who a request comes from, and whether it may do more work now.
+
+A client is its API key when it gives a configured one, else its address; behind a
+trusted proxy, the address the proxy forwarded. Writes (posting and publishing articles)
+and the OpenAI speech endpoint are limited per client with the `limits` library; a refused
+request is answered 429 with `Retry-After` and the IETF `RateLimit-Policy` / `RateLimit`
+headers before its body is even read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse_many
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.http.problems import problem
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(values: Sequence[str]) -> list[_Network]:
+    return [ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip()]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """How requests are told apart."""
+
+    api_keys: tuple[str, ...] = ()
+    trusted_proxies: tuple[_Network, ...] = ()
+
+    @classmethod
+    def build(cls, api_keys: Sequence[str], trusted_proxies: Sequence[str]) -> Identity:
+        return cls(tuple(api_keys), tuple(_networks(trusted_proxies)))
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted_proxies)
+
+    def client(self, scope: Scope) -> str:
+        """`key:<digest>` for a configured API key, else `ip:<address>`."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-api-key", "")
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        if given and any(hmac.compare_digest(given.encode(), k.encode()) for k in self.api_keys):
+            return "key:" + hashlib.sha256(given.encode()).hexdigest()[:16]
+        peer = (scope.get("client") or ("unknown", 0))[0]
+        if self._trusted(peer):
+            # X-Forwarded-For: client, proxy1, proxy2 -- the first hop from the right that
+            # is not one of our proxies is the client.
+            hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+            for hop in reversed(hops):
+                if not self._trusted(hop):
+                    return f"ip:{hop}"
+        return f"ip:{peer}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A family of requests and how often one client may make them."""
+
+    name: str
+    methods: frozenset[str]
+    prefixes: tuple[str, ...]
+    limits: tuple[RateLimitItem, ...]
+
+    def matches(self, method: str, path: str) -> bool:
+        return method in self.methods and path.startswith(self.prefixes)
+
+
+def rules(*, writes: str, speech: str) -> list[Rule]:
+    """The limits of `langdu serve`: article writes, and the speech endpoint apart."""
+    out = []
+    if speech.strip():
+        out.append(Rule("speech", frozenset({"POST"}), ("/v1/audio/",), _parse(speech)))
+    if writes.strip():
+        out.append(Rule("writes", frozenset({"POST"}), ("/v1/articles",), _parse(writes)))
+    return out
+
+
+def _parse(text: str) -> tuple[RateLimitItem, ...]:
+    """ "60/minute;10/second", tightest first (the one RateLimit headers report)."""
+    items = parse_many(text)
+    return tuple(sorted(items, key=lambda i: i.amount / i.get_expiry()))
+
+
+def async_storage(url: str) -> str:
+    """A `limits` storage URL for its asyncio API: memory:// -> async+memory://."""
+    return url if url.startswith("async+") else f"async+{url}"
+
+
+class RateLimit:
+    """ASGI middleware: count each client's requests per rule; refuse over the limit."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        identity: Identity,
+        rules: Sequence[Rule],
+        storage: str = "async+memory://",
+    ) -> None:
+        self.app = app
+        self.identity = identity
+        self.rules = list(rules)
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope["langdu.identity"] = self.identity  # routes that need the client ask it
+        rule = next((r for r in self.rules if r.matches(scope["method"], scope["path"])), None)
+        if rule is None:
+            await self.app(scope, receive, send)
+            return
+        client = self.identity.client(scope)
+        scope["langdu.client"] = client
+        for item in rule.limits:
+            if not await self.limiter.hit(item, rule.name, client):
+                reset, _ = await self.limiter.get_window_stats(item, rule.name, client)
+                wait = max(1, math.ceil(reset - time.time()))
+                response = problem(
+                    429,
+                    "Too many requests",
+                    f"over {item.amount} per {item.get_expiry()} s for {rule.name};"
+                    f" try again in {wait} s",
+                )
+                response.headers.update(_headers(rule.name, item, 0, wait))
+                response.headers["Retry-After"] = str(wait)
+                await response(scope, receive, send)
+                return
+        # Tell the client where it stands on the tightest limit.
+        item = rule.limits[0]
+        reset, remaining = await self.limiter.get_window_stats(item, rule.name, client)
+        extra = _headers(rule.name, item, remaining, max(0, math.ceil(reset - time.time())))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((k.lower().encode(), v.encode()) for k, v in extra.items()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _headers(name: str, item: RateLimitItem, remaining: int, reset: int) -> dict[str, str]:
+    """draft-ietf-httpapi-ratelimit-headers: the policy, and what is left of it."""
+    return {
+        "RateLimit-Policy": f'"{name}";q={item.amount};w={item.get_expiry()}',
+        "RateLimit": f'"{name}";r={remaining};t={reset}',
+    }

@@ -1,0 +1,153 @@
+"""The request and response bodies of the HTTP API (pydantic models: the OpenAPI document
+is made from them), and how a core view becomes an `ArticleOut`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Query, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from service.audio.formats import Format
+from service.core.library import ArticleView
+from service.http.hygiene import check_http_url, clean_text
+
+_RATE = r"^[+-]?\d{1,3}%$"
+_PITCH = r"^[+-]?\d{1,3}(Hz|%)$"
+# A player's name for itself, so that a stream cut by a voice change can be resumed.
+LISTENER = r"^[A-Za-z0-9_-]{8,64}$"
+Listener = Annotated[str | None, Query(pattern=LISTENER)]
+# Letters, digits, _ and - (Chinese too: 时政), spelt so that JSON Schema's (ECMA-262)
+# regular expressions mean what Python's do.
+CATEGORY = r"^[A-Za-z0-9_\u3400-\u9fff-]{1,64}$"
+
+
+def _text_or_html(schema: dict[str, Any]) -> None:
+    """In the schema as in the validator: exactly one of `text` and `html`, a string."""
+    props = schema["properties"]
+    for name in ("text", "html"):
+        props[name] = {"type": "string", "title": props[name].get("title", name.title())}
+    schema["oneOf"] = [{"required": ["text"]}, {"required": ["html"]}]
+
+
+class ArticleIn(BaseModel):
+    """An article to read: plain `text` or the page's `html`, plus how to read it."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_text_or_html)
+    title: str | None = Field(None, max_length=500)
+    text: str | None = None
+    html: str | None = None
+    url: str | None = Field(None, max_length=2048)
+    voice: str | None = Field(None, max_length=100)
+    rate: str | None = Field(None, pattern=_RATE)
+    pitch: str | None = Field(None, pattern=_PITCH)
+    published_at: datetime | None = None
+    publish: bool = False
+    category: str | None = Field(None, pattern=CATEGORY)
+
+    @field_validator("title")
+    @classmethod
+    def _clean(cls, value: str | None) -> str | None:
+        # (text and html are cleaned by extract(), in the parsing worker)
+        return None if value is None else clean_text(value)
+
+    @field_validator("published_at", mode="before")
+    @classmethod
+    def _iso_instant(cls, value: object) -> object:
+        # As the schema says: an RFC 3339 string (pydantic alone would take a number too).
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be an RFC 3339 date-time string")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_source(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("text", "html"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name}, when given, is a string")
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ArticleIn:
+        if (self.text is None) == (self.html is None):
+            raise ValueError("give exactly one of text or html")
+        return self
+
+
+class ArticleOut(BaseModel):
+    """An article's identity, state and where to fetch its files.
+
+    The URLs name the stored rendering when there is one (immutable), else the stable
+    URLs that stream the reading as it is made.
+    """
+
+    id: str
+    status: str
+    title: str | None
+    voice: str
+    degraded: str | None = None  # the fallback voice reading it while the asked-for one fails
+    rate: str
+    sentences: int
+    duration_ms: int | None
+    rendering: str | None  # the stored audio's render version (None: nothing stored yet)
+    render_version: str  # what the audio should have now; differs while a re-render is due
+    resume_at: int | None = None  # for ?listener=: the sentence where a cut stream resumes
+    audio_url: str
+    timings_url: str
+    captions_url: str
+
+
+def article_out(request: Request, view: ArticleView, resume_at: int | None = None) -> ArticleOut:
+    """The API's view of an article."""
+    rec = view.record
+
+    def url(name: str) -> str:
+        if view.rendering is not None:
+            return str(
+                request.url_for(f"rendering_{name}", article_id=rec.id, rendering=view.rendering)
+            )
+        return str(request.url_for(f"article_{name}", article_id=rec.id))
+
+    return ArticleOut(
+        id=rec.id,
+        status=view.status.value,
+        title=rec.title,
+        voice=rec.voice,
+        degraded=rec.degraded,
+        rate=rec.rate,
+        sentences=len(rec.sentences),
+        duration_ms=rec.duration_ms if view.rendering is not None else None,
+        rendering=view.rendering,
+        render_version=view.render_version,
+        audio_url=url("audio"),
+        timings_url=url("timings"),
+        captions_url=url("captions"),
+        resume_at=resume_at,
+    )
+
+
+class PublishIn(BaseModel):
+    """Optional category for the per-category feed."""
+
+    model_config = ConfigDict(extra="forbid")
+    category: str | None = Field(None, pattern=CATEGORY)
+
+
+class SpeechIn(BaseModel):
+    """OpenAI's request body; `model` is accepted whatever it names."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(..., max_length=100)
+    input: str = Field(..., min_length=1, max_length=4096)  # OpenAI's own limit
+    voice: str = Field(..., max_length=100)
+    response_format: Format = "mp3"
+    speed: float = Field(1.0, ge=0.25, le=4.0)  # OpenAI's range
+    # OpenAI's server-sent events are for its gpt-4o models only; raw audio is the default.
+    stream_format: Literal["audio"] = "audio"

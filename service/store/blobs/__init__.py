@@ -1,0 +1,68 @@
+"""Keyed blob storage: the bytes of audio, timings and episodes, and nothing else.
+
+One interface (`BlobStore`), chosen by the storage URL's scheme: `file:///path` (local disk,
+the embedded default) is built in; another backend (say, S3) is one new module
+`service/blobs/<scheme>.py` with an `open_store(url)`. Blobs carry no status: what is current
+is the registry's to say. A put is atomic: a reader sees the old bytes, the new bytes, or
+nothing, never a part.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Protocol
+
+from service.store.backends import backend_module
+
+_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+
+
+def check_key(key: str) -> str:
+    """A blob key: lower-case path segments of [a-z0-9._-], none starting with a dot.
+
+    Raises:
+        ValueError: anything else (a key never comes from a client unchecked).
+    """
+    if not _KEY.match(key) or ".." in key:
+        raise ValueError(f"bad blob key {key!r}")
+    return key
+
+
+class BlobStore(Protocol):
+    """Bytes by key. Calls block: run them off the event loop."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store `data` under `key`, atomically (replacing what was there)."""
+
+    def get(self, key: str) -> bytes | None:
+        """The whole blob, or None if there is none."""
+
+    def read_range(self, key: str, start: int, end: int) -> bytes | None:
+        """Bytes [start, end) of the blob, or None if there is none."""
+
+    def size(self, key: str) -> int | None:
+        """The blob's length in bytes, or None if there is none."""
+
+    def exists(self, key: str) -> bool:
+        """True if the blob is stored."""
+
+    def delete(self, key: str) -> None:
+        """Remove the blob (no error if it is already gone)."""
+
+    def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        """(key, size) of every blob whose key starts with `prefix`."""
+
+
+def open_store(url: str) -> BlobStore:
+    """The blob store named by a URL (file:///var/lib/langdu/blobs).
+
+    Raises:
+        ConfigError: no backend for that scheme.
+    """
+    module = backend_module("service.store.blobs", url, what="storage", example="file:///path")
+    store: BlobStore = module.open_store(url)
+    return store
+
+
+__all__ = ["BlobStore", "check_key", "open_store"]

@@ -1,0 +1,196 @@
+"""The article registry: the authority on each article's status, rendering, publication and
+scheduled work, plus the recency index of stored blobs.
+
+One interface (`Registry`), chosen by the database URL's scheme: `sqlite:///path` is built
+in; another backend is one new module `service/registry/<scheme>.py` with a `connect(url)`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from service.store.backends import backend_module
+
+
+class Status(enum.StrEnum):
+    """Where an article's audio stands."""
+
+    QUEUED = "queued"  # registered, nothing stored yet, waiting for a job slot
+    SYNTHESIZING = "synthesizing"  # first reading under way
+    READY = "ready"  # a complete rendering is stored (maybe being re-rendered)
+    FAILED = "failed"  # the last reading failed and nothing is stored
+    EVICTED = "evicted"  # the stored rendering aged out of the cache
+
+
+class Priority(enum.IntEnum):
+    """Queued work, most urgent first."""
+
+    LISTENER = 0  # somebody pressed play or posted it just now
+    BACKGROUND = 1  # resumed after a restart, published articles, re-renders
+    UPGRADE = 2  # reading a degraded article again in its own voice
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRecord:
+    """One registered article. `sentences` holds (paragraph, text) pairs in reading order.
+
+    `rendering` names the stored audio (render version, plus "-<voice>" when a fallback
+    voice read it); `work` is the priority of work queued or running for it (None: none).
+    """
+
+    id: str
+    title: str | None
+    url: str | None
+    voice: str
+    rate: str
+    pitch: str
+    sentences: tuple[tuple[int, str], ...]
+    status: Status = Status.QUEUED
+    error: str | None = None
+    rendering: str | None = None
+    degraded: str | None = None
+    duration_ms: int | None = None
+    bytes: int | None = None
+    work: Priority | None = None
+    upgrade_at: datetime | None = None
+    upgrade_delay_s: float | None = None
+    published: bool = False
+    category: str | None = None
+    feed_at: datetime | None = None
+    published_at: datetime | None = None
+    episode_rendering: str | None = None
+    episode_bytes: int | None = None
+    episode_ms: int | None = None
+    created_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    updated_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What a completed reading left in the store."""
+
+    rendering: str
+    degraded: str | None
+    duration_ms: int
+    size: int
+    upgrade_at: datetime | None = None  # when to try the asked-for voice again
+    upgrade_delay_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlobGroup:
+    """Blobs evicted together (an article's audio and timings), with their total size."""
+
+    group: str
+    keys: tuple[str, ...]
+    size: int
+
+
+class Registry(Protocol):
+    """Articles and the blob index. Calls block briefly: run them off the event loop."""
+
+    def close(self) -> None:
+        """Release the database."""
+
+    def get(self, article_id: str) -> ArticleRecord | None:
+        """The article with this id, if registered."""
+
+    def add(self, record: ArticleRecord) -> tuple[ArticleRecord, bool]:
+        """Register an article unless its id exists. Returns (stored record, created)."""
+
+    def set_work(self, article_id: str, priority: Priority | None) -> None:
+        """Record that work is queued for the article (None: no work any more)."""
+
+    def start(self, article_id: str) -> None:
+        """A reading started: synthesizing, unless a rendering is stored already."""
+
+    def finish(self, article_id: str, done: Finished) -> None:
+        """A reading completed: ready, with this rendering (and upgrade schedule)."""
+
+    def fail(self, article_id: str, error: str) -> None:
+        """A reading failed: failed if nothing is stored, else the stored audio stays."""
+
+    def schedule_upgrade(self, article_id: str, at: datetime | None, delay_s: float | None) -> None:
+        """Try the article's own voice again at `at`, then `delay_s` later (None: never)."""
+
+    def upgrades_due(self, now: datetime) -> list[ArticleRecord]:
+        """Degraded articles whose upgrade time has come, earliest first."""
+
+    def next_upgrade(self) -> datetime | None:
+        """The earliest scheduled upgrade, if any."""
+
+    def publish(self, article_id: str, *, category: str | None) -> None:
+        """Put an article in the feed (the first publication time is kept)."""
+
+    def set_episode(self, article_id: str, *, rendering: str, size: int, duration_ms: int) -> None:
+        """Record the article's podcast episode, made from `rendering`."""
+
+    def feed(self, *, category: str | None, limit: int) -> list[ArticleRecord]:
+        """Published articles whose episode is ready, newest first."""
+
+    def unfinished(self) -> list[ArticleRecord]:
+        """What was left to do: queued or running work, published articles whose episode
+        is missing or older than their stored audio. Most urgent first, then oldest first."""
+
+    def forget_rendering(self, article_id: str, rendering: str) -> None:
+        """The stored rendering is gone (evicted, damaged): evicted, if it was the current one."""
+
+    # --- the blob index (recency for eviction) ---
+
+    def blob_added(
+        self, key: str, *, size: int, group: str, evictable: bool, sha256: str | None = None
+    ) -> None:
+        """A blob was stored (or replaced), with its length and SHA-256."""
+
+    def blob_digest(self, key: str) -> tuple[int, str | None] | None:
+        """A blob's recorded (length, SHA-256), if it is indexed (the digest may be
+        unknown for blobs stored before digests were kept)."""
+
+    def blobs_to_scrub(self, after: str, limit: int) -> list[tuple[str, int, str]]:
+        """Indexed blobs with a digest, in key order after `after`: (key, size, sha256)."""
+
+    def blobs_used(self, keys: Sequence[str], at: datetime) -> None:
+        """Blobs were read at `at`."""
+
+    def blob_removed(self, keys: Sequence[str]) -> None:
+        """Blobs were deleted."""
+
+    def blob_bytes(self) -> int:
+        """Total size of the evictable blobs."""
+
+    def least_recent(self, limit: int) -> list[BlobGroup]:
+        """The least recently used evictable blob groups."""
+
+
+def connect(url: str) -> Registry:
+    """Open the registry named by a database URL (sqlite:///path/to/file.db).
+
+    Raises:
+        ConfigError: no backend for that scheme.
+    """
+    module = backend_module(
+        "service.store.registry", url, what="database", example="sqlite:///path/to/langdu.db"
+    )
+    registry: Registry = module.connect(url)
+    return registry
+
+
+def utc_now() -> datetime:
+    """Now, as an aware UTC instant."""
+    return datetime.now(UTC)
+
+
+__all__ = [
+    "ArticleRecord",
+    "BlobGroup",
+    "Finished",
+    "Priority",
+    "Registry",
+    "Status",
+    "connect",
+    "utc_now",
+]
