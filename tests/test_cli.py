@@ -33,7 +33,8 @@ def langdu(
         capture_output=True,
         cwd=cwd,
         timeout=600,
-        env={**os.environ, **(env or {})},
+        # espeak-ng, the fast offline voice; Kokoro (the default) has tests of its own
+        env={**os.environ, "LANGDU_DEFAULT_VOICE": "cmn-offline", **(env or {})},
     )
 
 

@@ -11,7 +11,7 @@ calls; the registry records every decision, so a restart reconciles and carries 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from service.core.articles import Limits
 from service.core.context import Context
@@ -49,7 +49,7 @@ class Library:
         synthesizers: Mapping[str, Synthesizer],
         episodes: Episodes,
         metrics: Metrics,
-        fallback_voice: str | None,
+        fallback_voices: Sequence[str],
         upgrade_after_s: float,
         max_active: int,
         max_queue: int,
@@ -72,7 +72,7 @@ class Library:
         self._parse = parse or ParsePool(0)
         self.rendering = Rendering(
             ctx,
-            fallback=catalog.get(fallback_voice) if fallback_voice else None,
+            fallbacks=tuple(catalog.get(v) for v in fallback_voices),
             upgrade_after_s=upgrade_after_s,
             max_active=max_active,
             max_queue=max_queue,

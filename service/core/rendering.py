@@ -34,13 +34,13 @@ class Rendering:
         self,
         ctx: Context,
         *,
-        fallback: Voice | None,
+        fallbacks: tuple[Voice, ...],
         upgrade_after_s: float,
         max_active: int,
         max_queue: int,
     ) -> None:
         self._ctx = ctx
-        self._fallback = fallback
+        self._fallbacks = fallbacks
         self._upgrade_after = upgrade_after_s
         self.queue = JobQueue(
             run=self._run,
@@ -185,22 +185,35 @@ class Rendering:
             await self.evict()
 
     async def _read_with_fallback(self, job: Job, rec: ArticleRecord, voice: Voice) -> str | None:
-        """Read the whole article in its voice, else (not for upgrades) in the fallback
-        voice from the start: never a voice change mid-article. Returns the fallback used."""
+        """Read the whole article in its voice, else (not for upgrades) in the first fallback
+        voice of an engine that has not failed, from the start: never a voice change
+        mid-article. Returns the fallback used."""
         try:
             await self._read(job, rec, voice)
             return None
         except EngineError as exc:
-            fallback = self._fallback
-            if job.upgrade or fallback is None or fallback.engine == voice.engine:
+            if job.upgrade:
                 raise
+            error, failed, current = exc, {voice.engine}, voice
+        for fallback in self._fallbacks:
+            if fallback.engine in failed:
+                continue
             log.warning(
-                "article %s: %s failed (%s); reading it with %s", rec.id, voice.id, exc, fallback.id
+                "article %s: %s failed (%s); reading it with %s",
+                rec.id,
+                current.id,
+                error,
+                fallback.id,
             )
-            self._ctx.metrics.engine_failed(voice.engine)
+            self._ctx.metrics.engine_failed(current.engine)
             await job.restart(fallback.id)
-            await self._read(job, rec, fallback)
-            return fallback.id
+            try:
+                await self._read(job, rec, fallback)
+                return fallback.id
+            except EngineError as exc:
+                error, current = exc, fallback
+                failed.add(fallback.engine)
+        raise error
 
     async def _read(self, job: Job, rec: ArticleRecord, voice: Voice) -> None:
         synth = self._ctx.synths[voice.engine]

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import feedparser
 import httpx
 import pytest
 
+from service.config import Settings
 from service.errors import VoiceCatalogError
 from tests.conftest import decoded_samples
 from tests.fakes import VOICES as FAKE_VOICES
-from tests.fakes import Fakes, running_app, until, wait_ready
+from tests.fakes import FakeEngine, Fakes, running_app, until, wait_ready
 
 REPO_VOICES = Path(__file__).resolve().parents[2] / "voices"
 
@@ -117,6 +119,54 @@ async def test_unreachable_voice_streams_the_whole_article_in_the_fallback(tmp_p
     assert decoded_samples(first.content)[1] == 16000
     assert info["degraded"] == "offline-a" and str(info["rendering"]).endswith("-offline-a")
     assert 'langdu_degraded_total{engine="fake"} 1.0' in metrics
+
+
+class _ThreeEngines(Fakes):
+    """The fake catalog and a third engine between the two (as Kokoro is between a network
+    voice and espeak-ng)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.middle = FakeEngine("middle", sample_rate=22050)
+
+    def factories(self) -> dict[str, Callable[[Settings], FakeEngine]]:
+        return {**super().factories(), "middle": lambda _: self.middle}
+
+
+def _with_middle_voice(tmp_path: Path) -> Path:
+    voices = tmp_path / "voices"
+    shutil.copytree(FAKE_VOICES, voices)
+    (voices / "middle-a.toml").write_text(
+        'id = "middle-a"\nengine = "middle"\nengine_voice = "middle-a"\nlanguage = "zh-CN"\n'
+        'gender = "male"\ndescription = "Test voice: the first fallback."\n'
+    )
+    return voices
+
+
+@pytest.mark.parametrize(
+    ("middle_fails", "read_by", "rate"), [(False, "middle-a", 22050), (True, "offline-a", 16000)]
+)
+async def test_the_fallback_chain_reads_with_the_first_voice_that_can(
+    tmp_path: Path, middle_fails: bool, read_by: str, rate: int
+) -> None:
+    fakes = _ThreeEngines()
+    fakes.neural.fail = lambda text: True
+    fakes.middle.fail = lambda text: middle_fails
+    async with running_app(
+        tmp_path,
+        fakes,
+        voices_dir=_with_middle_voice(tmp_path),
+        fallback_voice="middle-a,offline-a",
+    ) as (client, _):
+        article = await _post(client)
+        first = await client.get(f"/v1/articles/{article['id']}/audio.mp3")
+        info = await wait_ready(client, str(article["id"]))
+        metrics = (await client.get("/metrics")).text
+    assert info["status"] == "ready" and info["degraded"] == read_by
+    assert decoded_samples(first.content)[1] == rate  # one voice, start to end
+    assert 'langdu_degraded_total{engine="fake"} 1.0' in metrics
+    if middle_fails:
+        assert 'langdu_degraded_total{engine="middle"} 1.0' in metrics
 
 
 async def test_a_listener_who_heard_the_neural_voice_gets_a_clean_end(tmp_path: Path) -> None:

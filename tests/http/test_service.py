@@ -298,7 +298,8 @@ def test_voices_health_and_metrics(server):
     from service.engines.neural_model import default_model_dir
 
     neural = ["neural"] if default_model_dir() is not None else []  # an opt-in model
-    assert health["status"] == "ok" and health["engines"] == ["edge", "espeak", *neural]
+    engines = ["edge", "espeak", "kokoro", *neural]
+    assert health["status"] == "ok" and health["engines"] == engines
     text = httpx.get(f"{server.url}/metrics").text
     for name in (
         "langdu_requests_total",

