@@ -21,6 +21,9 @@ class SentenceAudio:
     speech: Mp3Part
     pause: Mp3Part | None
     words: tuple[PlacedWord, ...] = ()  # the speech's words, placed on the sentence's text
+    # The first piece of a sentence whose rest is the next part: streamed before the rest is
+    # made (a slow engine's first audio); the timeline keeps the two as one sentence.
+    lead: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +80,11 @@ class Timeline:
         self.sentences: list[SentenceTiming] = []
         self._samples = 0
         self._rate = 0
+        self._open = False  # the last part was a lead piece: the next one completes it
 
     def add(self, part: SentenceAudio) -> None:
-        """Place the next sentence (and its pause) at the end of the audio so far."""
+        """Place the next sentence (and its pause) at the end of the audio so far; a part
+        that follows a lead piece completes its sentence."""
         rate = part.speech.sample_rate
         if self._rate and rate != self._rate:
             raise ValueError("one article's parts must share a sample rate")
@@ -88,12 +93,14 @@ class Timeline:
         end = start + part.speech.content_samples
         start_ms, end_ms = ms_of(start, rate), ms_of(end, rate)
         text = part.sentence.text
+        lead = self.sentences.pop() if self._open else None
+        shift = len(lead.text) if lead is not None else 0
         words = tuple(
             WordTiming(
                 start_ms=min(end_ms, start_ms + round(w.start_ms)),
                 end_ms=min(end_ms, start_ms + round(w.end_ms)),
                 text=text[w.offset : w.offset + w.length],
-                offset=w.offset,
+                offset=shift + w.offset,
             )
             for w in part.words
         )
@@ -101,13 +108,14 @@ class Timeline:
             SentenceTiming(
                 index=part.sentence.index,
                 paragraph=part.sentence.paragraph,
-                start_ms=start_ms,
+                start_ms=start_ms if lead is None else lead.start_ms,
                 end_ms=end_ms,
-                text=text,
-                spoken=part.spoken,
-                words=words,
+                text=text if lead is None else lead.text + text,
+                spoken=part.spoken if lead is None else lead.spoken + part.spoken,
+                words=words if lead is None else lead.words + words,
             )
         )
+        self._open = part.lead
         self._samples += part.speech.samples + (part.pause.samples if part.pause else 0)
 
     @property

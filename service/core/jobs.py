@@ -33,6 +33,7 @@ class Job:
     seq: int = 0  # submission order
     voice: str = ""
     parts: list[bytes] = field(default_factory=list)
+    whole: list[bool] = field(default_factory=list)  # per part: it ends a sentence
     timeline: Timeline = field(default_factory=Timeline)
     started: bool = False
     finished: bool = False
@@ -51,14 +52,19 @@ class Job:
             self.generation += 1
             self.voice = voice
             self.parts.clear()
+            self.whole.clear()
             self.timeline = Timeline()
             self._cond.notify_all()
 
-    async def publish(self, data: bytes | None, *, finished: bool = False) -> None:
-        """Add audio for listeners (and/or mark the job finished)."""
+    async def publish(
+        self, data: bytes | None, *, finished: bool = False, whole: bool = True
+    ) -> None:
+        """Add audio for listeners (and/or mark the job finished); `whole`: the part ends a
+        sentence (a sentence's first piece does not)."""
         async with self._cond:
             if data:
                 self.parts.append(data)
+                self.whole.append(whole)
             self.finished = self.finished or finished
             self._cond.notify_all()
 
@@ -66,13 +72,15 @@ class Job:
         """The article's MP3 from the first byte, as fast as it is synthesized.
 
         If the article starts over in another voice after this listener heard some of it,
-        the stream ends cleanly and `on_cut` is told how many sentences were sent (each
-        part is one whole sentence with its pause): where the listener resumes.
+        the stream ends cleanly and `on_cut` is told how many whole sentences were sent
+        (a part is a sentence with its pause, or a sentence's first piece): where the
+        listener resumes.
 
         Raises:
             LangduError: synthesis failed before the end (the stream stops there).
         """
         sent = 0  # parts of this generation
+        sentences = 0  # whole sentences among them
         heard = 0  # bytes this listener has been sent
         generation = self.generation
 
@@ -85,11 +93,12 @@ class Job:
                 if self.generation != generation:
                     if heard:
                         if on_cut is not None:
-                            on_cut(sent)
+                            on_cut(sentences)
                         return  # a clean end: the player picks up the new reading
-                    generation, sent = self.generation, 0  # nothing heard: carry on seamlessly
+                    generation, sent, sentences = self.generation, 0, 0  # nothing heard: go on
                     continue
                 ready, done = self.parts[sent:], self.finished
+                sentences += sum(self.whole[sent:])
             for chunk in ready:
                 heard += len(chunk)
                 yield chunk

@@ -90,6 +90,26 @@ def bounded(sentence: str, limit: int = MAX_SENTENCE_CHARS) -> list[str]:
     return [p for p in pieces if p]
 
 
+_CLAUSE_PAUSE = 0.4  # of a sentence pause, after a first piece that ends at a clause mark
+_CLAUSE_MARKS = "，；：,;:"
+_MIN_PIECE = 4  # characters: a shorter first clause is not worth a part of its own
+
+
+def first_piece(sentence: Sentence) -> tuple[Sentence, Sentence] | None:
+    """The sentence cut after its first clause (both halves long enough to say), or None."""
+    text = sentence.text
+    for at, ch in enumerate(text):
+        if ch in _CLAUSE_MARKS and at + 1 >= _MIN_PIECE:
+            rest = text[at + 1 :]
+            if len(rest.strip()) < _MIN_PIECE or (ch == "," and text[at + 1 : at + 2].isdigit()):
+                return None  # 1,000 is one number
+            return (
+                Sentence(index=sentence.index, paragraph=sentence.paragraph, text=text[: at + 1]),
+                Sentence(index=sentence.index, paragraph=sentence.paragraph, text=rest),
+            )
+    return None
+
+
 class PartCache(Protocol):
     """Where finished sentence parts are kept between articles (service.store.Store)."""
 
@@ -142,6 +162,8 @@ class Synthesizer:
         text_process: Executor | None = None,
     ) -> None:
         self._engine = engine
+        # Engines slower than real time on a small machine stream the first clause alone.
+        self._first_piece = bool(getattr(engine, "first_piece", False))
         # The text front-end in a worker process (service.text.frontend), when given one.
         self._remote_text = text_process
         self._normalizer = normalizer
@@ -287,7 +309,7 @@ class Synthesizer:
         )
 
     async def _render(
-        self, sentence: Sentence, nxt: Sentence | None, options: SpeechOptions
+        self, sentence: Sentence, nxt: Sentence | None, options: SpeechOptions, *, lead: bool
     ) -> SentenceAudio:
         loop = asyncio.get_running_loop()
         spoken = await self._text(sentence.text)
@@ -330,6 +352,8 @@ class Synthesizer:
         if nxt is not None:
             sentence_ms, paragraph_ms = self._pause_ms(options)
             ms = paragraph_ms if nxt.paragraph != sentence.paragraph else sentence_ms
+            if lead:  # a clause's pause inside the sentence (the engine's own is trimmed)
+                ms = round(sentence_ms * _CLAUSE_PAUSE)
             if ms > 0:
                 pause = self._silence.get(ms)
                 if pause is None:  # another rate's pause: a few ms to encode, then kept
@@ -340,7 +364,7 @@ class Synthesizer:
                         self._silence[ms] = pause
         speech, words = found
         return SentenceAudio(
-            sentence=sentence, spoken=spoken, speech=speech, pause=pause, words=words
+            sentence=sentence, spoken=spoken, speech=speech, pause=pause, words=words, lead=lead
         )
 
     async def render(
@@ -356,11 +380,19 @@ class Synthesizer:
         pending: dict[int, asyncio.Task[SentenceAudio]] = {}
         if self._remote_text is None and self._may_need_segmenter(sentences):
             self._load_segmenter_soon()  # (a text process loads its own on first need)
+        leads = 0
+        if self._first_piece and sentences:
+            # A slow engine's first audio: the first clause is made (and streamed) alone.
+            split = first_piece(sentences[0])
+            if split is not None:
+                sentences, leads = [*split, *sentences[1:]], 1
 
         def schedule(i: int) -> None:
             if i < len(sentences) and i not in pending:
                 nxt = sentences[i + 1] if i + 1 < len(sentences) else None
-                pending[i] = asyncio.create_task(self._render(sentences[i], nxt, options))
+                pending[i] = asyncio.create_task(
+                    self._render(sentences[i], nxt, options, lead=i < leads)
+                )
 
         try:
             for i in range(min(self._lookahead, len(sentences))):

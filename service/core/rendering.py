@@ -224,7 +224,8 @@ class Rendering:
         job.voice = voice.id
         async for part in synth.render(sentences, options):
             job.timeline.add(part)
-            await job.publish(part.speech.data + (part.pause.data if part.pause else b""))
+            data = part.speech.data + (part.pause.data if part.pause else b"")
+            await job.publish(data, whole=not part.lead)
 
     async def _finish(
         self, job: Job, rec: ArticleRecord, target: str, degraded: str | None

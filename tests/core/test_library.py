@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,13 @@ import feedparser
 import httpx
 import pytest
 
+from service.audio.clip import Clip
 from service.config import Settings
+from service.core.pipeline import first_piece
+from service.core.views import Live
+from service.engines.base import SpeechOptions
 from service.errors import VoiceCatalogError
+from service.text.sentences import Sentence
 from tests.conftest import decoded_samples
 from tests.fakes import VOICES as FAKE_VOICES
 from tests.fakes import FakeEngine, Fakes, running_app, until, wait_ready
@@ -193,6 +199,59 @@ async def test_a_listener_who_heard_the_neural_voice_gets_a_clean_end(tmp_path: 
     assert mine["resume_at"] == my_timings["resume_at"]
     assert 1 <= mine["resume_at"] <= 3
     assert other["resume_at"] is None and "resume_at" not in timings
+
+
+async def test_a_slow_engine_streams_the_first_clause_before_the_rest_is_made(
+    tmp_path: Path,
+) -> None:
+    fakes = Fakes()
+    fakes.neural.first_piece = True  # type: ignore[attr-defined]
+    gate = asyncio.Event()
+    speak = fakes.neural.synthesize
+
+    async def gated(text: str, options: SpeechOptions) -> Clip:
+        if "总结上半年" in text:  # the rest of the first sentence waits for the gate
+            await gate.wait()
+        return await speak(text, options)
+
+    fakes.neural.synthesize = gated  # type: ignore[method-assign]
+    async with running_app(tmp_path, fakes) as (client, services):
+        article = await _post(client)
+        # What a listener's stream is fed (the ASGI transport would buffer the response).
+        found = await services.library.listen(str(article["id"]))
+        assert isinstance(found, Live)
+        chunks = found.job.stream()
+        first = await asyncio.wait_for(anext(chunks), 10)  # while the rest cannot be made
+        live = (await client.get(f"/v1/articles/{article['id']}/timings.json")).json()
+        gate.set()
+        heard = first + b"".join([chunk async for chunk in chunks])
+        info = await wait_ready(client, str(article["id"]))
+        stored = await client.get(str(info["audio_url"]))
+        timings = (await client.get(str(info["timings_url"]))).json()
+    assert decoded_samples(first)[0] > 0.5 * 24000  # 安宁区召开党建工作会议 is heard
+    assert live["sentences"][0]["text"] == "安宁区召开党建工作会议，"  # so far
+    assert heard == stored.content
+    sentences = timings["sentences"]
+    assert [s["text"] for s in sentences] == ARTICLE.split("\n")  # still one first sentence
+    first_sentence = sentences[0]
+    words = first_sentence["words"]
+    assert [w["text"] for w in words] == [c for c in first_sentence["text"] if c.isalnum()]
+    assert [w["offset"] for w in words] == [
+        i for i, c in enumerate(first_sentence["text"]) if c.isalnum()
+    ]
+    assert words[0]["start_ms"] >= first_sentence["start_ms"]
+    assert all(a["end_ms"] <= b["start_ms"] for a, b in itertools.pairwise(words))
+    assert words[-1]["end_ms"] <= first_sentence["end_ms"] < sentences[1]["start_ms"]
+
+
+def test_the_first_piece_is_a_whole_clause_of_the_first_sentence():
+    s = Sentence(index=0, paragraph=0, text="今年1月，全市GDP达到1,000亿元。")
+    lead, rest = first_piece(s) or (None, None)
+    assert lead is not None and rest is not None
+    assert (lead.text, rest.text) == ("今年1月，", "全市GDP达到1,000亿元。")
+    assert lead.index == rest.index == 0
+    assert first_piece(Sentence(index=0, paragraph=0, text="好，走吧。")) is None  # too short
+    assert first_piece(Sentence(index=0, paragraph=0, text="共计1,000,000元的预算。")) is None
 
 
 async def test_degraded_article_is_upgraded_and_its_episode_remade(tmp_path: Path) -> None:
