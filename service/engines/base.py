@@ -41,7 +41,11 @@ class SpeechOptions:
 
 @runtime_checkable
 class Engine(Protocol):
-    """Turns one chunk of spoken text into audio. Implementations never block the event loop."""
+    """Turns one chunk of spoken text into audio. Implementations never block the event loop.
+
+    An engine slower than real time on a small machine may also say `first_piece = True`:
+    the synthesizer then makes and streams a reading's first clause on its own.
+    """
 
     name: str
     version: str

@@ -13,7 +13,7 @@ from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
 from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate
-from service.engines.workers import WorkerPool
+from service.engines.workers import PooledEngine, WorkerPool
 from service.errors import OptionError
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def _library_version() -> str:
         return "unknown"
 
 
-class EspeakEngine:
+class EspeakEngine(PooledEngine):
     """espeak-ng Mandarin on a fixed number of worker processes."""
 
     name = "espeak"
@@ -60,10 +60,6 @@ class EspeakEngine:
         parse_rate(options.rate)
         parse_pitch(options.pitch, base_hz=_MEAN_PITCH_HZ)
 
-    async def warm_up(self) -> None:
-        """Start every worker process now rather than on the first chunks."""
-        await self._pool.warm_up()
-
     async def synthesize(self, text: str, options: SpeechOptions) -> Clip:
         """Speak one chunk on the next free worker.
 
@@ -77,10 +73,6 @@ class EspeakEngine:
         return await self._pool.speak(
             {"text": text, "voice": options.voice, "wpm": wpm, "pitch": pitch}
         )
-
-    async def aclose(self) -> None:
-        """Stop every worker process."""
-        await self._pool.aclose()
 
 
 def create(settings: Settings) -> EspeakEngine:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate
 from service.engines.kokoro_model import MODEL_SHA256, installed, offered_voices
-from service.engines.workers import WorkerPool
+from service.engines.workers import PooledEngine, WorkerPool
 from service.errors import EngineUnavailableError, OptionError
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ _ADAPTER_VERSION = 1  # bump when the front end or the use of the model changes
 INSTALL = "pip install langdu (Kokoro's model parts, onnxruntime and misaki are dependencies)"
 
 
-class KokoroEngine:
+class KokoroEngine(PooledEngine):
     """Kokoro voices on a fixed number of worker processes."""
 
     name = "kokoro"
@@ -68,10 +68,6 @@ class KokoroEngine:
         if not 0.1 <= gain <= 4.0:
             raise OptionError("gain must be within 0.1 .. 4.0")
 
-    async def warm_up(self) -> None:
-        """Start the workers (each joins and loads the model, ~1-2 s, and jieba)."""
-        await self._pool.warm_up()
-
     async def synthesize(self, text: str, options: SpeechOptions) -> Clip:
         """Speak one chunk, with an estimate of each word's time.
 
@@ -86,10 +82,6 @@ class KokoroEngine:
                 "gain": float(options.option("gain", "1.0")),
             }
         )
-
-    async def aclose(self) -> None:
-        """Stop the workers."""
-        await self._pool.aclose()
 
 
 def create(settings: Settings) -> KokoroEngine:

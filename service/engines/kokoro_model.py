@@ -99,17 +99,21 @@ class Model:
         return pack[min(max(tokens, 1), len(pack)) - 1].reshape(1, STYLE_DIM)
 
     def speak(self, phonemes: str, *, voice: str, speed: float) -> Any:
-        """float32 samples in [-1, 1] at 24 kHz for a phoneme string.
+        """float32 samples in [-1, 1] at 24 kHz for a phoneme string; one longer than the
+        model reads at once is read in pieces cut between words.
 
         Raises:
-            ValueError: no phoneme the model knows, too many of them, or no such voice.
+            ValueError: no phoneme the model knows, or no such voice.
         """
         np = self._np
         tokens = [self.vocab[c] for c in phonemes if c in self.vocab]
         if not tokens:
             raise ValueError("nothing the voice can speak")
-        if len(tokens) > MAX_TOKENS - 2:
-            raise ValueError(f"{len(tokens)} phonemes is more than the model reads at once")
+        pieces = fit(tokens, space=self.vocab[" "], limit=MAX_TOKENS - 2)
+        return np.concatenate([self._infer(piece, voice, speed) for piece in pieces])
+
+    def _infer(self, tokens: list[int], voice: str, speed: float) -> Any:
+        np = self._np
         audio = self._session.run(
             None,
             {
@@ -119,3 +123,18 @@ class Model:
             },
         )[0]
         return np.asarray(audio, dtype=np.float32).ravel()
+
+
+def fit(tokens: list[int], *, space: int, limit: int) -> list[list[int]]:
+    """`tokens` in pieces of at most `limit`, cut at the last word boundary (`space`) that
+    fits, else (one word longer than the limit) at the limit."""
+    pieces: list[list[int]] = []
+    while len(tokens) > limit:
+        cut = next((i for i in range(limit, 0, -1) if tokens[i] == space), limit)
+        pieces.append(tokens[:cut])
+        tokens = tokens[cut:]
+        while tokens and tokens[0] == space:
+            tokens = tokens[1:]
+    if tokens:
+        pieces.append(tokens)
+    return pieces

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from service.engines.base import Clip, SpeechOptions, parse_pitch, parse_rate
-from service.engines.workers import WorkerPool
+from service.engines.workers import PooledEngine, WorkerPool
 from service.errors import EngineUnavailableError, OptionError
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def _digest(model_dir: Path, stats: tuple[tuple[object, ...], ...]) -> str:
     return digest.hexdigest()[:12]
 
 
-class NeuralEngine:
+class NeuralEngine(PooledEngine):
     """The neural voice on a fixed number of worker processes."""
 
     name = "neural"
@@ -112,10 +112,6 @@ class NeuralEngine:
         if not 0.7 <= parse_pitch(options.pitch, base_hz=_MEAN_PITCH_HZ) <= 1.4:
             raise OptionError("the neural voice's pitch moves within -30% .. +40%")
 
-    async def warm_up(self) -> None:
-        """Start the workers (each loads the model, ~0.4 s, and jieba)."""
-        await self._pool.warm_up()
-
     async def synthesize(self, text: str, options: SpeechOptions) -> Clip:
         """Speak one chunk, with the time of each of its words.
 
@@ -129,10 +125,6 @@ class NeuralEngine:
                 "pitch": parse_pitch(options.pitch, base_hz=_MEAN_PITCH_HZ),
             }
         )
-
-    async def aclose(self) -> None:
-        """Stop the workers."""
-        await self._pool.aclose()
 
 
 def create(settings: Settings) -> NeuralEngine:

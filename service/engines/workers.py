@@ -186,3 +186,18 @@ class WorkerPool:
         workers, self._all = self._all, []
         await asyncio.gather(*(w.stop() for w in workers))
         self._idle = None
+
+
+class PooledEngine:
+    """What every engine whose work runs on a `WorkerPool` (`self._pool`) does alike."""
+
+    _pool: WorkerPool
+
+    async def warm_up(self) -> None:
+        """Start every worker process now (each loads what it needs) rather than on the
+        first chunks."""
+        await self._pool.warm_up()
+
+    async def aclose(self) -> None:
+        """Stop every worker process."""
+        await self._pool.aclose()

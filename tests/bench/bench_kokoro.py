@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench.bench_pipeline import SAMPLE, run  # noqa: E402
+from tests.bench.bench_pipeline import SAMPLE, alternate, rtf_table  # noqa: E402
 
 RAW_MODEL = textwrap.dedent("""
     import re, sys
@@ -105,7 +105,6 @@ def main() -> None:
     normalizer = Normalizer()
     spoken = "\n".join(normalizer.normalize(s.text) for s in sentences)
     langdu = str(Path(sys.executable).with_name("langdu"))
-    results: dict[str, list[tuple[float, int]]] = {"kokoro": [], "raw": []}
     audio: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LANGDU_DATA_DIR"] = f"{tmp}/data"  # run() passes the environment on
@@ -120,26 +119,17 @@ def main() -> None:
             ],
             "raw": [sys.executable, "-c", RAW_MODEL, str(spoken_file), f"{tmp}/r.mp3"],
         }
-        outs: dict[str, str] = {}
-        for i in range(args.runs):
-            for name, cmd in commands.items():  # alternating: the same machine state
-                shutil.rmtree(Path(tmp, "data"), ignore_errors=True)  # every run reads anew
-                elapsed, peak, outs[name] = run(cmd)
-                results[name].append((elapsed, peak))
-                print(f"run {i + 1}: {name:<7} {elapsed:7.2f} s  {peak:5d} MiB", flush=True)
+        data = Path(tmp, "data")
+        results, outs = alternate(  # every run reads anew: no cached sentence
+            commands, args.runs, before=lambda: shutil.rmtree(data, ignore_errors=True)
+        )
         audio["raw"] = float(outs["raw"].strip())
         audio["kokoro"] = json.loads(Path(tmp, "k.json").read_text())["duration_ms"] / 1000
     print(
         f"\ntext: {args.article.name}, {len(sentences)} sentences, {len(spoken)} spoken "
         f"characters; {os.cpu_count()} cores, one Kokoro worker"
     )
-    print(f"{'':<24}{'best s':>8}{'audio s':>9}{'RTF':>8}{'peak MiB':>10}")
-    rtf = {}
-    for name, label in (("kokoro", "langdu synth (Kokoro)"), ("raw", "raw model")):
-        best = min(t for t, _ in results[name])
-        peak = max(m for _, m in results[name])
-        rtf[name] = best / audio[name]
-        print(f"{label:<24}{best:>8.2f}{audio[name]:>9.1f}{rtf[name]:>8.3f}{peak:>10d}")
+    rtf = rtf_table({"kokoro": "langdu synth (Kokoro)", "raw": "raw model"}, results, audio)
     print(
         f"pipeline / raw model RTF = {rtf['kokoro'] / rtf['raw']:.2f} (target <= 1.1)", flush=True
     )

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench.bench_pipeline import SAMPLE, run  # noqa: E402
+from tests.bench.bench_pipeline import SAMPLE, alternate, rtf_table  # noqa: E402
 
 RAW_MODEL = textwrap.dedent("""
     import re, sys
@@ -75,7 +75,6 @@ def main() -> None:
     langdu = str(Path(sys.executable).with_name("langdu"))
     env = {**os.environ, "LANGDU_NEURAL_WORKERS": "1", "LANGDU_WORKERS": "1"}
     os.environ.update(env)  # run() passes the environment on
-    results: dict[str, list[tuple[float, int]]] = {"neural": [], "raw": [], "espeak": []}
     audio: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         article = Path(tmp, "article.txt")
@@ -93,12 +92,7 @@ def main() -> None:
                 *("-o", f"{tmp}/e.mp3", "--timings", f"{tmp}/e.json", "-q"),
             ],
         }
-        outs: dict[str, str] = {}
-        for i in range(args.runs):
-            for name, cmd in commands.items():  # alternating: the same machine state
-                elapsed, peak, outs[name] = run(cmd)
-                results[name].append((elapsed, peak))
-                print(f"run {i + 1}: {name:<7} {elapsed:7.2f} s  {peak:5d} MiB", flush=True)
+        results, outs = alternate(commands, args.runs)
         audio["raw"] = float(outs["raw"].strip())
         for name, sidecar in (("neural", "n.json"), ("espeak", "e.json")):
             audio[name] = json.loads(Path(tmp, sidecar).read_text())["duration_ms"] / 1000
@@ -106,17 +100,12 @@ def main() -> None:
         f"\ntext: {args.article.name}, {len(sentences)} sentences, {len(spoken)} spoken "
         f"characters; {os.cpu_count()} cores, one worker each"
     )
-    print(f"{'':<22}{'best s':>8}{'audio s':>9}{'RTF':>8}{'peak MiB':>10}")
-    rtf = {}
-    for name, label in (
-        ("neural", "langdu synth (neural)"),
-        ("raw", "raw model"),
-        ("espeak", "langdu synth (espeak)"),
-    ):
-        best = min(t for t, _ in results[name])
-        peak = max(m for _, m in results[name])
-        rtf[name] = best / audio[name]
-        print(f"{label:<22}{best:>8.2f}{audio[name]:>9.1f}{rtf[name]:>8.3f}{peak:>10d}")
+    rows = {
+        "neural": "langdu synth (neural)",
+        "raw": "raw model",
+        "espeak": "langdu synth (espeak)",
+    }
+    rtf = rtf_table(rows, results, audio)
     print(
         f"pipeline / raw model RTF = {rtf['neural'] / rtf['raw']:.2f} (target <= 1.2); "
         f"neural / espeak-ng RTF = {rtf['neural'] / rtf['espeak']:.1f}"

@@ -20,6 +20,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +77,40 @@ def run(cmd: list[str]) -> tuple[float, int, str]:
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err.strip()[-500:]}")
     return elapsed, peak // 1024, out
+
+
+Results = dict[str, list[tuple[float, int]]]  # name -> (wall seconds, peak MiB) per run
+
+
+def alternate(
+    commands: dict[str, list[str]], runs: int, *, before: Callable[[], None] | None = None
+) -> tuple[Results, dict[str, str]]:
+    """Run each command `runs` times, alternating (each sees the same machine state);
+    `before` runs before every command. Returns the figures and each command's last stdout."""
+    results: Results = {name: [] for name in commands}
+    outs: dict[str, str] = {}
+    for i in range(runs):
+        for name, cmd in commands.items():
+            if before is not None:
+                before()
+            elapsed, peak, outs[name] = run(cmd)
+            results[name].append((elapsed, peak))
+            print(f"run {i + 1}: {name:<7} {elapsed:7.2f} s  {peak:5d} MiB", flush=True)
+    return results, outs
+
+
+def rtf_table(rows: dict[str, str], results: Results, audio: dict[str, float]) -> dict[str, float]:
+    """Print best time, audio, real-time factor and peak memory per row (name -> label);
+    returns each row's RTF."""
+    width = max(len(label) for label in rows.values()) + 2
+    print(f"{'':<{width}}{'best s':>8}{'audio s':>9}{'RTF':>8}{'peak MiB':>10}")
+    rtf = {}
+    for name, label in rows.items():
+        best = min(t for t, _ in results[name])
+        peak = max(m for _, m in results[name])
+        rtf[name] = best / audio[name]
+        print(f"{label:<{width}}{best:>8.2f}{audio[name]:>9.1f}{rtf[name]:>8.3f}{peak:>10d}")
+    return rtf
 
 
 def main() -> None:

@@ -61,6 +61,18 @@ def test_the_model_is_refused_unless_its_digest_is_the_pinned_one(monkeypatch):
         kokoro_model.model_bytes()
 
 
+def test_phonemes_longer_than_the_model_reads_are_cut_between_words():
+    space = 16
+    words = [[1] * 5, [2] * 5, [3] * 5]
+    tokens = [*words[0], space, *words[1], space, *words[2]]
+    assert kokoro_model.fit(tokens, space=space, limit=12) == [
+        [*words[0], space, *words[1]],
+        words[2],
+    ]
+    assert kokoro_model.fit([7] * 25, space=space, limit=10) == [[7] * 10, [7] * 10, [7] * 5]
+    assert kokoro_model.fit(tokens, space=space, limit=100) == [tokens]
+
+
 def test_the_voices_offered_are_vendored_with_their_licence():
     assert set(kokoro_model.offered_voices()) == {
         "zf_xiaoxiao",
