@@ -23,7 +23,7 @@ from service.core.articles import Limits, build_record
 from service.core.episodes import Episodes, EpisodeStyle
 from service.core.hotaudio import HotAudio
 from service.core.library import Library
-from service.core.pipeline import PartCache, Pauses, Synthesizer
+from service.core.pipeline import PartCache, Pauses, Synthesizer, init_text_worker
 from service.core.voices import VoiceCatalog
 from service.engines import Engine, EngineFactory, engine_factory
 from service.errors import EngineUnavailableError, OptionError, VoiceCatalogError
@@ -191,7 +191,7 @@ async def open_services(
                     ProcessPoolExecutor,
                     settings.workers,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=frontend.init,
+                    initializer=init_text_worker,
                     initargs=(os.getpid(), normalizer.lexicon, settings.preload_jieba),
                 )
             )
@@ -242,10 +242,17 @@ async def open_services(
         # Grammars, the default engine and (unless told not to) jieba load now, not on the
         # first request. Without the preload, jieba loads when an article may need it.
         synth = synthesizers[default_voice.engine]
+        loop = asyncio.get_running_loop()
         await asyncio.gather(
             synth.warm_up(segmenter=settings.preload_jieba),
             synth.engine.warm_up(),
             parse.warm_up(),
+            # every text worker now (submitted together, each starts a process of its
+            # own): one starting on the first reading would slow its first audio down
+            *(
+                loop.run_in_executor(text_process, frontend.warm_up, settings.preload_jieba)
+                for _ in range(settings.workers if text_process is not None else 0)
+            ),
         )
         # the fallback voices must be ready when needed
         ready = {default_voice.engine}

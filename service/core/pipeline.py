@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
+import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,6 +27,15 @@ from service.text.sentences import Sentence, split_sentences
 
 log = logging.getLogger("langdu.pipeline")
 _PART_VERSION = 2  # bump when rendering changes, so cached parts are not reused (2: words)
+
+
+def init_text_worker(parent: int, lexicon: Mapping[str, str], preload_jieba: bool) -> None:
+    """Initializer of the text front-end's worker processes (service.text.frontend), which
+    also encode sentences: the audio code is loaded and run once before the first one."""
+    from service.text import frontend
+
+    frontend.init(parent, lexicon, preload_jieba)
+    audio_warm_up()
 
 
 def placed_words(original: str, spoken: str, speech: Mp3Part) -> tuple[PlacedWord, ...]:
@@ -91,23 +102,89 @@ def bounded(sentence: str, limit: int = MAX_SENTENCE_CHARS) -> list[str]:
 
 
 _CLAUSE_PAUSE = 0.4  # of a sentence pause, after a first piece that ends at a clause mark
-_CLAUSE_MARKS = "，；：,;:"
-_MIN_PIECE = 4  # characters: a shorter first clause is not worth a part of its own
+_CLAUSE_MARKS = "，；：、,;:"
+_MIN_PIECE = 4  # said characters: a shorter piece is not worth a part of its own
+# A slow engine's first pieces, in said characters: the first is made in well under a
+# second; each next one in less time than the ones before it take to play.
+LEAD_LIMITS = (6, 14, 30)
+# Words that lean on the next word (a cut after them sounds broken: 明显的|区域) or on the
+# one before (明显|的区域): no cut between words next to them.
+_LEANS_ON_NEXT = frozenset("的之和与及或在对把被将向从为于以由跟同给让比")
+_LEANS_ON_PREVIOUS = frozenset("的地得了着过们吗呢吧啊呀等")
 
 
-def first_piece(sentence: Sentence) -> tuple[Sentence, Sentence] | None:
-    """The sentence cut after its first clause (both halves long enough to say), or None."""
+def _said(text: str) -> int:
+    """About how many syllables `text` is read as (a digit: two, punctuation: none)."""
+    return sum(2 if c.isdigit() else 1 for c in text if c.isalnum())
+
+
+def _clause_ends(text: str) -> list[int]:
+    """Where a clause ends: after a clause mark (not the comma of 1,000), or after a space
+    between two phrases (a headline's 强化党建引领 推动争先进位)."""
+    ends = []
+    for at, ch in enumerate(text[:-1]):
+        nxt = text[at + 1]
+        mark = ch in _CLAUSE_MARKS and not (ch == "," and nxt.isdigit())
+        gap = ch.isspace() and not nxt.isspace() and at > 0 and not text[at - 1].isspace()
+        if mark or gap:
+            ends.append(at + 1)
+    return ends
+
+
+def lead_pieces(sentence: Sentence, words: Sequence[str] | None = None) -> list[Sentence]:
+    """The first sentence of a reading by a slow engine, cut into pieces that grow (at
+    most LEAD_LIMITS said characters, the rest whole): at the last clause end that fits,
+    else between the last jieba `words` that fit (when given), else (first piece only) at
+    the first clause end. Each piece says at least _MIN_PIECE syllables; joined, the pieces
+    are the sentence."""
     text = sentence.text
-    for at, ch in enumerate(text):
-        if ch in _CLAUSE_MARKS and at + 1 >= _MIN_PIECE:
-            rest = text[at + 1 :]
-            if len(rest.strip()) < _MIN_PIECE or (ch == "," and text[at + 1 : at + 2].isdigit()):
-                return None  # 1,000 is one number
-            return (
-                Sentence(index=sentence.index, paragraph=sentence.paragraph, text=text[: at + 1]),
-                Sentence(index=sentence.index, paragraph=sentence.paragraph, text=rest),
+    clauses = _clause_ends(text)
+    bounds, at = [], 0
+    for word, nxt in itertools.pairwise(words or ()):
+        at += len(word)
+        if word not in _LEANS_ON_NEXT and nxt[:1] not in _LEANS_ON_PREVIOUS:
+            bounds.append(at)
+    if words is not None and sum(map(len, words)) != len(text):
+        bounds = []  # not this sentence's words
+    cuts: list[int] = []
+    start = 0
+    for limit in LEAD_LIMITS:
+        if _said(text[start:]) <= limit:
+            break
+
+        def fits(at: int, start: int = start, limit: int = limit) -> bool:
+            said = _said(text[start:at])
+            return _MIN_PIECE <= said <= limit and _said(text[at:]) >= _MIN_PIECE
+
+        cut = max((at for at in clauses if at > start and fits(at)), default=None)
+        if cut is None:
+            cut = max((at for at in bounds if at > start and fits(at)), default=None)
+        if cut is None and not cuts:  # no word boundary known: the first clause, if any
+            cut = next(
+                (
+                    at
+                    for at in clauses
+                    if _said(text[:at]) >= _MIN_PIECE and _said(text[at:]) >= _MIN_PIECE
+                ),
+                None,
             )
-    return None
+        if cut is None:
+            break
+        cuts.append(cut)
+        start = cut
+    edges = [0, *cuts, len(text)]
+    return [
+        Sentence(index=sentence.index, paragraph=sentence.paragraph, text=text[a:b])
+        for a, b in itertools.pairwise(edges)
+    ]
+
+
+def _set(event: asyncio.Event, _: object) -> None:
+    event.set()
+
+
+def _ends_clause(piece: str) -> bool:
+    return piece[-1:].isspace() or piece[-1:] in _CLAUSE_MARKS
 
 
 class PartCache(Protocol):
@@ -246,6 +323,16 @@ class Synthesizer:
             return await loop.run_in_executor(self._remote_text, frontend.chunks, spoken, budget)
         return await loop.run_in_executor(self._text_pool, self._chunks, spoken)
 
+    async def _words(self, text: str) -> list[str] | None:
+        """jieba's words of `text`, or None while its dictionary is not loaded (the first
+        audio never waits for it)."""
+        if self._remote_text is not None:
+            from service.text import frontend
+
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._remote_text, frontend.words, text)
+        return self._segmenter.words(text) if self._segmenter.loaded else None
+
     def _chunks(self, spoken: str) -> list[str]:
         """Text thread: a sentence's spoken form in engine-sized chunks."""
         budget = self._engine.chunk_budget
@@ -309,7 +396,13 @@ class Synthesizer:
         )
 
     async def _render(
-        self, sentence: Sentence, nxt: Sentence | None, options: SpeechOptions, *, lead: bool
+        self,
+        sentence: Sentence,
+        nxt: Sentence | None,
+        options: SpeechOptions,
+        *,
+        lead: bool,
+        turn: tuple[asyncio.Event | None, asyncio.Event],
     ) -> SentenceAudio:
         loop = asyncio.get_running_loop()
         spoken = await self._text(sentence.text)
@@ -321,15 +414,23 @@ class Synthesizer:
             )
             if self._on_sentence is not None:
                 self._on_sentence(found is not None)
+        chunks = []
         if found is None:
             chunks = [
                 (at, c)
                 for at, c in _located(spoken, await self._chunks_of(spoken))
                 if is_speakable(c)
             ]
-            clips: list[Clip] = await asyncio.gather(
-                *(self._engine.synthesize(c, options) for _, c in chunks)
-            )
+        # The engine is asked in reading order, whatever order the text work finished in:
+        # a later sentence's long chunks never queue ahead of an earlier piece. (`mine`
+        # says: this sentence and all before it have asked.)
+        before, mine = turn
+        if before is not None:
+            await before.wait()
+        if found is None:
+            asked = asyncio.gather(*(self._engine.synthesize(c, options) for _, c in chunks))
+            mine.set()
+            clips: list[Clip] = await asked
             # Encoding holds the interpreter lock: in the text process when there is one.
             encoder = self._remote_text or self._audio_pool
             found = await loop.run_in_executor(
@@ -352,8 +453,8 @@ class Synthesizer:
         if nxt is not None:
             sentence_ms, paragraph_ms = self._pause_ms(options)
             ms = paragraph_ms if nxt.paragraph != sentence.paragraph else sentence_ms
-            if lead:  # a clause's pause inside the sentence (the engine's own is trimmed)
-                ms = round(sentence_ms * _CLAUSE_PAUSE)
+            if lead:  # a pause inside the sentence (the engine's own is trimmed)
+                ms = round(sentence_ms * _CLAUSE_PAUSE) if _ends_clause(sentence.text) else 0
             if ms > 0:
                 pause = self._silence.get(ms)
                 if pause is None:  # another rate's pause: a few ms to encode, then kept
@@ -382,25 +483,35 @@ class Synthesizer:
             self._load_segmenter_soon()  # (a text process loads its own on first need)
         leads = 0
         if self._first_piece and sentences:
-            # A slow engine's first audio: the first clause is made (and streamed) alone.
-            split = first_piece(sentences[0])
-            if split is not None:
-                sentences, leads = [*split, *sentences[1:]], 1
+            # A slow engine's first audio: the first sentence in growing pieces, each made
+            # (and streamed) alone.
+            pieces = lead_pieces(sentences[0], await self._words(sentences[0].text))
+            sentences, leads = [*pieces, *sentences[1:]], len(pieces) - 1
+
+        turns = [asyncio.Event() for _ in sentences]
 
         def schedule(i: int) -> None:
             if i < len(sentences) and i not in pending:
                 nxt = sentences[i + 1] if i + 1 < len(sentences) else None
-                pending[i] = asyncio.create_task(
-                    self._render(sentences[i], nxt, options, lead=i < leads)
+                turn = (turns[i - 1] if i else None, turns[i])
+                task = asyncio.create_task(
+                    self._render(sentences[i], nxt, options, lead=i < leads, turn=turn)
                 )
+                # (also when cached or failed) the next sentence may ask now
+                task.add_done_callback(functools.partial(_set, turns[i]))
+                pending[i] = task
 
         try:
-            for i in range(min(self._lookahead, len(sentences))):
+            # A first piece is made alone: the model runs on every core, and the text work
+            # of the sentences after it (a few ms each, at a higher priority) would stall
+            # its threads just when a listener waits for the first audio.
+            for i in range(1 if leads else min(self._lookahead, len(sentences))):
                 schedule(i)
             for i in range(len(sentences)):
                 schedule(i)
                 result = await pending.pop(i)
-                schedule(i + self._lookahead)
+                for ahead in range(i + 1, i + 1 + self._lookahead):
+                    schedule(ahead)
                 yield result
         finally:
             for task in pending.values():

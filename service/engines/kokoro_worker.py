@@ -5,11 +5,9 @@ service.engines.workers for the protocol). Request: {"text", "voice", "speed", "
 Reply: {"ok": true, "rate": 24000, "bytes": n, "words": [[offset, length, start_ms, end_ms],
 ...]} and n bytes of 16-bit mono PCM.
 
-The exported model returns audio only, not its predicted durations, so word times are an
-estimate: the voiced span of the clip (from the first to the last sample above the noise
-floor) is shared among the phonemes in proportion to a weight per symbol (a phoneme 1, a
-tone mark or a space nothing, a comma or a full stop a pause's worth), and each word runs
-from its first phoneme to its last.
+Word times are the model's own: its duration predictor says how many 25 ms frames each
+phoneme lasts (service.engines.kokoro_graph opens the graph there), and a word runs from
+its first phoneme's start to its last phoneme's end.
 """
 
 from __future__ import annotations
@@ -19,45 +17,26 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from service.engines.kokoro_model import SAMPLE_RATE, Model, offered_voices
+from service.engines.kokoro_model import SAMPLE_RATE, Model, Speech, offered_voices
 from service.engines.kokoro_text import Phonemes, phonemize
 from service.engines.worker_loop import answer
 
 _KNEE = 0.5  # above this much of full scale, peaks are bent down smoothly (never clipped)
-_FLOOR = 0.02  # below this much of the clip's peak is silence, for the timing estimate
-_PAUSE_WEIGHT = {",": 3.0, ";": 3.0, ":": 3.0, ".": 5.0, "!": 5.0, "?": 5.0, "…": 5.0, "—": 3.0}
-_SILENT = frozenset(" →↓↗↘“”()")
 
 
-def _weights(phonemes: str) -> np.ndarray:
-    return np.array(
-        [_PAUSE_WEIGHT.get(c, 0.0 if c in _SILENT else 1.0) for c in phonemes], dtype=np.float64
-    )
-
-
-def word_times(phones: Phonemes, audio: np.ndarray) -> list[list[int]]:
-    """[offset, length, start_ms, end_ms] of each spoken word (an estimate: see above)."""
-    if not phones.units or not len(audio):
-        return []
-    loud = np.flatnonzero(np.abs(audio) > _FLOOR * max(float(np.abs(audio).max()), 1e-9))
-    first, last = (int(loud[0]), int(loud[-1]) + 1) if len(loud) else (0, len(audio))
-    weights = _weights(phones.text)
-    total = float(weights.sum()) or 1.0
-    edges = np.concatenate([[0.0], np.cumsum(weights)]) / total  # share of the span before i
+def word_times(phones: Phonemes, speech: Speech) -> list[list[int]]:
+    """[offset, length, start_ms, end_ms] of each spoken word, from the model's durations."""
     to_ms = 1000.0 / SAMPLE_RATE
-
-    def at(index: int) -> int:
-        return round(float(first + edges[index] * (last - first)) * to_ms)
-
     spans: dict[int, list[int]] = {}
     for unit in phones.units:
-        begin, end = at(unit.start), at(unit.end)
+        begin, end = speech.edges[unit.start][0], speech.edges[unit.end - 1][1]
         span = spans.setdefault(unit.word, [begin, end])
         span[0], span[1] = min(span[0], begin), max(span[1], end)
     out = []
     for word, (begin, end) in sorted(spans.items()):
         offset, length = phones.words[word]
-        out.append([offset, length, begin, max(end, begin + 1)])
+        start_ms = round(begin * to_ms)
+        out.append([offset, length, start_ms, max(round(end * to_ms), start_ms + 1)])
     return out
 
 
@@ -84,8 +63,9 @@ def serve(stdin: BinaryIO, stdout: BinaryIO, threads: int) -> None:
         phones = phonemize(str(req["text"]))
         if not phones.units:
             raise ValueError("nothing the voice can speak")
-        audio = model.speak(phones.text, voice=str(req["voice"]), speed=float(req["speed"]))
-        return to_pcm(audio, float(req.get("gain", 1.0))), {"words": word_times(phones, audio)}
+        speech = model.speak(phones.text, voice=str(req["voice"]), speed=float(req["speed"]))
+        gain = float(req.get("gain", 1.0))
+        return to_pcm(speech.audio, gain), {"words": word_times(phones, speech)}
 
     answer(stdin, stdout, SAMPLE_RATE, handle)
 

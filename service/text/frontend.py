@@ -52,3 +52,9 @@ def chunks(spoken: str, budget: int) -> list[str]:
     if utf8_len(spoken) <= budget:
         return [spoken]
     return chunk(spoken, budget=budget, segmenter=_segmenter)
+
+
+def words(text: str) -> list[str] | None:
+    """jieba's words of `text`, or None if this worker has not loaded jieba."""
+    assert _segmenter is not None
+    return _segmenter.words(text) if _segmenter.loaded else None

@@ -1,18 +1,22 @@
 """Benchmark: Kokoro through `langdu synth` beside the raw model on the same sentences, and
 the time to the first audio byte of `langdu serve`, in one run.
 
-    python tests/bench/bench_kokoro.py [--runs 1] [--article PATH] [--sentences N] [--first 5]
+    python tests/bench/bench_kokoro.py [--runs 1] [--article PATH] [--sentences N]
+                                       [--first 5] [--listen 30]
 
-Raw model = one process that joins and loads the model, runs our front end and the model on
-each normalized sentence (cut between clauses into pieces of at most 80 characters, as the
-pipeline's chunker does: what the model reads at once), and encodes the audio to MP3 once,
-on all cores.
-The pipeline (`langdu synth`, the default Kokoro voice, one worker on all cores) includes all
-a user waits for: start-up, extraction, normalization, chunking, synthesis, stitching,
-encoding, word timings. Real-time factor = wall seconds per second of audio; peak memory is
-the RSS of the whole process tree (sampled every 10 ms). First byte = a real `langdu serve`
-with its defaults, a new (uncached) article posted, then the time from GET audio.mp3 to its
-first byte; the median of `--first` articles.
+Raw model = one process that joins and loads the model (the graph as published, on all
+cores), runs our front end and the model on each normalized sentence (cut between clauses
+into pieces of at most 80 characters, as the pipeline's chunker does: what the model reads
+at once), trims each piece's edge silence as langdu does (and kokoro-onnx), puts langdu's
+0.3 s pause between sentences and encodes the audio to MP3 once: the same audio, without
+langdu. The pipeline (`langdu synth`, the default Kokoro voice, one worker on all cores)
+includes all a user waits for: start-up, extraction, normalization, chunking, synthesis,
+stitching, encoding, word timings. Real-time factor = wall seconds per second of audio;
+peak memory is the RSS of the whole process tree (sampled every 10 ms).
+First byte = a new `langdu serve` with its defaults (and a new data directory) for each of
+`--first` runs, the demo page's article posted as the player posts it, then the time from
+GET audio.mp3 to its first byte (the median is the figure), and how long a listener who
+starts at that byte then waits for audio in the first `--listen` seconds.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -34,58 +39,123 @@ sys.path.insert(0, str(ROOT))
 from tests.bench.bench_pipeline import SAMPLE, alternate, rtf_table  # noqa: E402
 
 RAW_MODEL = textwrap.dedent("""
-    import re, sys
+    import os, re, sys
     import numpy as np
+    import onnxruntime as ort
     from service.audio.mp3 import AudioFormat, encode_part
-    from service.engines.kokoro_model import Model
+    from service.engines.kokoro_model import MAX_TOKENS, VOICES_DIR, fit, model_bytes, vocab
     from service.engines.kokoro_text import phonemize
     from service.engines.kokoro_worker import to_pcm
-    import os
-    model = Model(threads=os.cpu_count() or 1)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model_bytes(), options, providers=["CPUExecutionProvider"])
+    table = vocab()
+    pack = np.fromfile(VOICES_DIR / "zm_yunxi.bin", dtype="<f4").reshape(-1, 256)
+    def speak(phonemes):
+        tokens = [table[c] for c in phonemes if c in table]
+        out = []
+        for piece in fit(tokens, space=table[" "], limit=MAX_TOKENS - 2):
+            feeds = {
+                "tokens": np.array([[0, *piece, 0]], dtype=np.int64),
+                "style": pack[len(piece) - 1 : len(piece)],
+                "speed": np.array([1.0], dtype=np.float32),
+            }
+            out.append(session.run(None, feeds)[0].ravel())
+        return np.concatenate(out)
+    def trimmed(audio):  # the model's edge silence off, as langdu (and kokoro-onnx) do
+        loud = np.flatnonzero(np.abs(audio) > 10 ** (-50 / 20))
+        keep = 960  # 40 ms
+        return audio[max(0, loud[0] - keep) : loud[-1] + keep] if len(loud) else audio
+    pause = np.zeros(int(0.3 * 24000), dtype=np.float32)  # langdu's pause between sentences
     audio = []
     text = open(sys.argv[1], encoding="utf-8").read()
-    pieces = []
     for line in text.splitlines():  # a sentence; clauses joined up to 80 characters
-        piece = ""
+        pieces, piece = [], ""
         for clause in re.findall(r"[^，。！？；：、,!?;:]+[，。！？；：、,!?;:]?", line):
             if piece and len(piece) + len(clause) > 80:
                 pieces.append(piece)
                 piece = ""
             piece += clause
         pieces.append(piece)
-    for piece in pieces:
-        phones = phonemize(piece)
-        if phones.units:
-            audio.append(model.speak(phones.text, voice="zm_yunxi", speed=1.0))
-    pcm = to_pcm(np.concatenate(audio), 1.6)
+        for piece in pieces:
+            phones = phonemize(piece)
+            if phones.units:
+                audio.append(trimmed(speak(phones.text)))
+        audio.append(pause)
+    pcm = to_pcm(np.concatenate(audio[:-1]), 1.6)
     part = encode_part(pcm, AudioFormat(sample_rate=24000))
     open(sys.argv[2], "wb").write(part.data)
     print(part.duration_ms / 1000)
 """)
 
 
-def first_bytes(paragraphs: list[str], tmp: str) -> list[float]:
-    """Seconds from GET audio.mp3 to its first byte, one new article each."""
+def _seconds(mp3: bytes) -> float:
+    """Playable seconds of an MP3 stream's first bytes (decoded with the bundled ffmpeg)."""
+    from service.audio.mp3 import ffmpeg_exe
+
+    pcm = subprocess.run(
+        [ffmpeg_exe(), "-v", "quiet", "-i", "pipe:0", "-f", "s16le", "-ac", "1", "pipe:1"],
+        input=mp3,
+        capture_output=True,
+    ).stdout
+    return len(pcm) / 2 / 24000
+
+
+def stalls(arrivals: list[tuple[float, float]]) -> float:
+    """Seconds a listener who starts playing at the first byte waits for audio later, given
+    (arrival time, playable seconds received so far) after each chunk."""
+    (clock, _), pos, waited, have = arrivals[0], 0.0, 0.0, arrivals[0][1]
+    for at, total in arrivals[1:]:
+        runs_dry = clock + (have - pos)  # the player reaches the end of what it has
+        if at > runs_dry:
+            waited += at - runs_dry
+            pos = have
+        else:
+            pos += at - clock
+        clock, have = at, total
+    return waited
+
+
+def demo_article() -> dict[str, str]:
+    """What the player on the demo page posts: its article's HTML and its headline."""
+    import lxml.html
+
+    page = lxml.html.fromstring((ROOT / "service" / "player" / "demo.html").read_bytes())
+    (content,) = page.xpath("//*[@id='content']")
+    (title,) = page.xpath("//h1[@class='title']")
+    html = lxml.html.tostring(content, encoding="unicode")
+    return {"html": html, "title": title.text_content().strip(), "url": "http://127.0.0.1/"}
+
+
+def first_bytes(runs: int, tmp: str, listen_s: float) -> list[tuple[float, float]]:
+    """(first byte, stalls) of `langdu serve` with its defaults reading the demo page's
+    article (posted as the player does), each run a new server and data directory: from
+    GET audio.mp3 to its first byte, and the listener's waits in its first `listen_s`."""
     from tests.server import start_server
 
-    Path(tmp, "serve").mkdir()
-    server = start_server(Path(tmp, "serve", "data"), defaults=True, preload_jieba="true")
-    times = []
-    try:
-        with server.client() as c:
-            for n, text in enumerate(paragraphs):
-                article = c.post("/v1/articles", json={"text": f"{text}（第{n + 1}篇）"}).json()
+    article = demo_article()
+    out = []
+    for n in range(runs):
+        Path(tmp, f"serve{n}").mkdir()
+        server = start_server(Path(tmp, f"serve{n}", "data"), defaults=True, preload_jieba="true")
+        try:
+            with server.client() as c:
+                posted = c.post("/v1/articles", json=article).json()
+                received, arrivals = b"", []
                 started = time.monotonic()
-                with c.stream("GET", article["audio_url"]) as r:
-                    chunks = r.iter_bytes()
-                    next(chunks)
-                    times.append(time.monotonic() - started)
-                    for _ in chunks:  # the whole reading: the next one starts cold
-                        pass
-                print(f"first byte {n + 1}: {times[-1]:.2f} s", flush=True)
-    finally:
-        server.stop()
-    return times
+                with c.stream("GET", posted["audio_url"]) as r:
+                    for chunk in r.iter_bytes():
+                        at = time.monotonic() - started
+                        received += chunk
+                        arrivals.append((at, _seconds(received)))
+                        if arrivals[-1][1] >= listen_s:
+                            break
+        finally:
+            server.stop()
+        out.append((arrivals[0][0], stalls(arrivals)))
+        print(f"first byte {n + 1}: {out[-1][0]:.2f} s, then waits {out[-1][1]:.2f} s", flush=True)
+    return out
 
 
 def main() -> None:
@@ -93,7 +163,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--article", type=Path, default=SAMPLE)
     ap.add_argument("--sentences", type=int, default=20, help="only the first N (0: all)")
-    ap.add_argument("--first", type=int, default=5, help="articles for the first-byte median")
+    ap.add_argument("--first", type=int, default=5, help="servers for the first-byte median")
+    ap.add_argument("--listen", type=float, default=30, help="seconds of audio to listen to")
     args = ap.parse_args()
 
     from service.cli import load_sentences
@@ -133,12 +204,14 @@ def main() -> None:
     print(
         f"pipeline / raw model RTF = {rtf['kokoro'] / rtf['raw']:.2f} (target <= 1.1)", flush=True
     )
-    paragraphs = [s.text for s in sentences if len(s.text) >= 12][: args.first]
     with tempfile.TemporaryDirectory() as tmp:
-        firsts = first_bytes(paragraphs, tmp)
+        found = first_bytes(args.first, tmp, args.listen)
+    firsts = [f for f, _ in found]
     print(
-        f"first audio byte (langdu serve, uncached, n={len(firsts)}): median "
-        f"{statistics.median(firsts):.2f} s, max {max(firsts):.2f} s (target < 1 s)"
+        f"first audio byte (langdu serve, demo article, uncached, n={len(firsts)}): median "
+        f"{statistics.median(firsts):.2f} s, max {max(firsts):.2f} s (target < 1 s); "
+        f"then waits for audio in its first {args.listen:.0f} s: median "
+        f"{statistics.median(w for _, w in found):.2f} s"
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from service.audio.clip import Clip
 from service.config import Settings
-from service.core.pipeline import first_piece
+from service.core.pipeline import lead_pieces
 from service.core.views import Live
 from service.engines.base import SpeechOptions
 from service.errors import VoiceCatalogError
@@ -244,14 +244,43 @@ async def test_a_slow_engine_streams_the_first_clause_before_the_rest_is_made(
     assert words[-1]["end_ms"] <= first_sentence["end_ms"] < sentences[1]["start_ms"]
 
 
-def test_the_first_piece_is_a_whole_clause_of_the_first_sentence():
-    s = Sentence(index=0, paragraph=0, text="今年1月，全市GDP达到1,000亿元。")
-    lead, rest = first_piece(s) or (None, None)
-    assert lead is not None and rest is not None
-    assert (lead.text, rest.text) == ("今年1月，", "全市GDP达到1,000亿元。")
-    assert lead.index == rest.index == 0
-    assert first_piece(Sentence(index=0, paragraph=0, text="好，走吧。")) is None  # too short
-    assert first_piece(Sentence(index=0, paragraph=0, text="共计1,000,000元的预算。")) is None
+def _texts(text: str, words: list[str] | None = None) -> list[str]:
+    pieces = lead_pieces(Sentence(index=3, paragraph=1, text=text), words)
+    assert all((p.index, p.paragraph) == (3, 1) for p in pieces)
+    assert "".join(p.text for p in pieces) == text
+    return [p.text for p in pieces]
+
+
+def test_the_first_sentence_is_cut_in_growing_pieces_at_clauses_then_between_words():
+    # a short first clause, then clauses as long as each next piece may be
+    assert _texts("今年1月，全市GDP达到1,000亿元。") == ["今年1月，", "全市GDP达到1,000亿元。"]
+    headline = "强化党建引领 推动争先进位 安宁区全面加强城市基层党建工作"
+    assert _texts(headline) == ["强化党建引领 ", "推动争先进位 ", "安宁区全面加强城市基层党建工作"]
+    # a long first clause: between jieba's words when they are known, else whole
+    text = "耄耋老者身轻如燕潇洒舞剑，天真孩童笑声朗朗快乐玩耍，每天清晨在干净整洁的小区晨练。"
+    words = ["耄耋", "老者", "身轻如燕", "潇洒", "舞剑", "，", "天真", "孩童", "笑声", "朗朗"]
+    words += ["快乐", "玩耍", "，", "每天", "清晨", "在", "干净", "整洁", "的", "小区"]
+    words += ["晨练", "。"]
+    assert _texts(text, words) == [
+        "耄耋老者",
+        "身轻如燕潇洒舞剑，",
+        "天真孩童笑声朗朗快乐玩耍，每天清晨在干净整洁的小区晨练。",  # within 30: whole
+    ]
+    assert _texts(text) == [
+        "耄耋老者身轻如燕潇洒舞剑，",
+        "天真孩童笑声朗朗快乐玩耍，",
+        "每天清晨在干净整洁的小区晨练。",
+    ]
+    assert _texts(text, ["不", "是", "这", "句"]) == _texts(text)  # another text's words
+    # never next to a word that leans on its neighbour (明显的|区域, 明显|的区域)
+    text = "素有十里桃乡之称的安宁区具有十分明显的区域特色优势。"
+    words = ["素有", "十里", "桃乡", "之", "称", "的", "安宁区", "具有", "十分", "明显", "的"]
+    words += ["区域", "特色", "优势", "。"]
+    assert _texts(text, words) == ["素有十里桃乡", "之称的安宁区具有十分", "明显的区域特色优势。"]
+    # nothing too short to say on its own, no cut inside a number
+    assert _texts("好，走吧。") == ["好，走吧。"]
+    assert _texts("共计1,000,000元的预算。") == ["共计1,000,000元的预算。"]
+    assert _texts("会议指出，要坚持。") == ["会议指出，要坚持。"]  # fits the first piece
 
 
 async def test_degraded_article_is_upgraded_and_its_episode_remade(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from service.config import Settings
-from service.engines import kokoro_model
+from service.engines import kokoro_graph, kokoro_model
 from service.engines.base import SpeechOptions
 from service.engines.kokoro import KokoroEngine
 from service.engines.kokoro_text import phonemize
@@ -73,6 +73,45 @@ def test_phonemes_longer_than_the_model_reads_are_cut_between_words():
     assert kokoro_model.fit(tokens, space=space, limit=100) == [tokens]
 
 
+def test_the_graph_opened_at_its_durations_says_what_the_published_one_says():
+    import numpy as np
+    import onnxruntime as ort
+
+    published = kokoro_model.model_bytes()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    sessions = [
+        ort.InferenceSession(m, sess_options=options, providers=["CPUExecutionProvider"])
+        for m in (published, kokoro_graph.with_durations(published))
+    ]
+    table = kokoro_model.vocab()
+    tokens = [table[c] for c in phonemize("站在新时代，着眼新起点。").text]
+    pack = np.fromfile(kokoro_model.VOICES_DIR / "zm_yunxi.bin", dtype="<f4").reshape(-1, 256)
+    feeds = {
+        "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+        "style": pack[len(tokens) - 1 : len(tokens)],
+        "speed": np.array([1.0], dtype=np.float32),
+    }
+    (audio,) = sessions[0].run(None, feeds)
+    same, frames = sessions[1].run(None, feeds)
+    assert np.array_equal(audio, same)  # the same audio, bit for bit
+    assert frames.shape == (1, len(tokens) + 2) and frames.min() >= 1
+    assert int(frames.sum()) * kokoro_graph.FRAME_SAMPLES == audio.size  # 25 ms a frame
+    assert frames[0, 0] > 8  # the start pad's lead-in: the first word starts after it
+
+
+def test_the_graph_edit_refuses_what_is_not_the_model_it_was_written_for():
+    with pytest.raises(ValueError, match="no graph"):
+        kokoro_graph.with_durations(kokoro_graph.field(1, b"not a graph"))
+    node = kokoro_graph.field(2, b"/encoder/Other_output_0")  # a node with another output
+    with pytest.raises(ValueError, match="/encoder/Cast_output_0"):
+        kokoro_graph.with_durations(kokoro_graph.field(7, kokoro_graph.field(1, node)))
+    with pytest.raises(ValueError, match="truncated"):
+        kokoro_graph.with_durations(kokoro_graph.field(7, b"abc")[:-1])
+    with pytest.raises(ValueError, match="wire type"):
+        kokoro_graph.with_durations(bytes([7 << 3 | 3]))
+
+
 def test_the_voices_offered_are_vendored_with_their_licence():
     assert set(kokoro_model.offered_voices()) == {
         "zf_xiaoxiao",
@@ -126,6 +165,10 @@ def test_the_engine_speaks_with_word_times_and_never_clips():
             assert "".join(said) == text.replace("，", "").replace("。", "")  # every word, in order
             assert all(a.end_ms <= b.start_ms + 1 for a, b in itertools.pairwise(words))
             assert words[0].start_ms >= 0 and words[-1].end_ms <= clip.duration_ms
+            # the model's own durations: the comma holds the longest gap between words
+            gaps = [b.start_ms - a.end_ms for a, b in itertools.pairwise(words)]
+            at_comma = said.index("显示")
+            assert gaps[at_comma] >= 50 and gaps[at_comma] == max(gaps), gaps
             # the same request, the same audio: a cached part is what the model would say
             again = await engine.synthesize(text, _options(gain="1.6"))
             assert again.pcm == clip.pcm
