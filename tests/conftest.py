@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,29 @@ def decoded_seconds(data: bytes, fmt: str) -> float:
     return len(proc.stdout) / 2 / 24000
 
 
+def ebur128(audio: bytes) -> tuple[float, float]:
+    """(integrated loudness in LUFS, true peak in dBFS) of encoded audio, measured by
+    ffmpeg's ebur128 filter: an independent meter, not langdu's own level control."""
+    import re
+
+    import imageio_ffmpeg
+
+    log = subprocess.run(
+        [
+            *(imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostats", "-i", "pipe:0"),
+            *("-af", "ebur128=peak=true", "-f", "null", "-"),
+        ],
+        input=audio,
+        capture_output=True,
+        check=True,
+    ).stderr.decode(errors="replace")
+    summary = log[log.rindex("Summary:") :]
+    integrated = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
+    peak = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    assert integrated and peak, summary
+    return float(integrated.group(1)), float(peak.group(1))
+
+
 def decoded_pcm(mp3: bytes) -> bytes:
     return _ffmpeg_pcm(mp3).stdout
 
@@ -99,3 +123,27 @@ def decoded_pcm(mp3: bytes) -> bytes:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# Under CI=1 (set by .ci/run) nothing is skipped quietly: a test skipped for a missing
+# browser, model, mount or package fails, with the reason it gave.
+_STRICT_NOTE = "skipped under CI=1, where a missing browser, model or mount is a failure"
+
+
+def _strict(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if report.skipped and os.environ.get("CI") and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"{_STRICT_NOTE}: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    _strict(outcome.get_result())  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    _strict(outcome.get_result())  # type: ignore[attr-defined]

@@ -43,6 +43,7 @@ class FakeEngine:
         self.sample_rate = sample_rate
         self.ms_per_char = ms_per_char
         self.calls: list[str] = []
+        self.rates: list[str] = []  # the rate of each call
         self.fail: Callable[[str], bool] = lambda text: False
         self.delay_s = 0.0
         self.closed = False
@@ -57,6 +58,7 @@ class FakeEngine:
 
     async def synthesize(self, text: str, options: SpeechOptions) -> Clip:
         self.calls.append(text)
+        self.rates.append(options.rate)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.fail(text):

@@ -93,9 +93,11 @@ async def test_engine_refuses_options_it_cannot_use_before_any_work(tmp_path: Pa
     async with running_app(tmp_path, fakes) as (client, _):
         bad = await client.post("/v1/articles", json={"text": ARTICLE, "rate": "20%"})
         good = await client.post("/v1/articles", json={"text": ARTICLE, "rate": "+20%"})
-    assert bad.status_code == 422 and "signed rate" in bad.json()["detail"]
-    assert good.status_code == 201
-    assert all(c for c in fakes.neural.calls)  # only the good one was read
+        assert bad.status_code == 422 and "signed rate" in bad.json()["detail"]
+        assert good.status_code == 201
+        await wait_ready(client, str(good.json()["id"]))
+    # only the good one was read: its four sentences, at its rate
+    assert len(fakes.neural.calls) == 4 and set(fakes.neural.rates) == {"+20%"}
 
 
 async def test_unknown_engine_in_a_preset_fails_at_start(tmp_path: Path) -> None:

@@ -27,8 +27,10 @@ import pytest
 
 from service.engines.kokoro_model import offered_voices
 from service.text.normalize import Normalizer
+from tests.conftest import ebur128
 
-pytestmark = pytest.mark.server  # real engines and a real recognizer: the slower tier
+# real engines and a real recognizer: the slower tier (the recognizer loads in ~20 s)
+pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]
 
 # News sentences as a newsroom writes them: numbers, dates, percentages, units, a phone
 # number, names of people and places.
@@ -115,37 +117,6 @@ def rates(reference: str, hypothesis: str) -> tuple[float, float]:
     return _distance(ref, hyp) / max(len(ref), 1), _distance(ref_s, hyp_s) / max(len(ref_s), 1)
 
 
-def _loudness(mp3: Path) -> tuple[float, float]:
-    """(integrated loudness in LUFS, true peak in dBFS), measured by ffmpeg's ebur128 filter
-    (an independent meter: langdu's own level control is not what measures it)."""
-    import re
-
-    import imageio_ffmpeg
-
-    log = subprocess.run(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-hide_banner",
-            "-nostats",
-            "-i",
-            str(mp3),
-            "-af",
-            "ebur128=peak=true",
-            "-f",
-            "null",
-            "-",
-        ],
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stderr
-    summary = log[log.rindex("Summary:") :]
-    integrated = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
-    peak = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
-    assert integrated and peak, summary
-    return float(integrated.group(1)), float(peak.group(1))
-
-
 LOUDNESS: dict[str, tuple[float, float]] = {}  # voice -> (LUFS, true peak), as measured
 
 
@@ -193,7 +164,7 @@ def _read(voice: str, tmp: Path) -> Iterator[tuple[str, bytes]]:
         capture_output=True,
         check=True,
     ).stdout
-    LOUDNESS[voice] = _loudness(out)
+    LOUDNESS[voice] = ebur128(out.read_bytes())
     doc = json.loads(timings.read_text(encoding="utf-8"))
     assert [s["text"] for s in doc["sentences"]] == SENTENCES
     for sentence in doc["sentences"]:

@@ -94,6 +94,47 @@ async def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(
         assert await post(5, "198.51.100.9") == (201 if trusted else 429)
 
 
+async def test_a_client_cannot_escape_its_limit_by_forging_forwarded_addresses(
+    tmp_path: Path,
+) -> None:
+    # The proxy appends the address it saw to what the client sent: only the hops from the
+    # right up to the first untrusted one are facts; anything left of it the client wrote.
+    async with running_app(
+        tmp_path, Fakes(), rate_limit_writes="2/minute", trusted_proxies=["127.0.0.0/8"]
+    ) as (client, _):
+        codes = [
+            (
+                await client.post(
+                    "/v1/articles",
+                    json={"text": _article(n)},
+                    headers={"X-Forwarded-For": f"10.9.9.{n}, 203.0.113.7"},
+                )
+            ).status_code
+            for n in range(3)
+        ]
+        assert codes == [201, 201, 429]
+
+
+async def test_every_limit_of_a_rule_is_enforced(tmp_path: Path) -> None:
+    async with running_app(tmp_path, Fakes(), rate_limit_writes="3/minute;2/second") as (
+        client,
+        _,
+    ):
+
+        async def post(n: int) -> tuple[int, str]:
+            r = await client.post("/v1/articles", json={"text": _article(n)})
+            return r.status_code, r.text
+
+        started = time.monotonic()
+        first = [await post(n) for n in range(3)]
+        assert time.monotonic() - started < 1.0  # (else the second limit's window moved on)
+        assert [code for code, _ in first] == [201, 201, 429]
+        assert "per 1 s" in first[2][1]  # the per-second limit refused it
+        await asyncio.sleep(1.1)
+        code, text = await post(3)
+        assert code == 429 and "per 60 s" in text  # and then the per-minute one
+
+
 async def test_one_clients_backlog_does_not_starve_anothers_first_article(tmp_path: Path) -> None:
     fakes = Fakes()
     fakes.neural.delay_s = 0.6

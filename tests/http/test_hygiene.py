@@ -93,6 +93,14 @@ async def test_control_characters_are_cleaned_where_text_enters(tmp_path: Path) 
         "ftp://x.cn/a",
         "//x.cn/a",
         "http://",
+        # a space or a control character would reach the feed's <link> and the page's href
+        "https://news.cn/a b.html",
+        "https://news.cn/a\tb.html",
+        "https://news.cn/a\nb.html",
+        "https://news.cn/a\x00.html",
+        "https://news.cn/a\x7f.html",
+        "https://news.cn/a\x85.html",
+        "https://news.cn/a\u3000b.html",
     ],
 )
 async def test_article_urls_are_http_or_https_only(tmp_path: Path, url: str) -> None:

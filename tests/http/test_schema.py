@@ -16,6 +16,7 @@ pytestmark = pytest.mark.server
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
+@pytest.mark.timeout(600)  # ~90 s of generated requests on 2 cores
 def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
     server = start_server(tmp_path / "data", access_log="false")
     try:

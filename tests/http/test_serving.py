@@ -30,6 +30,8 @@ def _body(answer) -> bytes:
         ("bytes=1000-5000", [(1000, 1024)]),
         ("bytes=0-0,10-19", [(0, 1), (10, 20)]),
         ("bytes=2000-", []),
+        ("bytes=1024-", []),  # starts just past the last byte: nothing to send (416)
+        ("bytes=1023-", [(1023, 1024)]),
         ("bytes=-0", []),
         ("bytes=5-1", None),
         ("bytes=abc", None),
@@ -57,6 +59,14 @@ def test_if_range_with_another_etag_sends_everything():
     stale = decide(ENTITY, Conditions(range="bytes=0-9", if_range='"a.r0"'))
     fresh = decide(ENTITY, Conditions(range="bytes=0-9", if_range='"a.r1"'))
     assert stale.status == 200 and fresh.status == 206
+    # RFC 9110 13.1.5: If-Range compares strongly; a weak validator never matches
+    weak = decide(ENTITY, Conditions(range="bytes=0-9", if_range='W/"a.r1"'))
+    assert weak.status == 200 and _body(weak) == DATA
+
+
+def test_a_range_from_the_size_of_the_entity_is_a_416():
+    answer = decide(ENTITY, Conditions(range=f"bytes={len(DATA)}-"))
+    assert answer.status == 416 and _headers(answer)["content-range"] == "bytes */1024"
 
 
 @pytest.mark.parametrize("value", ['"a.r1"', '"x", "a.r1"', 'W/"a.r1"', "*"])

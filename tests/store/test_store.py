@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.audio.mp3 import AudioFormat, encode_part
-from service.store import Store, audio_key, part_key
+from service.store import Store, audio_key, part_key, timings_key
 from service.store.blobs.file import FileBlobs
 from service.store.registry import ArticleRecord, Finished
 from service.store.registry.sqlite import SqliteRegistry
@@ -80,6 +80,26 @@ def test_a_rendering_is_evicted_whole(parts):
     assert store.evict() == [(old, "r1")]
     assert not store.has_rendering(old, "r1") and not blobs.exists(audio_key(old, "r1"))
     assert store.has_rendering(new, "r1")
+
+
+@pytest.mark.parametrize("damaged", ["audio", "timings"])
+def test_a_damaged_rendering_is_deleted_with_its_partner(parts, tmp_path, damaged):
+    blobs, reg = parts
+    store = Store(blobs, reg, max_bytes=10**9)
+    told: list[str] = []
+    store.on_damage = told.append
+    article = "c" * 32
+    store.put_rendering(article, "r1", audio=b"a" * 800, timings=b'{"sentences": []}')
+    store.put_rendering(article, "r2", audio=b"b" * 800, timings=b'{"sentences": []}')
+    key = audio_key(article, "r1") if damaged == "audio" else timings_key(article, "r1")
+    path = next(p for p in (tmp_path / "blobs").rglob("*") if p.as_posix().endswith(key))
+    path.write_bytes(path.read_bytes()[:-1])
+    assert store.read(key) is None
+    # neither half of r1 is left (a rendering's audio without its timings is never served)
+    assert not blobs.exists(audio_key(article, "r1"))
+    assert not blobs.exists(timings_key(article, "r1"))
+    assert told == [key] and store.has_rendering(article, "r2")  # the other one is intact
+    assert store.size == 800 + len(b'{"sentences": []}')  # r2 alone
 
 
 def test_episodes_are_never_evicted(parts):

@@ -55,6 +55,9 @@ def test_every_row_of_the_public_case_table(normalizer, cases_tsv):
     ("source", "spoken"),
     [
         ("热线电话：0931-8123456", "热线电话：零九三一八一二三四五六"),
+        # an area code and number are read digit by digit with no word before them
+        ("可向中心0931-8123456反映", "可向中心零九三一八一二三四五六反映"),
+        ("拨09318123456即可", "拨零九三一八一二三四五六即可"),
         ("请拨打13912345678咨询", "请拨打一三九一二三四五六七八咨询"),
         ("COVID-19疫情", "COVID 十九疫情"),
         ("互联网+政务服务", "互联网加政务服务"),
