@@ -5,10 +5,12 @@
     python3 scripts/dev.py test    # = scripts/test.py: install, run the test suite
     python3 scripts/dev.py check   # install, then ruff check and format --check, mypy, hadolint
     python3 scripts/dev.py bench   # install, then run the benchmarks in tests/bench/
+    python3 scripts/dev.py mutation [GROUP ...]  # install, then scripts/mutation.py
 
 `serve` installs langdu and its runtime dependencies alone into `.venv/` (what a user of the
-demo gets: no test tools, no opt-in models). `test`, `check` and `bench` share `.venv-dev/`,
-which adds the test, lint and benchmark tools and the opt-in neural voice's model files.
+demo gets: no test tools, no opt-in models). `test`, `check`, `bench` and `mutation` share
+`.venv-dev/`, which adds the test, lint, benchmark and mutation tools and the opt-in neural
+voice's model files.
 LANGDU_VENV and LANGDU_DEV_VENV name other places for them.
 
 Extra arguments go to the tool: `python3 scripts/dev.py test -k cli`.
@@ -83,7 +85,7 @@ def run(env: Path, cmd: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"serve", "test", "check", "bench"}:
+    if not argv or argv[0] not in {"serve", "test", "check", "bench", "mutation"}:
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
@@ -93,6 +95,8 @@ def main(argv: list[str]) -> int:
     python = str(ensure_env(DEV_VENV, DEV_EXTRAS))
     if command == "test":
         return run(DEV_VENV, [python, "-m", "pytest", "-q", *rest])
+    if command == "mutation":
+        return run(DEV_VENV, [python, str(ROOT / "scripts" / "mutation.py"), *rest])
     if command == "check":
         paths = ["service", "tests", "scripts"]
         code = run(DEV_VENV, [python, "-m", "ruff", "check", *paths])

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Mutation testing of the modules that carry langdu's promises, with cosmic-ray (pinned in
+the dev extra): each group's modules are mutated one small change at a time, in a copy of
+the tree, and the group's fast tests must fail on each mutant.
+
+    python scripts/mutation.py [GROUP ...] [--list]
+
+Prints one line per group, `<group>: killed K of N (P%)`, then its survivors and time-outs.
+Survivors that are known and explained are kept in `tests/mutation_survivors.toml` (one
+line each: an equivalent mutant, or the test still to write); a survivor not listed there
+is printed as new. Not part of every CI run (minutes per group on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SURVIVORS = ROOT / "tests" / "mutation_survivors.toml"
+
+
+@dataclass(frozen=True)
+class Group:
+    modules: tuple[str, ...]
+    tests: tuple[str, ...]
+    target: float  # the share of mutants the tests must kill
+
+
+GROUPS = {
+    "serving": Group(("service/http/serving.py",), ("tests/http/test_serving.py",), 0.9),
+    "admission": Group(("service/http/admission.py",), ("tests/http/test_admission.py",), 0.9),
+    "hygiene": Group(
+        ("service/http/hygiene.py", "service/text/clean.py"), ("tests/http/test_hygiene.py",), 0.9
+    ),
+    "integrity": Group(
+        ("service/store/__init__.py",),
+        ("tests/store/test_store.py", "tests/core/test_integrity.py"),
+        0.9,
+    ),
+    "queue": Group(
+        ("service/core/jobs.py",),
+        ("tests/core/test_jobs.py", "tests/core/test_library.py", "tests/http/test_admission.py"),
+        0.8,
+    ),
+    "normalizer": Group(("service/text/normalize.py",), ("tests/text/test_normalize.py",), 0.8),
+}
+
+
+def _copy_tree(dest: Path) -> None:
+    """The tracked files (and any uncommitted edits to them) of the working tree."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        src = ROOT / name.decode()
+        if src.is_file():
+            (dest / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name.decode())
+
+
+def _baseline(tree: Path, group: Group) -> float:
+    started = time.monotonic()
+    subprocess.run(_pytest(group), cwd=tree, check=True, capture_output=True)
+    return time.monotonic() - started
+
+
+def _pytest(group: Group) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *group.tests]
+
+
+def run_group(name: str, group: Group) -> dict[str, list[str]]:
+    """Mutate the group's modules in a fresh copy of the tree; the outcome of each mutant."""
+    outcomes: dict[str, list[str]] = {
+        "killed": [],
+        "survived": [],
+        "timeout": [],
+        "incompetent": [],  # the mutant is not valid Python: not counted
+    }
+    with tempfile.TemporaryDirectory(prefix=f"langdu-mutation-{name}-") as tmp:
+        tree = Path(tmp)
+        _copy_tree(tree)
+        timeout = max(10.0, 3 * _baseline(tree, group))
+        for module in group.modules:
+            config = tree / f"{name}.toml"
+            command = " ".join(_pytest(group))
+            config.write_text(
+                "[cosmic-ray]\n"
+                f"module-path = {json.dumps(module)}\n"
+                f"timeout = {timeout:.0f}\n"
+                "excluded-modules = []\n"
+                f"test-command = {json.dumps(command)}\n"
+                "[cosmic-ray.distributor]\n"
+                'name = "local"\n'
+            )
+            session = tree / f"{name}.sqlite"
+            session.unlink(missing_ok=True)
+            env = {**os.environ, "CI": ""}  # a skipped test is not a killed mutant here
+            for step in ("init", "exec"):
+                subprocess.run(
+                    [sys.executable, "-m", "cosmic_ray.cli", step, str(config), str(session)],
+                    cwd=tree,
+                    check=True,
+                    env=env,
+                    capture_output=True,
+                )
+            dump = subprocess.run(
+                [sys.executable, "-m", "cosmic_ray.cli", "dump", str(session)],
+                cwd=tree,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            for line in dump.splitlines():
+                item, result = json.loads(line)
+                for mutation in item["mutations"]:
+                    where = (
+                        f"{mutation['module_path']}:{mutation['start_pos'][0]} "
+                        f"{mutation['operator_name'].split('/')[-1]}#{mutation['occurrence']}"
+                    )
+                    outcome = (result or {}).get("test_outcome")
+                    if outcome is None:
+                        raise RuntimeError(f"cosmic-ray did not test {where}: {result}")
+                    if outcome == "killed" and (result or {}).get("output") == "timeout":
+                        outcome = "timeout"
+                    outcomes[str(outcome)].append(where)
+    return outcomes
+
+
+def known_survivors() -> dict[str, str]:
+    """`where` -> why, from tests/mutation_survivors.toml."""
+    if not SURVIVORS.exists():
+        return {}
+    doc = tomllib.loads(SURVIVORS.read_text(encoding="utf-8"))
+    return {str(k): str(v) for k, v in doc.get("survivors", {}).items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("groups", nargs="*", help=f"some of {', '.join(GROUPS)} (default: all)")
+    ap.add_argument("--list", action="store_true", help="list the groups and their modules")
+    args = ap.parse_args()
+    unknown = [g for g in args.groups if g not in GROUPS]
+    if unknown:
+        print(f"mutation: no group {unknown[0]!r} (there are {', '.join(GROUPS)})", file=sys.stderr)
+        return 2
+    if args.list:
+        for name, group in GROUPS.items():
+            print(f"{name}: {' '.join(group.modules)} <- {' '.join(group.tests)}")
+        return 0
+    known = known_survivors()
+    below = []
+    for name in args.groups or list(GROUPS):
+        group = GROUPS[name]
+        started = time.monotonic()
+        out = run_group(name, group)
+        total = len(out["killed"]) + len(out["survived"]) + len(out["timeout"])
+        killed = len(out["killed"]) + len(out["timeout"])  # a mutant that hangs is caught
+        share = killed / total if total else 1.0
+        print(
+            f"{name}: killed {killed} of {total} ({share:.0%}; target {group.target:.0%}) "
+            f"in {time.monotonic() - started:.0f} s",
+            flush=True,
+        )
+        for where in out["timeout"]:
+            print(f"  timeout  {where}")
+        for where in out["survived"]:
+            print(f"  survived {where}  -- {known.get(where, 'NEW: explain it or kill it')}")
+        if share < group.target:
+            below.append(name)
+    if below:
+        print(f"below target: {', '.join(below)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
