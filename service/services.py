@@ -33,7 +33,6 @@ from service.runtime.respawn import RespawningPool
 from service.store import Store
 from service.store.blobs import open_store
 from service.store.registry import Registry, connect
-from service.text import frontend
 from service.text.chunks import Segmenter
 from service.text.normalize import Normalizer, load_lexicon
 
@@ -242,17 +241,10 @@ async def open_services(
         # Grammars, the default engine and (unless told not to) jieba load now, not on the
         # first request. Without the preload, jieba loads when an article may need it.
         synth = synthesizers[default_voice.engine]
-        loop = asyncio.get_running_loop()
         await asyncio.gather(
-            synth.warm_up(segmenter=settings.preload_jieba),
+            synth.warm_up(segmenter=settings.preload_jieba, text_workers=settings.workers),
             synth.engine.warm_up(),
             parse.warm_up(),
-            # every text worker now (submitted together, each starts a process of its
-            # own): one starting on the first reading would slow its first audio down
-            *(
-                loop.run_in_executor(text_process, frontend.warm_up, settings.preload_jieba)
-                for _ in range(settings.workers if text_process is not None else 0)
-            ),
         )
         # the fallback voices must be ready when needed
         ready = {default_voice.engine}

@@ -12,7 +12,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from service.audio.mp3 import AudioFormat, Mp3Part, render_speech, silence_part
 from service.audio.mp3 import warm_up as audio_warm_up
@@ -239,7 +239,8 @@ class Synthesizer:
         text_process: Executor | None = None,
     ) -> None:
         self._engine = engine
-        # Engines slower than real time on a small machine stream the first clause alone.
+        # Engines slower than real time on a small machine stream the first sentence in
+        # growing pieces (lead_pieces).
         self._first_piece = bool(getattr(engine, "first_piece", False))
         # The text front-end in a worker process (service.text.frontend), when given one.
         self._remote_text = text_process
@@ -266,22 +267,44 @@ class Synthesizer:
         """The engine this synthesizer speaks with."""
         return self._engine
 
-    async def warm_up(self, *, segmenter: bool = True) -> None:
+    async def warm_up(self, *, segmenter: bool = True, text_workers: int = 1) -> None:
         """Load the grammars, the audio libraries and (unless told not to) jieba's dictionary.
+        With a text process pool of `text_workers` processes, every one of them is started
+        and has run its initializer before this returns: one still loading (jieba, the
+        audio code) when the first reading comes would slow its first audio down.
 
         The command line skips jieba: it loads on the first sentence too long for one chunk.
         """
         loop = asyncio.get_running_loop()
-        jobs: list[asyncio.Future[object]] = [loop.run_in_executor(self._audio_pool, audio_warm_up)]
+        jobs: list[asyncio.Future[Any]] = [loop.run_in_executor(self._audio_pool, audio_warm_up)]
         if self._remote_text is None:
             jobs.append(loop.run_in_executor(self._text_pool, self._normalizer.warm_up))
         if self._remote_text is not None:
-            from service.text import frontend
-
-            jobs.append(loop.run_in_executor(self._remote_text, frontend.warm_up, segmenter))
+            jobs.append(asyncio.ensure_future(self._warm_text_workers(segmenter, text_workers)))
         elif segmenter:
             jobs.append(loop.run_in_executor(self._audio_pool, self._segmenter.warm_up))
         await asyncio.gather(*jobs)
+
+    async def _warm_text_workers(self, segmenter: bool, workers: int) -> None:
+        """Ask the text pool until `workers` different processes have answered (a worker
+        takes work only once initialized; a fast one may answer every call of a round)."""
+        from service.text import frontend
+
+        assert self._remote_text is not None
+        loop = asyncio.get_running_loop()
+        ready: set[int] = set()
+        for _ in range(600):  # ~30 s at most: then the rest starts on first use
+            ready.update(
+                await asyncio.gather(
+                    *(
+                        loop.run_in_executor(self._remote_text, frontend.warm_up, segmenter)
+                        for _ in range(max(1, workers))
+                    )
+                )
+            )
+            if len(ready) >= max(1, workers):
+                return
+            await asyncio.sleep(0.05)
 
     def _may_need_segmenter(self, sentences: Sequence[Sentence]) -> bool:
         # A digit can grow to ~9 bytes when read out (一千零…): a generous upper bound of the

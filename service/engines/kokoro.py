@@ -70,7 +70,7 @@ class KokoroEngine(PooledEngine):
             raise OptionError("gain must be within 0.1 .. 4.0")
 
     async def synthesize(self, text: str, options: SpeechOptions) -> Clip:
-        """Speak one chunk, with an estimate of each word's time.
+        """Speak one chunk, with each word's time from the model's durations.
 
         Raises:
             EngineError: the model refused the text, or its worker died twice.

@@ -123,10 +123,12 @@ class Model:
         tokens = [self.vocab[phonemes[i]] for i in known]
         if not tokens:
             raise ValueError("nothing the voice can speak")
-        audio, at, first = [], 0, 0
+        space = self.vocab[" "]
+        audio, at, first = [], 0, 0  # samples so far; the token the piece starts at
         starts, ends = [-1] * len(phonemes), [-1] * len(phonemes)
-        for piece in fit(tokens, space=self.vocab[" "], limit=MAX_TOKENS - 2):
-            first = next(i for i in range(first, len(tokens)) if tokens[i] == piece[0])
+        for piece in fit(tokens, space=space, limit=MAX_TOKENS - 2):
+            while tokens[first] == space:  # fit drops the spaces between pieces
+                first += 1
             samples, frames = self._infer(piece, voice, speed)
             edge = np.cumsum(frames) * FRAME_SAMPLES + at  # [pad, tokens..., pad]
             for k in range(len(piece)):

@@ -8,6 +8,7 @@ the same Normalizer (same lexicon, so the same version) and its own Segmenter.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from service.text.chunks import Segmenter, chunk, utf8_len
@@ -33,12 +34,13 @@ def init(parent: int, lexicon: Mapping[str, str], preload_jieba: bool = False) -
         _segmenter.warm_up()
 
 
-def warm_up(segmenter: bool) -> str:
-    """Load jieba too (when asked); returns the normalizer's version (a check)."""
+def warm_up(segmenter: bool) -> int:
+    """Load jieba too (when asked); returns this worker's process id (a worker answers
+    only once its initializer has run: the caller can tell which workers are ready)."""
     assert _normalizer is not None and _segmenter is not None
     if segmenter:
         _segmenter.warm_up()
-    return _normalizer.version
+    return os.getpid()
 
 
 def normalize(text: str) -> str:

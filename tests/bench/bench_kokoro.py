@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -91,15 +90,10 @@ RAW_MODEL = textwrap.dedent("""
 
 
 def _seconds(mp3: bytes) -> float:
-    """Playable seconds of an MP3 stream's first bytes (decoded with the bundled ffmpeg)."""
-    from service.audio.mp3 import ffmpeg_exe
+    """Playable seconds of an MP3 stream's first bytes."""
+    from tests.conftest import decoded_pcm
 
-    pcm = subprocess.run(
-        [ffmpeg_exe(), "-v", "quiet", "-i", "pipe:0", "-f", "s16le", "-ac", "1", "pipe:1"],
-        input=mp3,
-        capture_output=True,
-    ).stdout
-    return len(pcm) / 2 / 24000
+    return len(decoded_pcm(mp3)) / 2 / 24000
 
 
 def stalls(arrivals: list[tuple[float, float]]) -> float:
