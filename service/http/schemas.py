@@ -3,7 +3,7 @@ is made from them), and how a core view becomes an `ArticleOut`."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
@@ -58,6 +58,18 @@ class ArticleIn(BaseModel):
         # As the schema says: an RFC 3339 string (pydantic alone would take a number too).
         if value is not None and not isinstance(value, str):
             raise ValueError("must be an RFC 3339 date-time string")
+        return value
+
+    @field_validator("published_at")
+    @classmethod
+    def _in_utc_range(cls, value: datetime | None) -> datetime | None:
+        # Stored and read back in UTC: year 1 at +11:49 is year 0 there, which no clock holds.
+        if value is None or value.tzinfo is None:
+            return value
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is outside years 1 to 9999 in UTC") from None
         return value
 
     @field_validator("url")

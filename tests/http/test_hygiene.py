@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -169,6 +170,30 @@ async def test_a_number_for_published_at_is_422_as_the_schema_says(tmp_path: Pat
             "/v1/articles", json={"text": TEXT, "published_at": "2024-05-20T08:00:00+08:00"}
         )
         assert ok.status_code == 201
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T08:29:36+11:49", "9999-12-31T23:59:59-05:00"])
+async def test_a_published_at_outside_what_a_clock_can_hold_is_422(
+    tmp_path: Path, when: str
+) -> None:
+    # Found by schemathesis: year 1 at +11:49 is year 0 in UTC, and reading it back was a 500.
+    async with running_app(tmp_path, Fakes()) as (client, _):
+        r = await client.post("/v1/articles", json={"text": TEXT, "published_at": when})
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["errors"][0]["loc"][-1] == "published_at"
+
+
+async def test_an_old_but_real_published_at_is_kept(tmp_path: Path) -> None:
+    async with running_app(tmp_path, Fakes()) as (client, services):
+        for when, utc in [
+            ("1949-10-01T15:00:00+08:00", datetime(1949, 10, 1, 7, tzinfo=UTC)),
+            ("0001-01-01T12:00:00+08:00", datetime(1, 1, 1, 4, tzinfo=UTC)),
+        ]:
+            r = await client.post("/v1/articles", json={"text": when + TEXT, "published_at": when})
+            assert r.status_code == 201, r.text
+            record = services.registry.get(r.json()["id"])
+            assert record is not None and record.published_at == utc
 
 
 async def test_a_large_body_is_checked_and_parsed_once_off_the_loop(
