@@ -14,6 +14,7 @@ is printed as new. Not part of every CI run (minutes per group on 2 cores).
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -78,6 +79,59 @@ def _pytest(group: Group) -> list[str]:
     return [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *group.tests]
 
 
+Span = tuple[tuple[int, int], tuple[int, int]]  # (line, column) start and end, in characters
+
+
+def annotation_spans(source: str) -> list[Span]:
+    """Where the module's type annotations are: with `from __future__ import annotations`
+    they are never evaluated, so a mutant inside one (`str | None` -> `str & None`) is
+    equivalent by construction and is not run."""
+    lines = source.splitlines()
+
+    def column(line: int, byte_offset: int) -> int:  # ast counts UTF-8 bytes, parso characters
+        return len(lines[line - 1].encode()[:byte_offset].decode(errors="ignore"))
+
+    spans: list[Span] = []
+    for node in ast.walk(ast.parse(source)):
+        found: list[ast.expr | None] = []
+        if isinstance(node, ast.arg):
+            found.append(node.annotation)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            found.append(node.annotation)
+        for expr in filter(None, found):
+            assert expr.end_lineno is not None and expr.end_col_offset is not None
+            spans.append(
+                (
+                    (expr.lineno, column(expr.lineno, expr.col_offset)),
+                    (expr.end_lineno, column(expr.end_lineno, expr.end_col_offset)),
+                )
+            )
+    return spans
+
+
+def skip_annotations(session: Path, tree: Path) -> int:
+    """Mark the session's mutants that sit inside a type annotation as skipped."""
+    from cosmic_ray.work_db import use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    skipped = 0
+    spans: dict[Path, list[Span]] = {}
+    with use_db(str(session)) as db:
+        for item in db.work_items:
+            for mutation in item.mutations:
+                path = tree / mutation.module_path
+                if path not in spans:
+                    spans[path] = annotation_spans(path.read_text(encoding="utf-8"))
+                start, end = tuple(mutation.start_pos), tuple(mutation.end_pos)
+                if any(a <= start and end <= b for a, b in spans[path]):
+                    db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+                    skipped += 1
+                    break
+    return skipped
+
+
 def run_group(name: str, group: Group) -> dict[str, list[str]]:
     """Mutate the group's modules in a fresh copy of the tree; the outcome of each mutant."""
     outcomes: dict[str, list[str]] = {
@@ -85,6 +139,7 @@ def run_group(name: str, group: Group) -> dict[str, list[str]]:
         "survived": [],
         "timeout": [],
         "incompetent": [],  # the mutant is not valid Python: not counted
+        "annotation": [],  # inside a type annotation, never evaluated: not run
     }
     with tempfile.TemporaryDirectory(prefix=f"langdu-mutation-{name}-") as tmp:
         tree = Path(tmp)
@@ -113,6 +168,8 @@ def run_group(name: str, group: Group) -> dict[str, list[str]]:
                     env=env,
                     capture_output=True,
                 )
+                if step == "init":
+                    skip_annotations(session, tree)
             dump = subprocess.run(
                 [sys.executable, "-m", "cosmic_ray.cli", "dump", str(session)],
                 cwd=tree,
@@ -128,7 +185,9 @@ def run_group(name: str, group: Group) -> dict[str, list[str]]:
                         f"{mutation['operator_name'].split('/')[-1]}#{mutation['occurrence']}"
                     )
                     outcome = (result or {}).get("test_outcome")
-                    if outcome is None:
+                    if (result or {}).get("worker_outcome") == "skipped":
+                        outcome = "annotation"
+                    elif outcome is None:
                         raise RuntimeError(f"cosmic-ray did not test {where}: {result}")
                     if outcome == "killed" and (result or {}).get("output") == "timeout":
                         outcome = "timeout"
@@ -171,6 +230,8 @@ def main() -> int:
             f"in {time.monotonic() - started:.0f} s",
             flush=True,
         )
+        if out["annotation"]:
+            print(f"  not run: {len(out['annotation'])} inside type annotations (equivalent)")
         for where in out["timeout"]:
             print(f"  timeout  {where}")
         for where in out["survived"]:

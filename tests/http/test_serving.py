@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from service.http.serving import Conditions, Entity, decide, parse_ranges
+from service.http.serving import IMMUTABLE, Conditions, Entity, decide, parse_ranges, respond, send
 
 DATA = bytes(range(256)) * 4  # 1024 bytes
 ENTITY = Entity.of(DATA, etag='"a.r1"', cache_control="no-cache")
@@ -101,3 +101,97 @@ def test_conditions_read_from_asgi_headers():
     request = Conditions.from_asgi(raw)
     assert request.range == "bytes=0-1" and request.origin == "https://news.example"
     assert request.if_none_match is None and Conditions.from_asgi([]) == Conditions()
+
+
+def test_conditions_read_every_header_they_use():
+    raw = [(b"if-range", b'"a.r1"'), (b"if-none-match", b'"b"'), (b"range", b"bytes=1-2")]
+    assert Conditions.from_asgi(raw) == Conditions("bytes=1-2", '"a.r1"', '"b"', None)
+    mapping = {"range": "bytes=3-4", "if-range": '"x"', "if-none-match": "*", "origin": "o"}
+    assert Conditions.from_mapping(mapping) == Conditions("bytes=3-4", '"x"', "*", "o")
+    assert Conditions.from_mapping({}) == Conditions()
+
+
+def test_if_none_match_with_other_tags_only_is_not_304():
+    answer = decide(ENTITY, Conditions(if_none_match='"a.r0", W/"b"'))
+    assert answer.status == 200 and _body(answer) == DATA
+    h = _headers(answer)
+    assert h["content-type"] == "audio/mpeg" and h["cache-control"] == "no-cache"
+    assert decide(ENTITY, Conditions(if_none_match=' "a.r1" ')).status == 304
+    assert _headers(decide(ENTITY, Conditions(if_none_match="*")))["cache-control"] == "no-cache"
+
+
+def test_the_entity_media_type_is_sent_on_every_part():
+    episode = Entity.of(DATA, etag='"e"', cache_control="x", media_type="audio/ogg")
+    whole = decide(episode, Conditions())
+    assert _headers(whole)["content-type"] == "audio/ogg"
+    assert _headers(decide(episode, Conditions(range="bytes=0-1")))["content-type"] == "audio/ogg"
+    multi = decide(episode, Conditions(range="bytes=0-1,5-6"))
+    assert _body(multi).count(b"Content-Type: audio/ogg\r\n") == 2
+
+
+async def _sent(answer, method="GET", extra=()):
+    messages: list[dict[str, object]] = []
+
+    async def collect(message):
+        messages.append(message)
+
+    await send(collect, method, answer, DATA, extra)
+    return messages
+
+
+@pytest.mark.anyio
+async def test_send_writes_the_answer_over_asgi_in_segments():
+    answer = decide(ENTITY, Conditions(range="bytes=0-9,1000-"))
+    messages = await _sent(answer, extra=((b"x-extra", b"1"),))
+    start, *bodies = messages
+    assert start["type"] == "http.response.start" and start["status"] == 206
+    assert start["headers"][-1] == (b"x-extra", b"1")
+    assert list(start["headers"][:-1]) == list(answer.headers)
+    assert [m["type"] for m in bodies] == ["http.response.body"] * len(answer.body)
+    assert [m["more_body"] for m in bodies] == [True] * (len(bodies) - 1) + [False]
+    assert b"".join(bytes(m["body"]) for m in bodies) == _body(answer)
+    assert bytes(bodies[1]["body"]) == DATA[:10] and isinstance(bodies[1]["body"], memoryview)
+
+
+@pytest.mark.anyio
+async def test_send_for_head_and_304_has_an_empty_body():
+    head = await _sent(decide(ENTITY, Conditions()), method="HEAD")
+    assert head[0]["status"] == 200 and head[1:] == [{"type": "http.response.body", "body": b""}]
+    assert dict(head[0]["headers"])[b"content-length"] == b"1024"
+    unchanged = await _sent(decide(ENTITY, Conditions(if_none_match='"a.r1"')))
+    assert unchanged[0]["status"] == 304
+    assert unchanged[1:] == [{"type": "http.response.body", "body": b""}]
+
+
+@pytest.mark.anyio
+async def test_respond_answers_a_route_by_the_same_policy_with_middleware_headers():
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.cors import CORSMiddleware
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    async def audio(request: Request):
+        return respond(request, DATA, etag='"a.r1"', cache_control=IMMUTABLE, media_type="audio/x")
+
+    app = Starlette(
+        routes=[Route("/a", audio, methods=["GET", "HEAD"])],
+        middleware=[Middleware(CORSMiddleware, allow_origins=["*"])],
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        part = await client.get(
+            "/a", headers={"range": "bytes=10-19", "origin": "https://n.example"}
+        )
+        assert part.status_code == 206 and part.content == DATA[10:20]
+        assert part.headers["content-type"] == "audio/x"
+        assert part.headers["cache-control"] == IMMUTABLE
+        assert part.headers["access-control-allow-origin"] == "*"  # added by the middleware
+        head = await client.head("/a")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == "1024"
+        same = await client.get("/a", headers={"if-none-match": '"a.r1"'})
+        assert same.status_code == 304 and same.content == b""
+        stale = await client.get("/a", headers={"range": "bytes=0-1", "if-range": '"old"'})
+        assert stale.status_code == 200 and stale.content == DATA
