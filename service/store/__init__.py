@@ -192,9 +192,9 @@ class Store:
         self._size = self._index.blob_bytes()
         self.on_damage(key)
 
-    def scrub(self, *, after: str = "", max_bytes: int = 256 * 1024**2) -> tuple[str, int]:
-        """Check stored blobs against their digests, in key order from `after`, reading at
-        most about `max_bytes`. Returns (the last key checked or "" at the end, damaged)."""
+    def scrub(self, *, after: str = "", max_bytes: int) -> tuple[str, int]:
+        """Check stored blobs by their digests, in key order from `after`, reading at most
+        about `max_bytes`. Returns (the last key checked or "" at the end, damaged)."""
         read = 0
         damaged = 0
         last = after

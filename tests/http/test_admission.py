@@ -4,11 +4,16 @@ that never takes the last slot, and refusals that do no work and store nothing."
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from starlette.types import Receive, Scope, Send
 
+from service.http import admission
+from service.http.admission import Identity, RateLimit, rules
 from service.services import Services
 from tests.fakes import Fakes, running_app, until, wait_ready
 
@@ -218,3 +223,153 @@ async def test_a_page_posted_again_is_not_extracted_again(tmp_path: Path) -> Non
         assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
         other = await client.post("/v1/articles", json={"text": _article(1)})
         assert other.status_code == 503
+
+
+# --- the middleware alone ------------------------------------------------------------------
+
+
+def _scope(
+    headers: dict[str, str] | None = None,
+    client: tuple[str, int] | None = ("203.0.113.7", 5000),
+    method: str = "POST",
+    path: str = "/v1/articles",
+) -> dict[str, object]:
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "client": client,
+    }
+
+
+def _digest(key: str) -> str:
+    return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def test_a_configured_key_is_the_client_and_any_other_is_not() -> None:
+    identity = Identity.build(["k-one", "k-two"], [])
+    assert identity.client(_scope({"Authorization": "Bearer k-two"})) == _digest("k-two")
+    assert identity.client(_scope({"Authorization": "bearer  k-two "})) == _digest("k-two")
+    assert identity.client(_scope({"X-API-Key": "k-one"})) == _digest("k-one")
+    # A wrong or empty key is not an identity: the address is.
+    for headers in ({"Authorization": "Bearer k-three"}, {"Authorization": "Bearer "}, {}):
+        assert identity.client(_scope(headers)) == "ip:203.0.113.7"
+    assert Identity.build([], []).client(_scope({"X-API-Key": "k-one"})) == "ip:203.0.113.7"
+
+
+def test_a_peer_without_an_address_is_unknown_and_never_a_trusted_proxy() -> None:
+    identity = Identity.build([], ["0.0.0.0/0", "::/0"])
+    forged = {"X-Forwarded-For": "198.51.100.1"}
+    assert identity.client(_scope(forged, client=None)) == "ip:unknown"
+    assert identity.client(_scope(forged, client=("/run/langdu.sock", 0))) == "ip:/run/langdu.sock"
+    # not even when the networks trusted leave the forged hop out
+    narrow = Identity.build([], ["203.0.113.0/24"])
+    assert narrow.client(_scope(forged, client=("/run/langdu.sock", 0))) == "ip:/run/langdu.sock"
+    # a real address in a trusted network is a proxy: the hop it forwards is the client
+    behind = Identity.build([], ["203.0.113.0/24"])
+    assert behind.client(_scope(forged)) == "ip:198.51.100.1"
+
+
+def test_a_trusted_proxy_network_may_be_written_with_host_bits_and_blanks() -> None:
+    identity = Identity.build([], ["10.1.2.3/8", " ", ""])
+    behind = _scope({"X-Forwarded-For": "198.51.100.1, 10.9.9.9"}, client=("10.200.0.1", 1))
+    assert identity.client(behind) == "ip:198.51.100.1"
+
+
+@pytest.mark.parametrize(
+    ("text", "amounts"),
+    [("30/minute;100/hour", [100, 30]), ("2/second;100/minute", [100, 2])],
+)
+def test_a_rules_limits_are_kept_tightest_first(text: str, amounts: list[int]) -> None:
+    (rule,) = rules(writes=text, speech="")
+    assert [item.amount for item in rule.limits] == amounts
+
+
+class _Recorder:
+    """A tiny ASGI app: remembers the scope it got and answers 200 in two body parts."""
+
+    def __init__(self) -> None:
+        self.scopes: list[dict[str, object]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scopes.append(dict(scope))
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b"b", "more_body": False})
+        await send({"type": "http.response.trailers", "headers": [], "more_trailers": False})
+
+
+async def _call(
+    middleware: RateLimit, scope: dict[str, object]
+) -> tuple[list[dict[str, object]], dict[str, str]]:
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await middleware(scope, receive, send)  # type: ignore[arg-type]
+    start = sent[0]
+    headers = {
+        k.decode().lower(): v.decode()
+        for k, v in start["headers"]  # type: ignore[attr-defined]
+    }
+    return sent, headers
+
+
+def _limited(app: _Recorder, writes: str) -> RateLimit:
+    return RateLimit(app, identity=Identity.build([], []), rules=rules(writes=writes, speech=""))
+
+
+async def test_other_scopes_and_unlimited_paths_pass_through_untouched() -> None:
+    app = _Recorder()
+    middleware = _limited(app, "1/minute")
+    for kind in ("lifespan", "websocket"):
+        await middleware({"type": kind}, None, None)  # type: ignore[arg-type]
+    assert [s["type"] for s in app.scopes] == ["lifespan", "websocket"]
+    assert "langdu.identity" not in app.scopes[0]
+    for _ in range(3):  # reading is never counted
+        _, headers = await _call(middleware, _scope(method="GET"))
+        assert "ratelimit" not in headers
+
+
+async def test_an_admitted_request_is_told_its_window_and_only_the_start_changes() -> None:
+    app = _Recorder()
+    middleware = _limited(app, "100/hour;30/minute")
+    sent, headers = await _call(middleware, _scope())
+    assert headers["ratelimit-policy"] == '"writes";q=100;w=3600'  # the tightest limit
+    name, remaining, reset = headers["ratelimit"].split(";")
+    assert name == '"writes"' and remaining == "r=99"
+    assert 3590 <= int(reset.removeprefix("t=")) <= 3600
+    assert sent[1:] == [
+        {"type": "http.response.body", "body": b"a", "more_body": True},
+        {"type": "http.response.body", "body": b"b", "more_body": False},
+        {"type": "http.response.trailers", "headers": [], "more_trailers": False},
+    ]
+    assert app.scopes[0]["langdu.client"] == "ip:203.0.113.7"
+
+
+async def test_a_refused_request_waits_for_the_window_and_never_zero_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = _Recorder()
+    middleware = _limited(app, "1/minute")
+    await _call(middleware, _scope())
+    sent, headers = await _call(middleware, _scope())
+    assert sent[0]["status"] == 429 and len(app.scopes) == 1
+    assert 55 <= int(headers["retry-after"]) <= 60
+    assert headers["ratelimit"] == f'"writes";r=0;t={headers["retry-after"]}'
+    # A clock already past the window's end (the window resets as we answer): the client
+    # is still told to wait a second, and an admitted one is told 0, never a negative time.
+    later = time.time() + 3600
+    monkeypatch.setattr(admission, "time", SimpleNamespace(time=lambda: later))
+    sent, headers = await _call(middleware, _scope())
+    assert sent[0]["status"] == 429 and headers["retry-after"] == "1"
+    other = _limited(_Recorder(), "5/minute")
+    _, headers = await _call(other, _scope())
+    assert headers["ratelimit"] == '"writes";r=4;t=0'

@@ -7,13 +7,20 @@ nothing behind: no registry row, no stored file.
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
+from service.errors import PayloadTooLargeError, WorkerLostError
+from service.http.hygiene import PARSED, BadJSON, StrictJSON, check_json
 from service.services import Services
 from tests.fakes import Fakes, running_app, wait_ready
 
@@ -212,3 +219,193 @@ async def test_a_large_body_is_checked_and_parsed_once_off_the_loop(
         info = await wait_ready(client, str(ok.json()["id"]))
     assert ok.status_code == 201 and info["status"] == "ready"
     assert bad.status_code == 400 and "duplicate key" in bad.json()["detail"]
+
+
+# --- check_json and StrictJSON on their own (ASGI messages by hand) ---
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ('{"a": 1}'.encode("utf-16"), "UTF-16 or UTF-32"),  # with its byte-order mark
+        (b'\xff\xfe{"a": 1}', "UTF-16 or UTF-32"),  # a mark alone is enough
+        (b'\xfe\xff{"a": 1}', "UTF-16 or UTF-32"),
+        ('{"a": 1}'.encode("utf-16-le"), "UTF-16 or UTF-32"),  # no mark: a NUL early on
+        (b'"\x00', "UTF-16 or UTF-32"),  # two bytes are enough to tell
+        (b"[1,\x00]", "UTF-16 or UTF-32"),  # a NUL as the fourth byte
+        (b"\x00", "not valid JSON"),  # one byte cannot be UTF-16
+        (b"[1, \x00]", "not valid JSON"),  # a NUL later is only bad JSON
+        (b'{"a": "\xe9"}', "not valid UTF-8 (byte 7)"),
+    ],
+)
+def test_check_json_tells_what_is_wrong_with_the_encoding(body: bytes, detail: str) -> None:
+    with pytest.raises(BadJSON, match=re.escape(detail)):
+        check_json(body)
+
+
+def test_check_json_finds_lone_surrogates_in_keys_and_nested_lists() -> None:
+    assert check_json(b'{"a": [1, {"b": "\\u4e2d"}]}') == {"a": [1, {"b": "中"}]}
+    for body in (b'{"\\ud800": 1}', b'{"a": [[{"b": ["\\udfff"]}]]}'):
+        with pytest.raises(BadJSON, match="lone surrogate"):
+            check_json(body)
+
+
+class _App:
+    """The app behind StrictJSON: what it was handed, and the body it could read."""
+
+    def __init__(self, reads: int = 1) -> None:
+        self.reads = reads
+        self.scopes: list[Scope] = []
+        self.messages: list[Message] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scopes.append(scope)
+        for _ in range(self.reads):
+            self.messages.append(await receive())
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+
+async def _through(
+    middleware: StrictJSON,
+    scope: dict[str, Any],
+    messages: list[Message],
+) -> list[Message]:
+    queue = list(messages)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await middleware(scope, receive, send)
+    return sent
+
+
+def _http(content_type: str = "application/json", method: str = "POST") -> dict[str, Any]:
+    return {
+        "type": "http",
+        "method": method,
+        "path": "/v1/articles",
+        "headers": [(b"content-type", content_type.encode())],
+    }
+
+
+def _body(data: bytes, more: bool | None = None) -> Message:
+    message: Message = {"type": "http.request", "body": data}
+    if more is not None:
+        message["more_body"] = more
+    return message
+
+
+async def test_strict_json_lets_other_scopes_and_methods_pass_unread() -> None:
+    app = _App(reads=0)
+    lifespan = {"type": "lifespan"}
+    await _through(StrictJSON(app), lifespan, [])
+    get = _http(method="GET")
+    sent = await _through(StrictJSON(app), get, [_body(b'{"a": 1, "a": 2}')])
+    assert app.scopes == [lifespan, get] and PARSED not in get
+    assert sent[0]["status"] == 204
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/csp-report", "application/x-www-form-urlencoded", "json"],
+)
+async def test_strict_json_leaves_bodies_that_are_not_json_to_the_route(content_type: str) -> None:
+    app = _App()
+    scope = _http(content_type)
+    sent = await _through(StrictJSON(app), scope, [_body(b"a=1&a=2")])
+    assert sent[0]["status"] == 204 and PARSED not in scope
+    assert app.messages == [_body(b"a=1&a=2")]  # the app reads the body itself
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "application/problem+json"],
+)
+async def test_strict_json_checks_every_json_media_type(content_type: str) -> None:
+    sent = await _through(StrictJSON(_App()), _http(content_type), [_body(b'{"a": 1, "a": 2}')])
+    assert sent[0]["status"] == 400
+    assert b"duplicate key" in sent[1]["body"]
+
+
+async def test_strict_json_reads_a_body_sent_in_parts_and_replays_it_once() -> None:
+    app = _App(reads=2)
+    scope = _http()
+    parts = [_body(b'{"a": ', more=True), _body(b"[1, ", more=True), _body(b"2]}")]
+    sent = await _through(StrictJSON(app), scope, parts)
+    assert scope[PARSED] == {"a": [1, 2]} and sent[0]["status"] == 204
+    # the route gets the whole body in one message, then what the client sends next
+    assert app.messages == [
+        {"type": "http.request", "body": b'{"a": [1, 2]}', "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+
+
+async def test_strict_json_stops_when_the_client_leaves_mid_body() -> None:
+    app = _App()
+    sent = await _through(StrictJSON(app), _http(), [_body(b'{"a": ', more=True)])
+    assert sent == [] and app.scopes == []  # nothing to answer, nobody to answer
+
+
+async def test_an_empty_json_body_is_left_to_the_route() -> None:
+    app = _App()
+    scope = _http()
+    await _through(StrictJSON(app), scope, [_body(b"")])
+    assert PARSED not in scope and app.messages[0]["body"] == b""
+
+
+class _Pool:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls = 0
+        self.error = error
+
+    async def run(self, fn: Callable[[bytes], Any], body: bytes) -> Any:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return fn(body)
+
+
+def _with_pool(pool: _Pool, scope: dict[str, Any]) -> dict[str, Any]:
+    library = SimpleNamespace(parse_pool=pool)
+    scope["app"] = SimpleNamespace(state=SimpleNamespace(services=SimpleNamespace(library=library)))
+    return scope
+
+
+def _json_of_size(size: int) -> bytes:
+    body = json.dumps({"html": "x" * size}).encode()
+    return json.dumps({"html": "x" * (2 * size - len(body))}).encode()
+
+
+@pytest.mark.parametrize(
+    ("size", "in_pool"), [(64 * 1024 - 1, 0), (64 * 1024, 1), (64 * 1024 + 1, 1)]
+)
+async def test_bodies_from_64_kib_are_parsed_in_the_parsing_pool(size: int, in_pool: int) -> None:
+    body = _json_of_size(size)
+    assert len(body) == size
+    pool = _Pool()
+    scope = _with_pool(pool, _http())
+    await _through(StrictJSON(_App()), scope, [_body(body)])
+    assert pool.calls == in_pool and scope[PARSED] == json.loads(body)
+    scope = _http()  # no services (the app alone): parsed here, whatever its size
+    await _through(StrictJSON(_App()), scope, [_body(body)])
+    assert scope[PARSED] == json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(WorkerLostError("the parsing worker died"), 503), (PayloadTooLargeError("too much"), 413)],
+)
+async def test_a_parsing_pool_failure_is_its_problem_document(
+    error: Exception, status: int
+) -> None:
+    app = _App()
+    scope = _with_pool(_Pool(error), _http())
+    sent = await _through(StrictJSON(app), scope, [_body(_json_of_size(64 * 1024))])
+    assert sent[0]["status"] == status and app.scopes == []
+    assert json.loads(sent[1]["body"])["detail"] == str(error)

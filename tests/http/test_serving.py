@@ -195,3 +195,41 @@ async def test_respond_answers_a_route_by_the_same_policy_with_middleware_header
         assert same.status_code == 304 and same.content == b""
         stale = await client.get("/a", headers={"range": "bytes=0-1", "if-range": '"old"'})
         assert stale.status_code == 200 and stale.content == DATA
+
+
+@pytest.mark.parametrize(
+    ("header", "ranges"),
+    [
+        ("bytes=-1", [(1023, 1024)]),  # the last byte
+        ("bytes=-", None),  # neither end: not a range
+        ("abc=0-1", None),  # a unit sorted before "bytes" is still not bytes
+        ("bytes=" + ",".join(f"{i}-{i}" for i in range(16)), [(i, i + 1) for i in range(16)]),
+    ],
+)
+def test_parse_ranges_edges(header: str, ranges: list[tuple[int, int]] | None) -> None:
+    assert parse_ranges(header, len(DATA)) == ranges
+
+
+def test_a_weak_tag_for_another_entity_is_not_304() -> None:
+    assert decide(ENTITY, Conditions(if_none_match='W/"b"')).status == 200
+
+
+def test_a_416_problem_says_its_own_length() -> None:
+    answer = decide(ENTITY, Conditions(range="bytes=5000-"))
+    assert int(_headers(answer)["content-length"]) == len(_body(answer))
+
+
+@pytest.mark.anyio
+async def test_send_ends_every_multipart_body_whatever_the_number_of_ranges() -> None:
+    for count in (2, 3, 4):
+        header = "bytes=" + ",".join(f"{10 * i}-{10 * i + 4}" for i in range(count))
+        answer = decide(ENTITY, Conditions(range=header))
+        bodies = (await _sent(answer))[1:]
+        assert [m["more_body"] for m in bodies] == [True] * (len(bodies) - 1) + [False]
+
+
+@pytest.mark.anyio
+async def test_send_knows_head_from_a_method_string_the_server_made() -> None:
+    method = "".join(["HE", "AD"])  # as a server decodes it: not the literal's object
+    head = await _sent(decide(ENTITY, Conditions()), method=method)
+    assert head[1:] == [{"type": "http.response.body", "body": b""}]

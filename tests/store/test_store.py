@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from service.audio.mp3 import AudioFormat, encode_part
@@ -119,3 +125,259 @@ def test_reconcile_indexes_blobs_a_crash_left_unindexed(parts):
     assert store.reconcile() == 1 and store.size == 100
     blobs.delete("renders/" + "a" * 32 + "/r1.mp3")  # lost behind our back
     assert store.reconcile() == 1 and store.size == 0
+
+
+# --- the store's promises one by one (sizes chosen by hand, so every boundary is exact) ---
+
+
+def _store(parts: tuple[FileBlobs, SqliteRegistry], max_bytes: int = 10**9) -> Store:
+    blobs, reg = parts
+    return Store(blobs, reg, max_bytes=max_bytes)
+
+
+def _renderings(store: Store, count: int, size: int = 100) -> list[str]:
+    """`count` renderings of `size` bytes (audio and timings), oldest use first."""
+    ids = [f"{i:032x}" for i in range(count)]
+    for i, article in enumerate(ids):
+        store.put_rendering(article, "r1", audio=b"a" * (size - 10), timings=b"t" * 10)
+        store._index._db.execute(  # type: ignore[attr-defined]
+            "UPDATE blobs SET used_at=? WHERE key LIKE ?", (1000 + i, f"%{article}%")
+        )
+    return ids
+
+
+def test_a_parts_key_and_place_are_stable_across_releases(parts: Any) -> None:
+    # cached parts outlive upgrades: the key and the blob's place may never change
+    key = part_key("espeak", "cmn", "+0%", "你好")
+    assert key == "2468ea21621939c71c3420ed740ae82059e7d849"
+    store = _store(parts)
+    store.put_part(key, _part())
+    assert [k for k, _ in parts[0].list()] == [f"parts/24/{key}.part"]
+
+
+def test_the_size_counts_replacements_once_and_episodes_never(parts: Any) -> None:
+    store = _store(parts)
+    store.put_rendering("a" * 32, "r1", audio=b"a" * 300, timings=b"t" * 20)
+    assert store.size == 320
+    store.put_rendering("a" * 32, "r1", audio=b"a" * 100, timings=b"t" * 20)  # replaced
+    assert store.size == 120
+    store.put_episode("a" * 32, "r1", b"e" * 5000)
+    store.put_episode("a" * 32, "r1", b"e" * 7000)
+    assert store.size == 120
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b"a" * 101, b"a" * 99, b"a" * 92 + b"damaged!"],
+    ids=["a byte longer", "a byte shorter", "same length, other bytes"],
+)
+def test_a_blob_is_served_only_if_its_length_and_digest_match(parts: Any, stored: bytes) -> None:
+    blobs, _ = parts
+    store = _store(parts)
+    store.put_rendering("a" * 32, "r1", audio=b"a" * 100, timings=b"t" * 10)
+    key = audio_key("a" * 32, "r1")
+    assert store.read(key) == b"a" * 100
+    blobs.put(key, stored)
+    assert store.read(key) is None and not blobs.exists(key)
+
+
+def test_blobs_without_a_recorded_digest_are_checked_by_length(parts: Any) -> None:
+    blobs, reg = parts
+    store = _store(parts)
+    for key, data in (("parts/aa/a.part", b"a" * 10), ("parts/bb/b.part", b"b" * 10)):
+        blobs.put(key, data)
+        reg.blob_added(key, size=10, group=key, evictable=True)  # stored by an old release
+    assert store.read("parts/aa/a.part") == b"a" * 10
+    blobs.put("parts/bb/b.part", b"b" * 11)
+    assert store.read("parts/bb/b.part") is None
+
+
+def test_a_blob_not_indexed_yet_is_read_as_it_is(parts: Any) -> None:
+    blobs, _ = parts
+    blobs.put("parts/cc/c.part", b"c" * 10)  # a crash before it was indexed
+    assert _store(parts).read("parts/cc/c.part") == b"c" * 10
+
+
+def test_a_part_that_is_not_a_part_is_a_miss_and_removed(parts: Any) -> None:
+    blobs, _ = parts
+    key = part_key("x")
+    blobs.put(f"parts/{key[:2]}/{key}.part", b"not an mp3 part")
+    store = _store(parts)
+    assert store.get_part(key) is None
+    assert not blobs.exists(f"parts/{key[:2]}/{key}.part")
+
+
+def test_a_rendering_is_there_only_with_both_files(parts: Any) -> None:
+    blobs, _ = parts
+    store = _store(parts)
+    store.put_rendering("a" * 32, "r1", audio=b"a" * 100, timings=b"t" * 10)
+    assert store.has_rendering("a" * 32, "r1")
+    blobs.delete(timings_key("a" * 32, "r1"))
+    assert not store.has_rendering("a" * 32, "r1")
+
+
+def test_reconcile_groups_a_renderings_files_and_leaves_episodes_alone(parts: Any) -> None:
+    blobs, reg = parts
+    article = "d" * 32
+    blobs.put(audio_key(article, "r1"), b"a" * 90)
+    blobs.put(timings_key(article, "r1"), b"t" * 10)
+    blobs.put(f"episodes/{article}/r1.mp3", b"e" * 500)
+    blobs.put("parts/ee/e.part", b"p" * 7)
+    store = Store(blobs, reg, max_bytes=150)
+    assert store.reconcile() == 3 and store.size == 107
+    groups = {g.group: sorted(g.keys) for g in reg.least_recent(limit=10)}
+    assert groups == {  # a rendering is one group, evicted whole; the episode is not cached
+        f"renders/{article}/r1": sorted([audio_key(article, "r1"), timings_key(article, "r1")]),
+        "parts/ee/e.part": ["parts/ee/e.part"],
+    }
+
+
+def test_reconcile_drops_every_entry_whose_blob_is_gone(parts: Any) -> None:
+    blobs, _ = parts
+    store = _store(parts)
+    ids = _renderings(store, 120, size=20)
+    for article in ids:
+        blobs.delete(audio_key(article, "r1"))
+    assert store.reconcile() == 120 and store.size == 120 * 10
+
+
+def _scrubbed(parts: Any) -> tuple[Store, list[str]]:
+    """Three renderings; in key order: .json (10 bytes), .mp3 (90 bytes), and so on. The
+    first .mp3 is damaged and the second .json is gone."""
+    blobs, _ = parts
+    store = _store(parts)
+    ids = _renderings(store, 3, size=100)
+    keys = [k for article in ids for k in (timings_key(article, "r1"), audio_key(article, "r1"))]
+    blobs.put(keys[1], b"?" * 90)
+    blobs.delete(keys[2])
+    return store, keys
+
+
+@pytest.mark.parametrize(
+    ("budget", "stops_at", "damaged"),
+    [(1, 0, 0), (10, 0, 0), (11, 1, 1), (100, 1, 1), (101, 2, 1), (110, 2, 1), (111, 3, 1)],
+)
+def test_scrub_stops_once_its_budget_is_read(
+    parts: Any, budget: int, stops_at: int, damaged: int
+) -> None:
+    store, keys = _scrubbed(parts)
+    assert store.scrub(max_bytes=budget) == (keys[stops_at], damaged)
+
+
+def test_scrub_resumes_after_a_key_and_says_when_it_reached_the_end(parts: Any) -> None:
+    store, keys = _scrubbed(parts)
+    assert store.scrub(after=keys[2], max_bytes=10**9) == ("", 0)  # the rest is healthy
+    assert store.scrub(max_bytes=10**9) == ("", 1)
+    assert not parts[0].exists(keys[0]), "the damaged .mp3's .json went with it"
+
+
+def test_make_room_evicts_least_recent_groups_until_enough_is_freed(parts: Any) -> None:
+    blobs, _ = parts
+    store = _store(parts)
+    ids = _renderings(store, 6, size=100)
+    assert store.make_room(0) == 0 and store.size == 600
+    assert store.make_room(1) == 100 and not store.has_rendering(ids[0], "r1")
+    assert store.make_room(100) == 100 and not store.has_rendering(ids[1], "r1")
+    assert store.make_room(101) == 200 and store.has_rendering(ids[4], "r1")
+    assert store.make_room(10**6) == 200 and store.size == 0  # all there was
+    assert not any(True for _ in blobs.list("renders/"))
+
+
+class _FullDisk(FileBlobs):
+    """A disk that is full for the first `full` writes."""
+
+    def __init__(self, root: Path, full: int, errno_: int = errno.ENOSPC) -> None:
+        super().__init__(root)
+        self.full = full
+        self.errno = errno_
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.full:
+            self.full -= 1
+            raise OSError(self.errno, os.strerror(self.errno))
+        super().put(key, data)
+
+
+def test_a_full_disk_frees_twice_the_write_and_a_margin(
+    parts: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, reg = parts
+    store = Store(_FullDisk(tmp_path / "full", full=0), reg, max_bytes=10**9)
+    wanted: list[int] = []
+    make_room = store.make_room
+
+    def recorded(n: int) -> int:
+        wanted.append(n)
+        return make_room(n)
+
+    monkeypatch.setattr(store, "make_room", recorded)
+    ids = _renderings(store, 2, size=100)
+    store.blobs.full = 1  # type: ignore[attr-defined]
+    store.put_rendering("f" * 32, "r1", audio=b"a" * 1000, timings=b"t" * 10)
+    assert wanted == [2 * 10 + 4 * 1024**2]  # the timings were written first
+    assert store.has_rendering("f" * 32, "r1") and not store.has_rendering(ids[1], "r1")
+    assert store.size == 1010
+
+
+def test_evict_goes_to_90_percent_of_the_cap_and_reports_renderings(
+    parts: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _store(parts, max_bytes=1000)
+    ids = _renderings(store, 10, size=100)
+    assert store.size == 1000 and not store.over_cap  # at the cap is not over it
+    store.put_rendering("e" * 32, "r1", audio=b"a" * 90, timings=b"t" * 10)
+    assert store.over_cap
+    with caplog.at_level(logging.INFO, logger="langdu.store"):
+        assert store.evict() == [(ids[0], "r1"), (ids[1], "r1")]  # 1100 -> 900, not below
+    assert store.size == 900 and "evicted 200 bytes of cached audio" in caplog.text
+
+
+def test_evict_with_nothing_over_the_cap_logs_nothing(
+    parts: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _store(parts, max_bytes=1000)
+    _renderings(store, 2, size=100)
+    with caplog.at_level(logging.INFO, logger="langdu.store"):
+        assert store.evict() == []
+    assert "evicted" not in caplog.text and store.size == 200
+
+
+class _Index:
+    """Just enough of a registry to count the recency writes."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[str]] = []
+
+    def blob_bytes(self) -> int:
+        return 0
+
+    def blobs_used(self, keys: list[str], at: object) -> None:
+        self.writes.append(list(keys))
+
+
+def test_a_blob_is_touched_at_most_once_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = _Index()
+    store = Store(FileBlobs(tmp_path), index, max_bytes=1)  # type: ignore[arg-type]
+    clock = [1000.0]
+    monkeypatch.setattr("service.store.time.monotonic", lambda: clock[0])
+    store.touch("a", "b")
+    store.touch("a")
+    clock[0] = 1060.0  # exactly a minute: not yet
+    store.touch("a", "c")
+    clock[0] = 1060.5
+    store.touch("a", "c")
+    assert index.writes == [["a", "b"], ["c"], ["a"]]
+
+
+def test_the_recency_memory_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = _Index()
+    store = Store(FileBlobs(tmp_path), index, max_bytes=1)  # type: ignore[arg-type]
+    monkeypatch.setattr("service.store.time.monotonic", lambda: 1000.0)
+    store.touch(*(f"k{i}" for i in range(100_000)))
+    store.touch("k0")  # 100,000 remembered: kept, so no second write
+    assert len(index.writes) == 1
+    store.touch("new")  # 100,001: forgotten, so the next touch writes again
+    store.touch("k0")
+    assert [len(w) for w in index.writes] == [100_000, 1, 1]
