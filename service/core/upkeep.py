@@ -157,5 +157,8 @@ class Upkeep:
                 nxt = None
             nap = _SCHEDULER_NAP_S if nxt is None else (nxt - utc_now()).total_seconds()
             nap = min(max(nap, 0.5), _SCHEDULER_NAP_S)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+            # arrives as the event is set (aclose then waited for the whole nap)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ctx.schedule_changed.wait(), nap)
+                async with asyncio.timeout(nap):
+                    await ctx.schedule_changed.wait()

@@ -64,7 +64,8 @@ class Retrying:
                 delay = self.backoff_s * 2 ** (n - 1)
                 await asyncio.sleep(delay + self.rng() * delay)
             try:
-                return await asyncio.wait_for(attempt(), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):  # not wait_for: see upkeep
+                    return await attempt()
             except (TimeoutError, ShortAudio) as exc:
                 last = exc
             except Exception as exc:

@@ -79,7 +79,8 @@ class _Worker:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
             try:
-                await asyncio.wait_for(self.proc.wait(), 2)
+                async with asyncio.timeout(2):  # not wait_for: see upkeep
+                    await self.proc.wait()
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()

@@ -395,6 +395,17 @@ async def test_upgrade_time_survives_a_restart(tmp_path: Path) -> None:
     assert timings["voice"] == "fake-a" and len(fakes.neural.calls) == 4
 
 
+async def test_shutdown_is_prompt_when_the_schedule_changes_as_it_stops(tmp_path: Path) -> None:
+    # The upgrade scheduler naps on an event. Set as the service stops, the event used to
+    # win over the cancellation (3.11's asyncio.wait_for swallows it), and shutdown waited
+    # out the whole nap: a minute (seen as a test timing out under load, 1 run in 15).
+    async with running_app(tmp_path, Fakes()) as (_, services):
+        await asyncio.sleep(0.1)  # the scheduler is napping
+        library = services.library
+        library._ctx.schedule_changed.set()
+        await asyncio.wait_for(library.upkeep.aclose(), 5)
+
+
 async def test_new_render_version_rereads_only_changed_sentences(tmp_path: Path) -> None:
     fakes = Fakes()
     async with running_app(tmp_path, fakes) as (client, services):
