@@ -220,10 +220,9 @@ class JobQueue:
         waiting = [j for j in self._jobs.values() if not j.started]
         # Background work may not take the last free slot: a listener pressing play must
         # find one (unless there is a single slot, which background work may use when free).
+        # (A slot asks only when it is free, so with one slot nothing else is running.)
         reserve = 1 if self._max_active > 1 else 0
-        background_ok = self._background_running < self._max_active - reserve or (
-            self._max_active == 1 and self._running == 0
-        )
+        background_ok = self._background_running < self._max_active - reserve
         # Nor may one client's articles take every slot: another's must find one free.
         share = max(1, self._max_active - 1)
         best: Job | None = None

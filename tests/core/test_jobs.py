@@ -366,3 +366,101 @@ async def test_closing_the_queue_ends_every_job_with_a_reason() -> None:
     for job in (running, waiting):
         assert job.finished and str(job.error) == "the service is shutting down"
     assert queue.get("waiting") is None and queue.queued == 0
+
+
+@pytest.mark.anyio
+async def test_a_listener_cut_twice_counts_only_what_it_heard_of_the_new_reading() -> None:
+    job = Job("a", Priority.LISTENER)
+    cuts: list[int] = []
+    listener = asyncio.create_task(_drain(job, cuts.append))
+    await _settle()
+    await job.restart("new")  # nothing heard yet: it carries on
+    await _settle()
+    await job.publish(b"n1")
+    await job.publish(b"n2-first-piece", whole=False)
+    await _settle()
+    await job.restart("newer")  # now it heard one whole sentence of "new"
+    assert await listener == [b"n1", b"n2-first-piece"] and cuts == [1]
+
+
+@pytest.mark.anyio
+async def test_a_long_article_ends_its_stream() -> None:
+    job = Job("a", Priority.LISTENER)
+    for i in range(300):  # more parts than CPython keeps small integers for
+        await job.publish(b"%d" % i)
+    await job.publish(None, finished=True)
+    assert len(await asyncio.wait_for(_drain(job), 5)) == 300
+
+
+def _client(name: str) -> str:
+    return "".join(["ip:", name])  # made at run time, as the identity middleware does
+
+
+@pytest.mark.anyio
+async def test_only_listeners_count_against_a_clients_share_and_the_queue() -> None:
+    runs = _Runs()
+    async with _queue(runs, max_active=1, max_queue=5, per_client=2) as queue:
+        for i in range(6):  # background work of the same client: never counted
+            queue.submit(f"bg{i}", Priority.BACKGROUND, client=_client("c"))
+        queue.submit("c1", Priority.LISTENER, client=_client("c"))
+        queue.submit("c2", Priority.LISTENER, client=_client("c"))
+        with pytest.raises(ClientBusyError):
+            queue.admit(_client("c"))
+        for i in range(3):
+            queue.submit(f"e{i}", Priority.LISTENER, client=_client(f"e{i}"))
+        queue.admit(_client("b"))  # others' listeners are not b's, whatever their order
+        queue.submit("e3", Priority.LISTENER, client=_client("e3"))
+        with pytest.raises(QueueFullError):  # 6 listeners: 1 slot and 5 waiting
+            queue.admit(_client("f"))
+
+
+@pytest.mark.anyio
+async def test_a_job_made_urgent_is_counted_when_the_next_listener_asks() -> None:
+    # Asking again for a waiting background job makes it a listener's without admission:
+    # a client (or the queue) may then be over its share, and the next ask is refused.
+    runs = _Runs()
+    async with _queue(runs, max_active=1, max_queue=1, per_client=1) as queue:
+        queue.submit("busy", Priority.LISTENER, client=_client("x"))
+        queue.submit("a", Priority.BACKGROUND, client=_client("c"))
+        queue.submit("b", Priority.BACKGROUND, client=_client("c"))
+        queue.submit("a", Priority.LISTENER, client=_client("c"))
+        queue.submit("b", Priority.LISTENER, client=_client("c"))  # c holds 2 of 1
+        with pytest.raises(ClientBusyError):
+            queue.admit(_client("c"))
+        with pytest.raises(QueueFullError):  # 3 listeners' jobs, room for 2
+            queue.admit(_client("d"))
+
+
+@pytest.mark.anyio
+async def test_the_queue_takes_upgrade_flags_only_when_told() -> None:
+    async with _queue(_Runs(), max_active=1, max_queue=2) as queue:
+        job, _ = queue.submit("a", Priority.UPGRADE)
+        assert job.upgrade is False
+
+
+@pytest.mark.parametrize(("slots", "share"), [(2, 1), (3, 2), (4, 3), (5, 4)])
+@pytest.mark.anyio
+async def test_a_client_may_hold_every_slot_but_one(slots: int, share: int) -> None:
+    runs = _Runs()
+    async with _queue(runs, max_active=slots, max_queue=8, per_client=9) as queue:
+        for i in range(slots + 1):
+            queue.submit(f"a{i}", Priority.LISTENER, client=_client("a"))
+        await _settle()
+        assert len(runs.started) == share
+        await runs.release("a0")  # one done: exactly one more of a's may start
+        assert runs.started == [f"a{i}" for i in range(share + 1)]
+
+
+@pytest.mark.anyio
+async def test_a_client_whose_work_is_done_has_no_head_start() -> None:
+    runs = _Runs()
+    async with _queue(runs, max_active=1, max_queue=8, per_client=9) as queue:
+        queue.submit("b1", Priority.LISTENER, client=_client("b"))
+        await _settle()
+        await runs.release("b1")  # b ran one and has none running now
+        queue.submit("hold", Priority.LISTENER, client=_client("x"))
+        await _settle()
+        queue.submit("a1", Priority.LISTENER, client=_client("a"))
+        queue.submit("b2", Priority.LISTENER, client=_client("b"))
+        await runs.release("hold")
+        assert runs.started == ["b1", "hold", "a1"]  # the older ask goes first
