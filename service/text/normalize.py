@@ -254,14 +254,20 @@ def _islands(clause: str) -> list[tuple[str, bool]]:
     characters, so any input costs time linear in its length.
     """
     spans: list[list[int]] = []
+    last_end = 0  # where the last number ends
     for m in _DIGIT_RUN.finditer(clause):
         lo, hi = max(0, m.start() - _CONTEXT), min(len(clause), m.end() + _CONTEXT)
         if spans and lo <= spans[-1][1] and hi - spans[-1][0] <= _ISLAND_MAX:
             spans[-1][1] = hi
         elif spans and lo < spans[-1][1]:
-            spans.append([spans[-1][1], hi])
+            # a new island, cut from the last one in the gap between two numbers (cutting
+            # at the last one's end split 12345 into 123 and 45 when they were close)
+            cut = max(lo, last_end)
+            spans[-1][1] = cut
+            spans.append([cut, hi])
         else:
             spans.append([lo, hi])
+        last_end = m.end()
     out: list[tuple[str, bool]] = []
     pos = 0
     for lo, hi in spans:
@@ -347,7 +353,7 @@ def _import_wetext() -> Any:
 
 # Bump with every change to the rules above: it is part of the render version, so finished
 # articles are read again (lazily, only the sentences whose spoken form changed).
-RULES_VERSION = "2026.11.26d"
+RULES_VERSION = "2026.12.05"
 
 
 def load_lexicon(path: Path) -> dict[str, str]:

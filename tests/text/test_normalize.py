@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from pathlib import Path
@@ -212,3 +213,146 @@ def test_read_digits_and_speakable():
 
 def test_every_row_of_our_news_case_table(normalizer):
     _check_table(normalizer, Path(__file__).with_name("news_cases.tsv"), 150)
+
+
+# --- rules one by one (what mutation testing found unguarded) ---
+
+
+def test_fullwidth_letters_and_digits_read_as_their_ascii_twins(normalizer):
+    wide = "".join(chr(0xFF21 + i) for i in range(26)) + " "
+    wide += "".join(chr(0xFF41 + i) for i in range(26))
+    assert normalizer.normalize(wide) == "ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz"
+    # the marks just past each range stay what they are
+    assert normalizer.normalize("地点：北京；代号［Ａ］｛ｚ｝") == "地点：北京；代号［A］｛z｝"
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("约2/3的人", "约三分之二的人"),
+        ("约1/7的人", "约七分之一的人"),
+        ("约997/998的人", "约九百九十八分之九百九十七的人"),
+    ],
+)
+def test_a_proper_fraction_in_lowest_terms_keeps_the_word_before_it(normalizer, text, spoken):
+    assert normalizer.normalize(text) == spoken
+
+
+@pytest.mark.parametrize("text", ["约3/3的人", "约4/3倍", "约2/4的人", "约0/5的人", "约6/9的人"])
+def test_what_is_not_a_proper_fraction_in_lowest_terms_is_left_to_the_grammars(normalizer, text):
+    # the grammars read it (as 4/3 -> 三分之四, or a date): our rule never makes it 约X分之Y
+    spoken = normalizer.normalize(text)
+    assert not re.match(r"约[零一二三四五六七八九十百]+分之", spoken), spoken
+
+
+def _island_pieces(clause: str) -> list[tuple[str, bool]]:
+    from service.text.normalize import _islands
+
+    pieces = _islands(clause)
+    assert "".join(p for p, _ in pieces) == clause  # nothing lost, nothing doubled
+    assert all(p for p, _ in pieces)
+    assert all(digits == bool(re.search(r"\d", p)) or digits for p, digits in pieces)
+    assert all(len(p) <= 120 for p, digits in pieces if digits)
+    return pieces
+
+
+def test_a_number_is_read_with_ten_characters_either_side():
+    clause = "甲" * 20 + "12" + "乙" * 20
+    assert _island_pieces(clause) == [
+        ("甲" * 10, False),
+        ("甲" * 10 + "12" + "乙" * 10, True),
+        ("乙" * 10, False),
+    ]
+
+
+def test_numbers_whose_contexts_touch_share_one_island():
+    clause = "甲" * 15 + "1" + "乙" * 5 + "2" + "丙" * 15
+    assert _island_pieces(clause) == [
+        ("甲" * 5, False),
+        ("甲" * 10 + "1" + "乙" * 5 + "2" + "丙" * 10, True),
+        ("丙" * 5, False),
+    ]
+    touching = "甲" * 15 + "1" + "乙" * 20 + "2" + "丙" * 15  # contexts meet: one island
+    assert _island_pieces(touching) == [
+        ("甲" * 5, False),
+        ("甲" * 10 + "1" + "乙" * 20 + "2" + "丙" * 10, True),
+        ("丙" * 5, False),
+    ]
+    near = "甲" * 15 + "1" + "乙" * 21 + "2" + "丙" * 15  # one apart: a one-character gap
+    assert [p for p, digits in _island_pieces(near)] == [
+        "甲" * 5,
+        "甲" * 10 + "1" + "乙" * 10,
+        "乙",
+        "乙" * 10 + "2" + "丙" * 10,
+        "丙" * 5,
+    ]
+
+
+def test_an_island_grows_to_120_characters_then_a_new_one_starts():
+    clause = "1a" * 100  # a digit every other character
+    # the digit at 110 would make it 121: the next island starts after the digit at 108
+    assert [(len(p), d) for p, d in _island_pieces(clause)] == [(109, True), (91, True)]
+
+
+def test_one_huge_run_of_digits_is_cut_every_120_characters():
+    assert [(len(p), d) for p, d in _island_pieces("7" * 300)] == [
+        (120, True),
+        (120, True),
+        (60, True),
+    ]
+    # with words around it: cuts fall between numbers, never inside one
+    clause = "甲" * 30 + "12345 " * 40 + "乙" * 30
+    pieces = _island_pieces(clause)
+    assert pieces[0] == ("甲" * 20, False) and pieces[-1][1] is False
+    for (left, _), (right, _) in itertools.pairwise(pieces):
+        assert not (left[-1].isdigit() and right[0].isdigit()), (left, right)
+    assert len(pieces) == 5  # 240 characters of numbers with context: three islands
+
+
+def test_a_clause_over_44_characters_is_read_in_islands(normalizer, monkeypatch):
+    seen: list[str] = []
+    piece = Normalizer._piece
+
+    def spy(self: Normalizer, text: str) -> str:
+        seen.append(text)
+        return piece(self, text)
+
+    monkeypatch.setattr(Normalizer, "_piece", spy)
+    short = "甲" * 21 + "1" + "乙" * 22  # 44 characters: read whole
+    normalizer.normalize(short)
+    assert seen == [short]
+    seen.clear()
+    normalizer.normalize(short + "丙")  # 45: only the number and its context
+    assert seen == ["甲" * 10 + "1" + "乙" * 10]
+
+
+def test_spaces_around_a_piece_survive_the_grammars(normalizer):
+    assert normalizer.normalize("甲 3个 乙") == "甲 三个 乙"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("安宁区 安宁地区\n", "lexicon.tsv:1: expected"),  # no tab
+        ("# pronunciations\n\n安宁区\t\n", "lexicon.tsv:3: expected"),
+        ("  \t安宁地区\n", "lexicon.tsv:1: expected"),
+    ],
+)
+def test_a_lexicon_line_without_two_fields_names_its_line(tmp_path, text, problem):
+    from service.errors import ConfigError
+    from service.text.normalize import load_lexicon
+
+    path = tmp_path / "lexicon.tsv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=problem):
+        load_lexicon(path)
+
+
+def test_a_lexicon_skips_blank_lines_and_comments_and_trims_fields(tmp_path):
+    from service.text.normalize import load_lexicon
+
+    path = tmp_path / "lexicon.tsv"
+    path.write_text(
+        "# comment\n\n   \n  # indented comment\n 安宁区 \t 安宁地区 \n", encoding="utf-8"
+    )
+    assert load_lexicon(path) == {"安宁区": "安宁地区"}
