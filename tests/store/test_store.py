@@ -190,6 +190,8 @@ def test_blobs_without_a_recorded_digest_are_checked_by_length(parts: Any) -> No
     assert store.read("parts/aa/a.part") == b"a" * 10
     blobs.put("parts/bb/b.part", b"b" * 11)
     assert store.read("parts/bb/b.part") is None
+    blobs.put("parts/aa/a.part", b"a" * 9)  # shorter is damaged too
+    assert store.read("parts/aa/a.part") is None
 
 
 def test_a_blob_not_indexed_yet_is_read_as_it_is(parts: Any) -> None:
@@ -313,10 +315,11 @@ def test_a_full_disk_frees_twice_the_write_and_a_margin(
     monkeypatch.setattr(store, "make_room", recorded)
     ids = _renderings(store, 2, size=100)
     store.blobs.full = 1  # type: ignore[attr-defined]
-    store.put_rendering("f" * 32, "r1", audio=b"a" * 1000, timings=b"t" * 10)
-    assert wanted == [2 * 10 + 4 * 1024**2]  # the timings were written first
+    timings = b"t" * (3 * 1024**2)  # twice this shares bits with the 4 MiB margin
+    store.put_rendering("f" * 32, "r1", audio=b"a" * 1000, timings=timings)
+    assert wanted == [2 * len(timings) + 4 * 1024**2]  # the timings were written first
     assert store.has_rendering("f" * 32, "r1") and not store.has_rendering(ids[1], "r1")
-    assert store.size == 1010
+    assert store.size == 1000 + len(timings)
 
 
 def test_evict_goes_to_90_percent_of_the_cap_and_reports_renderings(
@@ -381,3 +384,10 @@ def test_the_recency_memory_is_bounded(tmp_path: Path, monkeypatch: pytest.Monke
     store.touch("new")  # 100,001: forgotten, so the next touch writes again
     store.touch("k0")
     assert [len(w) for w in index.writes] == [100_000, 1, 1]
+
+
+def test_evict_lands_at_or_just_under_90_percent(parts: Any) -> None:
+    store = _store(parts, max_bytes=1000)
+    ids = _renderings(store, 21, size=50)  # 1050 bytes in groups of 50
+    assert store.evict() == [(article, "r1") for article in ids[:3]]
+    assert store.size == 900
