@@ -243,6 +243,7 @@ def test_what_is_not_a_proper_fraction_in_lowest_terms_is_left_to_the_grammars(n
     # the grammars read it (as 4/3 -> 三分之四, or a date): our rule never makes it 约X分之Y
     spoken = normalizer.normalize(text)
     assert not re.match(r"约[零一二三四五六七八九十百]+分之", spoken), spoken
+    assert "分之" in spoken  # the whole of it reached them
 
 
 def _island_pieces(clause: str) -> list[tuple[str, bool]]:
@@ -356,3 +357,30 @@ def test_a_lexicon_skips_blank_lines_and_comments_and_trims_fields(tmp_path):
         "# comment\n\n   \n  # indented comment\n 安宁区 \t 安宁地区 \n", encoding="utf-8"
     )
     assert load_lexicon(path) == {"安宁区": "安宁地区"}
+
+
+@pytest.mark.parametrize("raw", [None, b"\xff\xfe bad"])
+def test_an_unreadable_lexicon_is_a_config_error_naming_the_file(tmp_path, raw):
+    from service.errors import ConfigError
+    from service.text.normalize import load_lexicon
+
+    path = tmp_path / "lexicon.tsv"
+    if raw is not None:
+        path.write_bytes(raw)  # not UTF-8
+    with pytest.raises(ConfigError, match=r"cannot read the lexicon .*lexicon\.tsv"):
+        load_lexicon(path)
+
+
+def test_the_longest_lexicon_form_wins_everywhere_in_the_text():
+    n = Normalizer(lexicon={"安宁": "安宁镇", "安宁区": "安宁地区"})
+    assert n.lexicon == {"安宁": "安宁镇", "安宁区": "安宁地区"}  # a property, not a method
+    assert n.normalize("安宁区和安宁，安宁区") == "安宁地区和安宁镇，安宁地区"
+
+
+def test_every_fullwidth_digit_reads_as_its_ascii_twin(normalizer):
+    assert normalizer.normalize("编号１２３４５６７８９") == normalizer.normalize("编号123456789")
+
+
+@pytest.mark.parametrize("text", ["约1/1的人", "约0/1的人"])
+def test_one_over_one_and_zero_over_one_are_not_proper_fractions(normalizer, text):
+    assert not re.match(r"约[零一]分之", normalizer.normalize(text))
