@@ -278,7 +278,7 @@ def changed_groups(rev: str) -> list[str]:
             text=True,
         ).stdout.split()
     except subprocess.CalledProcessError as exc:
-        raise SystemExit(f"mutation: cannot compare with {rev!r}: {exc.stderr.strip()}") from None
+        raise ValueError(f"cannot compare with {rev!r}: {exc.stderr.strip()}") from None
     changed = set(names)
     return [name for name, group in GROUPS.items() if changed & {*group.modules, *group.tests}]
 
@@ -322,7 +322,11 @@ def main() -> int:
         return 0
     names = args.groups or list(GROUPS)
     if args.changed is not None:
-        touched = changed_groups(args.changed)
+        try:
+            touched = changed_groups(args.changed)
+        except ValueError as exc:  # not a revision: bad input, one line and exit 2
+            print(f"mutation: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 2
         names = [n for n in names if n in touched]
         print(f"changed since {args.changed}: {', '.join(names) or 'no group'}", flush=True)
     known = known_survivors()

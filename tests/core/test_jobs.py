@@ -136,14 +136,20 @@ async def test_a_restart_cuts_listeners_who_heard_the_old_voice_where_they_are()
     assert len(job.timeline.sentences) == 0  # the old voice's timings went too
 
 
+async def _restarted_before_hearing(job: Job, cuts: list[int]) -> asyncio.Task[list[bytes]]:
+    """A listener waiting on `job` when it restarts in "new" before any audio."""
+    listener = asyncio.create_task(_drain(job, cuts.append))
+    await _settle()
+    await job.restart("new")  # nothing heard yet: it carries on
+    await _settle()
+    return listener
+
+
 @pytest.mark.anyio
 async def test_a_listener_who_heard_nothing_carries_on_with_the_new_voice() -> None:
     job = Job("a", Priority.LISTENER)
     cuts: list[int] = []
-    listener = asyncio.create_task(_drain(job, cuts.append))
-    await _settle()
-    await job.restart("new")
-    await _settle()
+    listener = await _restarted_before_hearing(job, cuts)
     await job.publish(b"n1")
     await job.restart("newer")  # again before the listener woke: still nothing heard
     await job.publish(b"m1", finished=True)
@@ -372,10 +378,7 @@ async def test_closing_the_queue_ends_every_job_with_a_reason() -> None:
 async def test_a_listener_cut_twice_counts_only_what_it_heard_of_the_new_reading() -> None:
     job = Job("a", Priority.LISTENER)
     cuts: list[int] = []
-    listener = asyncio.create_task(_drain(job, cuts.append))
-    await _settle()
-    await job.restart("new")  # nothing heard yet: it carries on
-    await _settle()
+    listener = await _restarted_before_hearing(job, cuts)
     await job.publish(b"n1")
     await job.publish(b"n2-first-piece", whole=False)
     await _settle()
