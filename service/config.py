@@ -190,6 +190,16 @@ class Settings(BaseSettings):
         """The blob store's URL."""
         return self.storage_url or (self.data_dir.resolve() / "blobs").as_uri()
 
+    @property
+    def database_kind(self) -> str:
+        """The registry's backend, by its URL's scheme (sqlite, postgresql)."""
+        return self.database.split(":", 1)[0]
+
+    @property
+    def storage_kind(self) -> str:
+        """The blob store's backend, by its URL's scheme (file, s3)."""
+        return self.storage.split(":", 1)[0]
+
 
 def get_settings() -> Settings:
     """Settings as the environment gives them now."""

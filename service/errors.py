@@ -73,6 +73,11 @@ class StorageFullError(LangduError):
     """The audio storage has no room left, even after evicting cached audio."""
 
 
+class BackendUnavailableError(LangduError):
+    """A shared backend (the database, the object store, the job queue) cannot be reached
+    now; the caller should retry."""
+
+
 class PayloadTooLargeError(InputError):
     """The request body or article is larger than the configured limit."""
 

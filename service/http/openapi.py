@@ -47,7 +47,7 @@ _ERRORS = {
     "429": "Over this client's rate or queue share (Retry-After, RateLimit headers)",
     "500": "Internal error",
     "502": "The speech engine failed",
-    "503": "Busy, or storage full: try again (Retry-After)",
+    "503": "Busy, storage full, or a backend down: try again (Retry-After)",
 }
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}

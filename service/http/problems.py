@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import (
+    BackendUnavailableError,
     ClientBusyError,
     EngineError,
     InputError,
@@ -35,6 +36,7 @@ _STATUS: tuple[tuple[type[LangduError], int], ...] = (
     (UnauthorizedError, 401),
     (QueueFullError, 503),
     (StorageFullError, 503),
+    (BackendUnavailableError, 503),
     (WorkerLostError, 503),
     (ClientBusyError, 429),
     (EngineError, 502),

@@ -126,33 +126,57 @@ class Store:
     def _put(self, key: str, data: bytes, *, group: str, evictable: bool = True) -> None:
         """Store a blob and index it with its length and digest.
 
+        Keys name immutable content, so the first writer of a key wins (`put_new`): a
+        second writer, in this process or another, indexes the bytes that are stored, never
+        its own, so the index can never condemn a sound blob. Bytes that no longer match
+        the index (damaged) are replaced.
+
         Raises:
             StorageFullError: no room, even after evicting cached audio.
         """
-        old = self.blobs.size(key) if evictable else None
+        digest = hashlib.sha256(data).hexdigest()
+        recorded = self._index.blob_digest(key)
+        if not self._write(key, data, new=True):
+            existing = self.blobs.get(key)
+            if existing is None:  # deleted since: ours
+                self._write(key, data, new=False)
+            else:
+                theirs = hashlib.sha256(existing).hexdigest()
+                recorded = self._index.blob_digest(key)
+                damaged = (
+                    recorded is not None
+                    and recorded[1] is not None
+                    and recorded != (len(existing), theirs)
+                )
+                if damaged:
+                    self._write(key, data, new=False)
+                else:
+                    data, digest = existing, theirs
+        self._index.blob_added(key, size=len(data), group=group, evictable=evictable, sha256=digest)
+        if evictable:
+            with self._lock:
+                self._size += len(data) - (recorded[0] if recorded else 0)
+
+    def _write(self, key: str, data: bytes, *, new: bool) -> bool:
+        """Write a blob (only if absent, when `new`), evicting to make room on a full disk.
+
+        Raises:
+            StorageFullError: no room, even after evicting cached audio.
+        """
+        put = self.blobs.put_new if new else self.blobs.put
         try:
-            self.blobs.put(key, data)
+            return put(key, data) is not False
         except OSError as exc:
             if exc.errno not in _NO_SPACE:
                 raise
             freed = self.make_room(2 * len(data) + _ROOM_MARGIN)
             log.warning("storage full writing %s: evicted %d bytes to make room", key, freed)
             try:
-                self.blobs.put(key, data)
+                return put(key, data) is not False
             except OSError as again:
                 if again.errno not in _NO_SPACE:
                     raise
                 raise StorageFullError("the audio storage is full; try again later") from again
-        self._index.blob_added(
-            key,
-            size=len(data),
-            group=group,
-            evictable=evictable,
-            sha256=hashlib.sha256(data).hexdigest(),
-        )
-        if evictable:
-            with self._lock:
-                self._size += len(data) - (old or 0)
 
     # --- reading, checked --------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from service.http import admission
 from service.http.admission import Identity, RateLimit, rules
 from service.services import Services
 from tests.fakes import Fakes, running_app, until, wait_ready
+from tests.store.sql import run_sql
 
 pytestmark = pytest.mark.anyio
 
@@ -27,8 +28,7 @@ def _article(n: int) -> str:
 
 
 def _rows(services: Services) -> int:
-    db = services.registry._db  # type: ignore[attr-defined]
-    (count,) = db.execute("SELECT count(*) FROM articles").fetchone()
+    [(count,)] = run_sql(services.registry, "SELECT count(*) FROM articles")
     return int(count)
 
 

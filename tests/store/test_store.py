@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ from service.store import Store, audio_key, part_key, timings_key
 from service.store.blobs.file import FileBlobs
 from service.store.registry import ArticleRecord, Finished
 from service.store.registry.sqlite import SqliteRegistry
+from tests.store.sql import run_sql
 
 FMT = AudioFormat(sample_rate=22050)
 
@@ -52,7 +54,7 @@ def test_size_cap_evicts_least_recently_used_first(parts):
     keys = [part_key(i) for i in range(3)]
     for i, key in enumerate(keys):
         store.put_part(key, part)
-        reg._db.execute("UPDATE blobs SET used_at=? WHERE key LIKE ?", (1000 + i, f"%{key}%"))
+        run_sql(reg, "UPDATE blobs SET used_at=? WHERE key LIKE ?", (1000 + i, f"%{key}%"))
     store._touched.clear()
     assert store.get_part(keys[0]) is not None  # used now: the most recent
     store.put_part(part_key(3), part)
@@ -81,7 +83,7 @@ def test_a_rendering_is_evicted_whole(parts):
         )
     store.put_rendering(old, "r1", audio=b"x" * 800, timings=b"{}" * 200)
     reg.finish(old, Finished(rendering="r1", degraded=None, duration_ms=1, size=800))
-    reg._db.execute("UPDATE blobs SET used_at=1")
+    run_sql(reg, "UPDATE blobs SET used_at=1")
     store.put_rendering(new, "r1", audio=b"y" * 800, timings=b"{}" * 200)
     assert store.evict() == [(old, "r1")]
     assert not store.has_rendering(old, "r1") and not blobs.exists(audio_key(old, "r1"))
@@ -140,8 +142,8 @@ def _renderings(store: Store, count: int, size: int = 100) -> list[str]:
     ids = [f"{i:032x}" for i in range(count)]
     for i, article in enumerate(ids):
         store.put_rendering(article, "r1", audio=b"a" * (size - 10), timings=b"t" * 10)
-        store._index._db.execute(  # type: ignore[attr-defined]
-            "UPDATE blobs SET used_at=? WHERE key LIKE ?", (1000 + i, f"%{article}%")
+        run_sql(
+            store._index, "UPDATE blobs SET used_at=? WHERE key LIKE ?", (1000 + i, f"%{article}%")
         )
     return ids
 
@@ -159,11 +161,42 @@ def test_the_size_counts_replacements_once_and_episodes_never(parts: Any) -> Non
     store = _store(parts)
     store.put_rendering("a" * 32, "r1", audio=b"a" * 300, timings=b"t" * 20)
     assert store.size == 320
+    parts[0].put(audio_key("a" * 32, "r1"), b"damaged")  # no longer what was stored
     store.put_rendering("a" * 32, "r1", audio=b"a" * 100, timings=b"t" * 20)  # replaced
     assert store.size == 120
+    assert store.read(audio_key("a" * 32, "r1")) == b"a" * 100
     store.put_episode("a" * 32, "r1", b"e" * 5000)
     store.put_episode("a" * 32, "r1", b"e" * 7000)
     assert store.size == 120
+
+
+def test_the_first_writer_of_a_key_wins_and_the_index_follows_the_stored_bytes(
+    parts: Any, tmp_path: Any
+) -> None:
+    """Two processes writing one key: the second's blob write fails before the first has
+    indexed its digest. Whatever the order, the digest recorded is that of the bytes stored,
+    so the blob is never condemned as damaged (and never read again in a loop)."""
+    blobs, reg = parts
+    other = SqliteRegistry(tmp_path / "r.db")  # another process's connections
+    first, second = _store(parts), Store(FileBlobs(blobs.root), other, max_bytes=10**9)
+    key = audio_key("a" * 32, "r1")
+    original = blobs.put_new
+    order: list[str] = []
+
+    def first_writer(k: str, data: bytes) -> bool:
+        won = original(k, data)
+        order.append("first wrote")
+        second._put(k, b"second" * 50, group="renders/a/r1")  # loses, indexes what is there
+        order.append("second indexed")
+        return won
+
+    blobs.put_new = first_writer
+    first._put(key, b"first" * 50, group="renders/a/r1")
+    blobs.put_new = original
+    assert order == ["first wrote", "second indexed"]
+    assert first.read(key) == b"first" * 50 and second.read(key) == b"first" * 50
+    assert reg.blob_digest(key) == (250, hashlib.sha256(b"first" * 50).hexdigest())
+    assert first.size == 250 and reg.blob_bytes() == 250
 
 
 @pytest.mark.parametrize(
@@ -298,6 +331,12 @@ class _FullDisk(FileBlobs):
             self.full -= 1
             raise OSError(self.errno, os.strerror(self.errno))
         super().put(key, data)
+
+    def put_new(self, key: str, data: bytes) -> bool:
+        if self.full:
+            self.full -= 1
+            raise OSError(self.errno, os.strerror(self.errno))
+        return super().put_new(key, data)
 
 
 def test_a_full_disk_frees_twice_the_write_and_a_margin(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from service import __version__
+from service.errors import LangduError
+from service.http.problems import problem
 from service.http.routes.deps import services
 from service.services import Services
 
@@ -16,13 +20,40 @@ router = APIRouter(tags=["service"])
 PLAYER_DIR = Path(__file__).resolve().parents[2] / "player"  # service/player/
 
 
-@router.get("/healthz")
-async def healthz(svc: Annotated[Services, Depends(services)]) -> dict[str, object]:
-    """The service is up; which engines are running and how full the cache is."""
+_PING_S = 2.0  # a backend that takes longer to answer counts as down
+
+
+async def _reach(check: Callable[[], None]) -> str | None:
+    """None if the backend answered in time, else why not."""
+    try:
+        async with asyncio.timeout(_PING_S):
+            await asyncio.to_thread(check)
+    except TimeoutError:
+        return f"no answer in {_PING_S:.0f} s"
+    except LangduError as exc:
+        return str(exc)
+    return None
+
+
+@router.get("/healthz", response_model=None)
+async def healthz(svc: Annotated[Services, Depends(services)]) -> dict[str, object] | JSONResponse:
+    """The service is up, and each backend it uses answers; which engines are running
+    and how full the cache is. 503 (with Retry-After) while a backend is down."""
+    database, storage = await asyncio.gather(
+        _reach(svc.registry.ping), _reach(svc.store.blobs.ping)
+    )
+    backends = {
+        "database": {"kind": svc.settings.database_kind, "ok": database is None},
+        "storage": {"kind": svc.settings.storage_kind, "ok": storage is None},
+    }
+    down = [f"{name}: {why}" for name, why in (("database", database), ("storage", storage)) if why]
+    if down:
+        return problem(503, "Backend unavailable", "; ".join(down), backends=backends)
     return {
         "status": "ok",
         "version": __version__,
         "engines": sorted(svc.engines),
+        "backends": backends,
         "queued": svc.library.queued,
         "cache_bytes": svc.store.size,
         "cache_max_bytes": svc.store.max_bytes,

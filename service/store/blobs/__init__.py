@@ -1,10 +1,12 @@
 """Keyed blob storage: the bytes of audio, timings and episodes, and nothing else.
 
 One interface (`BlobStore`), chosen by the storage URL's scheme: `file:///path` (local disk,
-the embedded default) is built in; another backend (say, S3) is one new module
-`service/blobs/<scheme>.py` with an `open_store(url)`. Blobs carry no status: what is current
-is the registry's to say. A put is atomic: a reader sees the old bytes, the new bytes, or
-nothing, never a part.
+the embedded default) and `s3://bucket/prefix` (an S3-compatible object store, the cluster's)
+are built in; another backend is one new module `service/store/blobs/<scheme>.py` with an
+`open_store(url)`. Blobs carry no status: what is current is the registry's to say. A put is
+atomic: a reader sees the old bytes, the new bytes, or nothing, never a part. Every key
+langdu writes names immutable content, so the store writes with `put_new`: the first writer
+of a key wins, on one machine or many.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ class BlobStore(Protocol):
     def put(self, key: str, data: bytes) -> None:
         """Store `data` under `key`, atomically (replacing what was there)."""
 
+    def put_new(self, key: str, data: bytes) -> bool:
+        """Store `data` under `key` unless a blob is there already (atomically: of two
+        writers, one wins). Returns False, leaving the stored blob, if one was there."""
+
     def get(self, key: str) -> bytes | None:
         """The whole blob, or None if there is none."""
 
@@ -49,6 +55,13 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove the blob (no error if it is already gone)."""
+
+    def ping(self) -> None:
+        """Reach the store (without writing).
+
+        Raises:
+            BackendUnavailableError: it cannot be used now.
+        """
 
     def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
         """(key, size) of every blob whose key starts with `prefix`."""

@@ -96,6 +96,13 @@ class Registry(Protocol):
     def close(self) -> None:
         """Release the database."""
 
+    def ping(self) -> None:
+        """Reach the database (a trivial query).
+
+        Raises:
+            BackendUnavailableError: it cannot be reached now.
+        """
+
     def get(self, article_id: str) -> ArticleRecord | None:
         """The article with this id, if registered."""
 

@@ -56,5 +56,35 @@ def test_keys_cannot_escape_the_root(tmp_path, key):
 
 
 def test_unknown_storage_schemes_are_refused():
-    with pytest.raises(ConfigError, match="unsupported storage URL s3"):
-        open_store("s3://bucket/prefix")
+    with pytest.raises(ConfigError, match="unsupported storage URL gs"):
+        open_store("gs://bucket/prefix")
+    with pytest.raises(ConfigError, match="names its bucket"):
+        open_store("s3:///prefix")
+
+
+def test_a_start_leaves_the_writes_of_live_processes_alone(tmp_path):
+    """Two processes may share the folder: one starting must not delete what the other
+    is writing, only what a dead process (or a very old write) left."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    tmp = tmp_path / ".tmp"
+    tmp.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        writing = tmp / f"r1.mp3.{other.pid}.abc123_x"
+        abandoned = tmp / f"r2.mp3.{dead.pid}.def456_y"
+        ancient = tmp / f"r3.mp3.{other.pid}.ghi789_z"
+        for f in (writing, abandoned, ancient):
+            f.write_bytes(b"partial")
+        day_ago = time.time() - 2 * 24 * 3600
+        os.utime(ancient, (day_ago, day_ago))
+        FileBlobs(tmp_path)
+        assert sorted(p.name for p in tmp.iterdir()) == [writing.name]
+    finally:
+        other.kill()
+        other.wait()

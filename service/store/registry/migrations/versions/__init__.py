@@ -1,0 +1,1 @@
+"""One Alembic revision per module, oldest first (v0001 is the first release's table)."""

@@ -1,0 +1,69 @@
+"""The registry's tables, as SQLAlchemy Core metadata: one definition for every dialect.
+
+Instants are integer milliseconds since the epoch (UTC), so they sort as time does in any
+database; an article's sentences are JSON text. The migrations in `migrations/versions/`
+build exactly these tables; `tests/store/registry/test_migrations.py` checks that they agree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+articles = sa.Table(
+    "articles",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("title", sa.Text),
+    sa.Column("url", sa.Text),
+    sa.Column("voice", sa.Text, nullable=False),
+    sa.Column("rate", sa.Text, nullable=False),
+    sa.Column("pitch", sa.Text, nullable=False),
+    sa.Column("sentences", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("rendering", sa.Text),
+    sa.Column("degraded", sa.Text),
+    sa.Column("duration_ms", sa.BigInteger),
+    sa.Column("bytes", sa.BigInteger),
+    sa.Column("work", sa.Integer),
+    sa.Column("upgrade_at", sa.BigInteger),
+    sa.Column("upgrade_delay_s", sa.Float),
+    sa.Column("published", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("category", sa.Text),
+    sa.Column("feed_at", sa.BigInteger),
+    sa.Column("published_at", sa.BigInteger),
+    sa.Column("episode_rendering", sa.Text),
+    sa.Column("episode_bytes", sa.BigInteger),
+    sa.Column("episode_ms", sa.BigInteger),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+sa.Index(
+    "articles_work",
+    articles.c.work,
+    sqlite_where=articles.c.work.is_not(None),
+    postgresql_where=articles.c.work.is_not(None),
+)
+sa.Index(
+    "articles_upgrade",
+    articles.c.upgrade_at,
+    sqlite_where=articles.c.upgrade_at.is_not(None),
+    postgresql_where=articles.c.upgrade_at.is_not(None),
+)
+sa.Index("articles_feed", articles.c.published, articles.c.category)
+
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("grp", sa.Text, nullable=False),
+    sa.Column("evictable", sa.Boolean, nullable=False),
+    sa.Column("used_at", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.Text),
+)
+
+sa.Index("blobs_lru", blobs.c.evictable, blobs.c.used_at)

@@ -1,0 +1,179 @@
+"""The registry's contract, run against every backend: SQLite (embedded) and PostgreSQL.
+
+Statuses, renderings, scheduled upgrades, the feed's order, the blob index; UTC instants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from service.errors import ConfigError
+from service.store.registry import ArticleRecord, Finished, Priority, Registry, Status, connect
+from tests.servers import fresh_postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'r.db'}"
+    else:
+        yield from fresh_postgres_database()
+
+
+@pytest.fixture
+def reg(db_url) -> Iterator[Registry]:
+    registry = connect(db_url)
+    yield registry
+    registry.close()
+
+
+def _record(article_id: str = "c" * 32, **kw: Any) -> ArticleRecord:
+    return ArticleRecord(
+        id=article_id,
+        title="标题",
+        url=None,
+        voice="cmn-offline",
+        rate="+0%",
+        pitch="+0Hz",
+        sentences=((0, "标题"), (1, "正文。")),
+        **kw,
+    )
+
+
+def test_adds_once_and_follows_an_article_through_its_life(reg):
+    rec, created = reg.add(_record())
+    assert created and rec.status is Status.QUEUED and rec.created_at.tzinfo is UTC
+    assert reg.add(_record())[1] is False
+    reg.set_work(rec.id, Priority.LISTENER)
+    reg.start(rec.id)
+    got = reg.get(rec.id)
+    assert got is not None and (got.status, got.work) == (Status.SYNTHESIZING, Priority.LISTENER)
+    reg.finish(rec.id, Finished(rendering="r1", degraded=None, duration_ms=1234, size=999))
+    got = reg.get(rec.id)
+    assert got is not None
+    assert (got.status, got.rendering, got.work, got.duration_ms) == (
+        Status.READY,
+        "r1",
+        None,
+        1234,
+    )
+    reg.start(rec.id)  # a re-render: the stored audio stays ready
+    reg.fail(rec.id, "engine down")
+    got = reg.get(rec.id)
+    assert got is not None and got.status is Status.READY and got.error == "engine down"
+    reg.forget_rendering(rec.id, "r0")  # not the current one: nothing changes
+    assert reg.get(rec.id).status is Status.READY
+    reg.forget_rendering(rec.id, "r1")
+    got = reg.get(rec.id)
+    assert got is not None and got.status is Status.EVICTED and got.rendering is None
+    assert reg.get("d" * 32) is None
+
+
+def test_upgrades_are_scheduled_in_the_database(db_url):
+    reg = connect(db_url)
+    reg.add(_record())
+    soon = datetime.now(UTC) + timedelta(seconds=5)
+    reg.finish(
+        "c" * 32,
+        Finished(
+            rendering="r1-offline",
+            degraded="offline",
+            duration_ms=1,
+            size=1,
+            upgrade_at=soon,
+            upgrade_delay_s=5,
+        ),
+    )
+    reg.close()
+    reg = connect(db_url)  # another process (or replica) sees the same schedule
+    assert reg.next_upgrade() == soon.replace(microsecond=soon.microsecond // 1000 * 1000)
+    assert reg.upgrades_due(datetime.now(UTC)) == []
+    [due] = reg.upgrades_due(soon + timedelta(seconds=1))
+    assert due.degraded == "offline" and due.upgrade_delay_s == 5
+    reg.schedule_upgrade(due.id, None, None)
+    assert reg.next_upgrade() is None
+    reg.close()
+
+
+def test_unfinished_lists_interrupted_work_most_urgent_first(reg):
+    for i, prio in enumerate([Priority.UPGRADE, None, Priority.LISTENER]):
+        rec, _ = reg.add(_record(f"{i:032x}"))
+        reg.finish(rec.id, Finished(rendering="r", degraded=None, duration_ms=1, size=1))
+        reg.set_work(rec.id, prio)
+    published, _ = reg.add(_record("e" * 32))
+    reg.finish(published.id, Finished(rendering="r2", degraded=None, duration_ms=1, size=1))
+    reg.publish(published.id, category=None)
+    reg.set_episode(published.id, rendering="r1", size=1, duration_ms=1)  # made from older audio
+    ids = [r.id for r in reg.unfinished()]
+    assert ids == [f"{2:032x}", "e" * 32, f"{0:032x}"]
+
+
+def test_feed_sorts_instants_not_strings(reg):
+    shanghai = timezone(timedelta(hours=8))
+    # 09:00+08:00 is 01:00 UTC: earlier than 03:00Z, though "09" sorts after "03" as text.
+    early = datetime(2024, 5, 1, 9, 0, tzinfo=shanghai)
+    late = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
+    for article_id, when in (("a" * 32, early), ("b" * 32, late)):
+        reg.add(_record(article_id, published_at=when))
+        reg.publish(article_id, category=None)
+        reg.set_episode(article_id, rendering="r", size=1, duration_ms=1)
+    assert [r.id for r in reg.feed(category=None, limit=10)] == ["b" * 32, "a" * 32]
+    assert reg.get("a" * 32).published_at == early
+
+
+def test_only_known_schemes_are_accepted():
+    with pytest.raises(ConfigError, match="unsupported database URL mysql"):
+        connect("mysql://localhost/langdu")
+    with pytest.raises(ConfigError, match="malformed"):
+        connect("no scheme")
+
+
+def test_the_blob_index_groups_recency_sizes_and_digests(reg):
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    reg.blob_added("renders/a/r1.mp3", size=100, group="renders/a/r1", evictable=True, sha256="1")
+    reg.blob_added("renders/a/r1.json", size=10, group="renders/a/r1", evictable=True, sha256="2")
+    reg.blob_added("parts/ab/ab.part", size=5, group="parts/ab/ab.part", evictable=True)
+    reg.blob_added("episodes/a/r1.mp3", size=1000, group="episodes/a/r1", evictable=False)
+    assert reg.blob_bytes() == 115  # episodes are not evictable
+    reg.blobs_used(["renders/a/r1.mp3"], t0)
+    reg.blobs_used(["renders/a/r1.json"], t0)
+    groups = reg.least_recent(limit=10)
+    assert [g.group for g in groups] == ["renders/a/r1", "parts/ab/ab.part"]
+    assert sorted(groups[0].keys) == ["renders/a/r1.json", "renders/a/r1.mp3"]
+    assert groups[0].size == 110
+    assert reg.least_recent(limit=1) == groups[:1]
+    # Replacing a blob updates its length and digest, never its group.
+    reg.blob_added("renders/a/r1.mp3", size=120, group="other", evictable=True, sha256="3")
+    assert reg.blob_digest("renders/a/r1.mp3") == (120, "3")
+    assert reg.blob_digest("parts/ab/ab.part") == (5, None)
+    assert reg.blob_digest("nothing") is None
+    assert reg.blob_bytes() == 135
+    assert reg.blobs_to_scrub("", 10) == [
+        ("renders/a/r1.json", 10, "2"),
+        ("renders/a/r1.mp3", 120, "3"),
+    ]
+    assert reg.blobs_to_scrub("renders/a/r1.json", 10) == [("renders/a/r1.mp3", 120, "3")]
+    reg.blob_removed(["renders/a/r1.mp3", "renders/a/r1.json"])
+    reg.blob_removed([])
+    assert [g.group for g in reg.least_recent(limit=10)] == ["parts/ab/ab.part"]
+    assert reg.blob_bytes() == 5
+
+
+def test_instants_keep_their_moment_and_the_first_publication(reg):
+    reg.add(_record())
+    reg.publish("c" * 32, category="news")
+    first = reg.get("c" * 32)
+    assert first is not None and first.published and first.category == "news"
+    reg.publish("c" * 32, category=None)  # a second publication keeps time and category
+    again = reg.get("c" * 32)
+    assert again is not None and (again.feed_at, again.category) == (first.feed_at, "news")
+    assert again.feed_at is not None and again.feed_at.tzinfo is UTC
+    assert reg.feed(category="sport", limit=10) == []
+    assert reg.feed(category="news", limit=10) == []  # no episode yet
+    reg.set_episode("c" * 32, rendering="r", size=2, duration_ms=3)
+    [item] = reg.feed(category="news", limit=10)
+    assert (item.episode_rendering, item.episode_bytes, item.episode_ms) == ("r", 2, 3)
