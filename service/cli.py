@@ -64,6 +64,15 @@ def _build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP service (demo page at /)")
     serve.add_argument("--host", help="interface to listen on (default: LANGDU_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: LANGDU_PORT, 8000)")
+    worker = sub.add_parser(
+        "worker",
+        help="read the articles queued by the cluster's replicas (needs LANGDU_QUEUE_URL)",
+        description="Take readings from the shared queue (LANGDU_QUEUE_URL), "
+        "LANGDU_MAX_JOBS at a time, until SIGTERM; same settings as serve.",
+    )
+    worker.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (default: none)"
+    )
     voices = sub.add_parser("voices", help="list the voice catalog")
     voices.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -80,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_normalize()
         if args.command == "serve":
             return _cmd_serve(args, settings)
+        if args.command == "worker":
+            return _cmd_worker(args, settings)
         return _cmd_voices(args, settings)
     except (InputError, OptionError, LangduError) as exc:
         code = EXIT_USAGE if _is_bad_input(exc) else EXIT_FAILURE
@@ -306,6 +317,22 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         body_timeout_s=settings.body_timeout_s,
         max_connections=settings.max_connections,
     )
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import logging
+
+    from service.services import run_worker
+
+    if not settings.queue_url:
+        raise OptionError("langdu worker needs a queue: set LANGDU_QUEUE_URL=redis://host:6379/0")
+    port = args.metrics_port
+    if port is not None and not 0 < port <= 65535:
+        raise OptionError(f"metrics port {port} is out of range")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker(settings, metrics_port=port))
     return 0
 
 

@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     storage_url: str | None = Field(
         default=None, description="blob store; default: file:///<data_dir>/blobs"
     )
+    queue_url: str | None = Field(
+        default=None,
+        description="redis://host:port/db: readings go to `langdu worker` (default: in-process)",
+    )
+    queue_prefix: str = Field(
+        default="langdu",
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$",
+        description="names of the queue's keys (one prefix per deployment)",
+    )
     lexicon_file: Path | None = Field(
         default=None, description="pronunciations: written<TAB>spoken lines"
     )
@@ -94,7 +103,9 @@ class Settings(BaseSettings):
         default="30/minute", description="per client: the OpenAI speech endpoint"
     )
     rate_limit_storage: str = Field(
-        default="memory://", description="where the limiter counts (limits storage URL)"
+        default="memory://",
+        description="where the limiter counts (limits storage URL; redis://host:6379/0 shares"
+        " the counts between replicas)",
     )
     trusted_proxies: CommaList = Field(
         default_factory=list, description="addresses/networks whose X-Forwarded-For is used"

@@ -12,6 +12,7 @@ import functools
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from service.audio.episode import load_sting
 from service.audio.mp3 import AudioFormat
 from service.config import Settings
 from service.core.articles import Limits, build_record
+from service.core.cluster import SharedQueue, Worker
 from service.core.episodes import Episodes, EpisodeStyle
 from service.core.hotaudio import HotAudio
 from service.core.library import Library
@@ -30,8 +32,9 @@ from service.errors import EngineUnavailableError, OptionError, VoiceCatalogErro
 from service.runtime.metrics import Metrics
 from service.runtime.parsing import ParsePool
 from service.runtime.respawn import RespawningPool
-from service.store import Store
+from service.store import Store, queue
 from service.store.blobs import open_store
+from service.store.queue.redis import RedisWork
 from service.store.registry import Registry, connect
 from service.text.chunks import Segmenter
 from service.text.normalize import Normalizer, load_lexicon
@@ -153,6 +156,7 @@ class Services:
     synthesizers: Mapping[str, Synthesizer]
     library: Library
     text_process: Executor | None = None  # the text front-end's worker (service.text.frontend)
+    work: RedisWork | None = None  # the cluster's shared queue (LANGDU_QUEUE_URL)
 
 
 async def open_services(
@@ -173,7 +177,11 @@ async def open_services(
     for voice_id in settings.fallback_voices:
         catalog.get(voice_id)
     registry = await asyncio.to_thread(connect, settings.database)
+    work = None
     try:
+        if settings.queue_url:
+            work = queue.connect(settings.queue_url, prefix=settings.queue_prefix)
+            await work.ping()
         blobs = await asyncio.to_thread(open_store, settings.storage)
         store = await asyncio.to_thread(
             Store,
@@ -237,6 +245,11 @@ async def open_services(
             ),
             parse=parse,
             scrub_every_s=settings.scrub_every_s,
+            shared=(
+                None
+                if work is None
+                else SharedQueue(work, max_active=settings.max_jobs, max_queue=settings.max_queue)
+            ),
         )
         # Grammars, the default engine and (unless told not to) jieba load now, not on the
         # first request. Without the preload, jieba loads when an article may need it.
@@ -256,6 +269,8 @@ async def open_services(
         # Other engines start their workers or connections on first use.
     except BaseException:
         registry.close()
+        if work is not None:
+            await work.aclose()
         raise
     old_layout = settings.data_dir / "audio"
     if (old_layout / "articles").is_dir():
@@ -275,6 +290,7 @@ async def open_services(
         synthesizers=synthesizers,
         library=library,
         text_process=text_process,
+        work=work,
     )
     await library.start()
     return services
@@ -290,3 +306,48 @@ async def close_services(services: Services) -> None:
     await asyncio.gather(*(e.aclose() for e in services.engines.values()), return_exceptions=True)
     with contextlib.suppress(Exception):
         services.registry.close()
+    if services.work is not None:
+        await services.work.aclose()
+
+
+async def run_worker(
+    settings: Settings,
+    extra_engines: Mapping[str, EngineFactory] | None = None,
+    *,
+    metrics_port: int | None = None,
+) -> None:
+    """`langdu worker`: read the cluster's queued articles until SIGTERM or SIGINT (a
+    reading in hand goes back to the queue for another worker); its Prometheus metrics on
+    `metrics_port` (on LANGDU_HOST) when given.
+
+    Raises:
+        OptionError: no queue URL is set.
+        LangduError: the settings, the voice catalog or a backend is unusable.
+    """
+    if not settings.queue_url:
+        raise OptionError("langdu worker needs a queue: set LANGDU_QUEUE_URL=redis://host:6379/0")
+    metrics = Metrics()
+    services = await open_services(settings, metrics, extra_engines)
+    assert services.work is not None
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=settings.host, registry=metrics.registry)
+    rendering = services.library.rendering
+    worker = Worker(
+        services.work, rendering.run, slots=settings.max_jobs, outdated=lambda: rendering.outdated
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    working = asyncio.create_task(worker.run(), name="langdu-worker")
+    stopping = asyncio.create_task(stop.wait())
+    log.info("langdu worker: %d slots on %s", settings.max_jobs, settings.queue_prefix)
+    try:
+        await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (working, stopping):
+            task.cancel()
+        await asyncio.gather(working, stopping, return_exceptions=True)
+        await close_services(services)

@@ -40,11 +40,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, *, defaults: bool = False, **env: str) -> Server:
-    port = _free_port()
-    log = data_dir.parent / f"server-{port}.log"
+def _environment(data_dir: Path, defaults: bool, env: dict[str, str]) -> dict[str, str]:
     # jieba loads on demand unless a test measures first-article latency (preload_jieba=...).
-    environment = {
+    return {
         **os.environ,
         "LANGDU_PRELOAD_JIEBA": "false",
         "LANGDU_DATA_DIR": str(data_dir),
@@ -58,6 +56,12 @@ def start_server(data_dir: Path, *, defaults: bool = False, **env: str) -> Serve
         **({} if defaults else {"LANGDU_FALLBACK_VOICE": "cmn-offline"}),
         **{f"LANGDU_{k.upper()}": v for k, v in env.items()},
     }
+
+
+def start_server(data_dir: Path, *, defaults: bool = False, **env: str) -> Server:
+    port = _free_port()
+    log = data_dir.parent / f"server-{port}.log"
+    environment = _environment(data_dir, defaults, env)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "service", "serve", "--port", str(port)],
@@ -65,18 +69,46 @@ def start_server(data_dir: Path, *, defaults: bool = False, **env: str) -> Serve
             stderr=subprocess.STDOUT,
             env=environment,
         )
-    server = Server(proc, f"http://127.0.0.1:{port}", data_dir, log)
+    return _started(Server(proc, f"http://127.0.0.1:{port}", data_dir, log), "/healthz")
+
+
+def _started(server: Server, probe: str) -> Server:
+    """`server` once `probe` answers 200 (its log in the error if it never does)."""
+    what = server.log.name.split("-")[0]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {log.read_text()}")
+        if server.proc.poll() is not None:
+            raise AssertionError(f"{what} exited: {server.log.read_text()}")
         try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{server.url}{probe}", timeout=1).status_code == 200:
                 return server
         except httpx.TransportError:
             time.sleep(0.1)
     server.stop(signal.SIGKILL)
-    raise AssertionError(f"server did not start: {log.read_text()}")
+    raise AssertionError(f"{what} did not start: {server.log.read_text()}")
+
+def start_worker(data_dir: Path, **env: str) -> Server:
+    """A real `langdu worker` (cluster settings in `env`); its url serves its metrics."""
+    port = _free_port()
+    log = data_dir.parent / f"worker-{port}.log"
+    environment = _environment(data_dir, False, env)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service", "worker", "--metrics-port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+    return _started(Server(proc, f"http://127.0.0.1:{port}", data_dir, log), "/")
+
+def metric(server: Server, name: str, **labels: str) -> float:
+    """One Prometheus sample of a server's (or worker's) metrics: 0 if it has none yet."""
+    text = httpx.get(server.url if "worker" in server.log.name else f"{server.url}/metrics").text
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(name + ("{" + want + "}" if want else " ")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def wait_episode(c: httpx.Client, article_id: str, timeout: float = 120) -> None:

@@ -101,7 +101,7 @@ class Intake:
                 return await self._registered(rec, False, client, publish, category)
         # Refuse before doing the work: a new article the queue cannot take is not even
         # extracted, and nothing of it is stored.
-        self._rendering.queue.admit(client)
+        await self._rendering.admit(client)
         record = await self._parse.run(
             build_record,
             voice=chosen,

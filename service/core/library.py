@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from service.core.articles import Limits
+from service.core.cluster import SharedQueue
 from service.core.context import Context
 from service.core.episodes import Episodes
 from service.core.hotaudio import HotAudio
@@ -57,6 +58,7 @@ class Library:
         parse: ParsePool | None = None,
         scrub_every_s: float = 3600.0,
         scrub_bytes: int = 256 * 1024**2,
+        shared: SharedQueue | None = None,
     ) -> None:
         ctx = Context(
             registry=registry,
@@ -76,6 +78,7 @@ class Library:
             upgrade_after_s=upgrade_after_s,
             max_active=max_active,
             max_queue=max_queue,
+            shared=shared,
         )
         self.intake = Intake(
             ctx,

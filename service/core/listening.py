@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from service.audio.formats import OUTPUTS, Format, convert, needs_conversion, once
 from service.core.articles import plain_article
+from service.core.cluster import RemoteReading
 from service.core.context import Context
 from service.core.intake import Intake
 from service.core.rendering import Rendering
@@ -84,10 +85,17 @@ class Listening:
         return Timings(json.dumps(document, ensure_ascii=False).encode("utf-8"), True, None)
 
     async def wait(self, article_id: str) -> None:
-        """Until the article's current job (if any) has finished."""
+        """Until the article's current reading (if any) has finished."""
         job = self._rendering.queue.get(article_id)
         if job is not None:
             await job.wait()
+        elif self._rendering.shared is not None:
+            rec = await self._ctx.record(article_id)
+            if rec.work is not None:
+                reading = RemoteReading(
+                    self._rendering.shared.work, rec.id, self._rendering.render_version(rec)
+                )
+                await reading.wait()
 
     async def speak(
         self,

@@ -379,6 +379,25 @@ class Synthesizer:
             spoken,
         )
 
+    def _shaping(self) -> tuple[object, ...]:
+        """What shapes every reading here besides text and voice options: code, engine,
+        rules and audio settings."""
+        return (
+            _PART_VERSION,
+            self._engine.name,
+            self._engine.version,
+            self._normalizer.version,
+            self._format,
+            self._pauses,
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """A short name for `_shaping` (each render version starts from the same fields)."""
+        from service.store import part_key
+
+        return part_key(*self._shaping())
+
     def render_version(self, options: SpeechOptions) -> str:
         """A short name for everything that shapes an article's audio besides its text:
         rules (normalizer and lexicon), engine and voice, audio format and pauses.
@@ -392,12 +411,7 @@ class Synthesizer:
             return known  # asked on every request for an article: hash once per voice
         scaled = () if options.rate == "+0%" else self._pause_ms(options)  # pauses follow rate
         digest = part_key(
-            _PART_VERSION,
-            self._engine.name,
-            self._engine.version,
-            self._normalizer.version,
-            self._format,
-            self._pauses,
+            *self._shaping(),
             options.voice,
             options.rate,
             options.pitch,

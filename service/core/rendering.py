@@ -12,6 +12,7 @@ import logging
 import time
 from datetime import timedelta
 
+from service.core.cluster import RemoteReading, SharedQueue
 from service.core.context import Context
 from service.core.hotaudio import audio_etag
 from service.core.jobs import Job, JobQueue
@@ -19,6 +20,7 @@ from service.core.views import ArticleView, Live, Stored
 from service.core.voices import Voice
 from service.errors import EngineError, LangduError, StorageFullError
 from service.store import audio_key
+from service.store.queue import Work
 from service.store.registry import ArticleRecord, Finished, Priority, Status, utc_now
 from service.text.sentences import Sentence
 
@@ -38,17 +40,43 @@ class Rendering:
         upgrade_after_s: float,
         max_active: int,
         max_queue: int,
+        shared: SharedQueue | None = None,
     ) -> None:
         self._ctx = ctx
         self._fallbacks = fallbacks
         self._upgrade_after = upgrade_after_s
+        self.shared = shared  # the cluster's queue: readings are done by `langdu worker`
         self.queue = JobQueue(
-            run=self._run,
+            run=self.run,
             max_active=max_active,
             max_queue=max_queue,
             on_depth=ctx.metrics.queue_depth.set,
         )
         self._full_until = 0.0  # until then, new readings are refused: storage was full
+        # Several processes (the cluster) may run different code or settings for a while (a
+        # rolling deploy): only the newest deployment re-renders; an outdated one serves what
+        # is stored as it is and never reads an article that has audio again.
+        self.outdated = False
+
+    @property
+    def fingerprint(self) -> str:
+        """This process's deployment: what shapes audio here, over every engine."""
+        from service.store import part_key
+
+        return part_key(*sorted(s.fingerprint for s in self._ctx.synths.values()))
+
+    async def check_deployment(self) -> bool:
+        """Record this deployment and learn whether a newer one runs (cluster only).
+        Returns True if this one is outdated."""
+        if self.shared is not None:
+            ours = self.fingerprint
+            newest = await asyncio.to_thread(self._ctx.registry.newest_deployment, ours)
+            if (newest != ours) != self.outdated:
+                log.warning(
+                    "deployment %s is %s", ours[:12], "outdated" if newest != ours else "newest"
+                )
+            self.outdated = newest != ours
+        return self.outdated
 
     # --- what the audio should be --------------------------------------------------------
 
@@ -59,7 +87,10 @@ class Rendering:
         return self._ctx.synths[voice.engine].render_version(options)
 
     def current(self, rec: ArticleRecord) -> bool:
-        """Whether the stored rendering is what the article's audio should be now."""
+        """Whether the stored rendering is what the article's audio should be now (for an
+        outdated deployment, any stored rendering: a newer one may have made it)."""
+        if rec.rendering is not None and self.outdated:
+            return True
         target = self.render_version(rec)
         return rec.rendering is not None and (
             rec.rendering == target or rec.rendering.startswith(target + "-")
@@ -71,6 +102,8 @@ class Rendering:
         status = rec.status
         if rec.rendering is None and job is not None:
             status = Status.SYNTHESIZING if job.started else Status.QUEUED
+        elif rec.rendering is None and rec.work is not None and status != Status.SYNTHESIZING:
+            status = Status.QUEUED  # on the cluster's queue (a worker marks it started)
         return ArticleView(
             record=rec,
             status=status,
@@ -111,10 +144,22 @@ class Rendering:
 
     # --- jobs ----------------------------------------------------------------------------
 
+    async def admit(self, client: str) -> None:
+        """Check, before any work is done, that a listener's new article could be queued.
+
+        Raises:
+            QueueFullError / ClientBusyError: no room for this client's reading now.
+        """
+        if self.shared is not None:
+            await self.shared.admit(client)
+        else:
+            self.queue.admit(client)
+
     async def submit(
         self, rec: ArticleRecord, priority: Priority, *, upgrade: bool = False, client: str = ""
-    ) -> Job:
-        """Have the article read (joining its job if one is under way).
+    ) -> Job | RemoteReading:
+        """Have the article read (joining its reading if one is under way), here or, with
+        a shared queue, by a worker.
 
         Raises:
             StorageFullError: a listener's new reading, and the last one found no room.
@@ -127,12 +172,19 @@ class Rendering:
         ):
             # The last reading found no room to be kept: do not read another for nothing.
             raise StorageFullError("the audio storage is full; try again shortly")
+        if self.shared is not None:
+            work = Work(rec.id, self.render_version(rec), priority, upgrade, client)
+            reading = await self.shared.submit(work)
+            if rec.work is None or priority < rec.work:
+                await asyncio.to_thread(self._ctx.registry.set_work, rec.id, priority)
+            return reading
         job, changed = self.queue.submit(rec.id, priority, upgrade=upgrade, client=client)
         if changed:
             await asyncio.to_thread(self._ctx.registry.set_work, rec.id, job.priority)
         return job
 
-    async def _run(self, job: Job) -> None:
+    async def run(self, job: Job) -> None:
+        """Read the job's article (a queue slot here, or a worker's), and record the outcome."""
         ctx = self._ctx
         rec = await asyncio.to_thread(ctx.registry.get, job.article_id)
         if rec is None:

@@ -18,6 +18,7 @@ from service.store.registry import Priority, Status, utc_now
 log = logging.getLogger("langdu.library")
 _SCHEDULER_NAP_S = 60.0  # look at the upgrade schedule at least this often
 _UPKEEP_NAP_S = 5.0
+_DEPLOYMENT_EVERY_S = 15.0  # how soon a process learns that a newer deployment runs
 
 
 class Upkeep:
@@ -60,6 +61,7 @@ class Upkeep:
         that were under way, and episodes of published articles that are missing or stale.
         Returns how many articles were picked up."""
         ctx, rendering = self._ctx, self._rendering
+        await rendering.check_deployment()
         changed = await asyncio.to_thread(ctx.store.reconcile)
         if changed:
             log.info("blob index: %d entries reconciled", changed)
@@ -108,9 +110,13 @@ class Upkeep:
         `scrub_every_s`, check a slice of the stored blobs against their digests."""
         cursor = ""
         next_scrub = time.monotonic() + min(60.0, self._scrub_every)
+        next_deployment = time.monotonic() + _DEPLOYMENT_EVERY_S
         while True:
             await asyncio.sleep(_UPKEEP_NAP_S)
             try:
+                if time.monotonic() >= next_deployment:
+                    await self._rendering.check_deployment()
+                    next_deployment = time.monotonic() + _DEPLOYMENT_EVERY_S
                 if time.monotonic() >= next_scrub:
                     cursor, damaged = await asyncio.to_thread(
                         self._ctx.store.scrub, after=cursor, max_bytes=self._scrub_bytes

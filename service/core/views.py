@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from service.core.cluster import RemoteReading
 from service.core.jobs import Job
 from service.store.registry import ArticleRecord, Status
 
@@ -25,9 +26,9 @@ class Stored:
 
 @dataclass(frozen=True, slots=True)
 class Live:
-    """A reading under way: listeners stream it as it is made."""
+    """A reading under way (here, or on a worker): listeners stream it as it is made."""
 
-    job: Job
+    job: Job | RemoteReading
 
 
 @dataclass(frozen=True, slots=True)

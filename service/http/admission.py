@@ -113,11 +113,17 @@ class RateLimit:
         identity: Identity,
         rules: Sequence[Rule],
         storage: str = "async+memory://",
+        prefix: str = "langdu",
     ) -> None:
         self.app = app
         self.identity = identity
         self.rules = list(rules)
-        self.limiter = MovingWindowRateLimiter(storage_from_string(storage))
+        options: dict[str, str] = {}
+        if storage.startswith("async+redis"):
+            # Counted in Redis for every replica at once, through redis-py (the cluster
+            # extra's client), under the deployment's prefix.
+            options = {"implementation": "redispy", "key_prefix": f"{prefix}:limits"}
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage, **options))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -161,6 +161,7 @@ def create_app(
         identity=Identity.build(settings.api_keys, settings.trusted_proxies),
         rules=rate_rules(writes=settings.rate_limit_writes, speech=settings.rate_limit_speech),
         storage=async_storage(settings.rate_limit_storage),
+        prefix=settings.queue_prefix,
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     for module in (articles, feed, speech, voices, health):

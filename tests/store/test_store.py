@@ -184,7 +184,7 @@ def test_the_first_writer_of_a_key_wins_and_the_index_follows_the_stored_bytes(
     order: list[str] = []
 
     def first_writer(k: str, data: bytes) -> bool:
-        won = original(k, data)
+        won: bool = original(k, data)
         order.append("first wrote")
         second._put(k, b"second" * 50, group="renders/a/r1")  # loses, indexes what is there
         order.append("second indexed")

@@ -146,6 +146,10 @@ class Registry(Protocol):
     def forget_rendering(self, article_id: str, rendering: str) -> None:
         """The stored rendering is gone (evicted, damaged): evicted, if it was the current one."""
 
+    def newest_deployment(self, fingerprint: str) -> str:
+        """Record this process's deployment (what shapes audio: code and settings), if it
+        is new, and return the newest one recorded (first seen last)."""
+
     # --- the blob index (recency for eviction) ---
 
     def blob_added(

@@ -67,3 +67,10 @@ blobs = sa.Table(
 )
 
 sa.Index("blobs_lru", blobs.c.evictable, blobs.c.used_at)
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("fingerprint", sa.Text, primary_key=True),
+    sa.Column("first_seen", sa.BigInteger, nullable=False),
+)

@@ -34,9 +34,9 @@ from service.store.registry import (
     Status,
     utc_now,
 )
-from service.store.registry.schema import articles, blobs, metadata
+from service.store.registry.schema import articles, blobs, deployments, metadata
 
-HEAD = "0003"  # the newest revision in migrations/versions (a test checks it)
+HEAD = "0004"  # the newest revision in migrations/versions (a test checks it)
 # The revision a pre-Alembic SQLite file had reached, by its schema_version.
 _LEGACY = {1: "0001", 2: "0002", 3: "0003"}
 _MIGRATION_LOCK = 0x6C616E67  # "lang": one PostgreSQL advisory lock for every replica
@@ -333,6 +333,18 @@ class SqlRegistry:
                 updated_at=_ms(utc_now()),
             )
         )
+
+    def newest_deployment(self, fingerprint: str) -> str:
+        insert = self._insert(deployments).values(
+            fingerprint=fingerprint, first_seen=_ms(utc_now())
+        )
+        self._run(insert.on_conflict_do_nothing(index_elements=[deployments.c.fingerprint]))
+        row = self._one(
+            sa.select(deployments.c.fingerprint)
+            .order_by(deployments.c.first_seen.desc(), deployments.c.fingerprint.desc())
+            .limit(1)
+        )
+        return fingerprint if row is None else str(row["fingerprint"])
 
     # --- the blob index ----------------------------------------------------------------
 

@@ -1,0 +1,161 @@
+"""The cluster configuration's logic in one process: replicas that queue readings on Redis
+(a real server) and a worker that reads them, sharing one registry and blob folder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from service.core.cluster import Worker
+from service.runtime.metrics import Metrics
+from service.services import Services, close_services, open_services
+from service.store.registry import Priority
+from tests.fakes import Fakes, running_app, settings, until, wait_ready
+from tests.servers import redis_url
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def cluster(tmp_path) -> dict[str, object]:
+    """Settings every machine of one test deployment shares."""
+    return {
+        "queue_url": redis_url(),
+        "queue_prefix": f"t{uuid.uuid4().hex[:12]}",
+        "database_url": f"sqlite:///{tmp_path / 'shared.db'}",
+        "storage_url": (tmp_path / "blobs").as_uri(),
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    data_dir: Path, fakes: Fakes, **overrides: object
+) -> AsyncIterator[Services]:
+    config = settings(data_dir, **overrides)
+    services = await open_services(config, Metrics(), fakes.factories())
+    assert services.work is not None
+    rendering = services.library.rendering
+    worker = Worker(
+        services.work, rendering.run, slots=config.max_jobs, outdated=lambda: rendering.outdated
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        yield services
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await close_services(services)
+
+
+TEXT = "第一句话在这里。第二句话更长一些，有逗号。第三句话结束了文章。"
+
+
+async def test_a_reading_posted_to_one_replica_streams_through_another(tmp_path, cluster):
+    a, b, w = Fakes(), Fakes(), Fakes()
+    w.neural.delay_s = 0.2  # slow enough to listen while it reads
+    async with (
+        running_app(tmp_path / "a", a, **cluster) as (client_a, _),
+        running_app(tmp_path / "b", b, **cluster) as (client_b, _),
+    ):
+        article_id = (await client_a.post("/v1/articles", json={"text": TEXT})).json()["id"]
+        info = (await client_b.get(f"/v1/articles/{article_id}")).json()
+        assert info["status"] == "queued"  # nobody reads it yet: no worker
+        async with running_worker(tmp_path / "w", w, **cluster):
+            live = await client_b.get(f"/v1/articles/{article_id}/audio.mp3")
+            assert live.status_code == 200
+            assert live.headers["x-langdu-status"] == "synthesizing"  # followed as it was read
+            info = await wait_ready(client_a, article_id)
+            finished = await client_b.get(str(info["audio_url"]))
+            assert live.content == finished.content
+            timings = (await client_b.get(f"/v1/articles/{article_id}/timings.json")).json()
+            assert len(timings["sentences"]) == 3
+    assert a.neural.calls == [] and b.neural.calls == []  # replicas never read
+    assert sorted(w.neural.calls) == sorted(set(w.neural.calls))  # each chunk read once
+    assert len(w.neural.calls) >= 3
+
+
+async def test_the_same_article_posted_to_both_replicas_at_once_is_read_once(tmp_path, cluster):
+    a, b, w = Fakes(), Fakes(), Fakes()
+    async with (
+        running_app(tmp_path / "a", a, **cluster) as (client_a, _),
+        running_app(tmp_path / "b", b, **cluster) as (client_b, _),
+        running_worker(tmp_path / "w", w, **cluster, max_jobs=2),
+    ):
+        posts = await asyncio.gather(
+            *(c.post("/v1/articles", json={"text": TEXT}) for c in (client_a, client_b) * 3)
+        )
+        [article_id] = {p.json()["id"] for p in posts}
+        await wait_ready(client_a, article_id)
+        await asyncio.gather(
+            *(c.get(f"/v1/articles/{article_id}/audio.mp3") for c in (client_a, client_b))
+        )
+    assert len(w.neural.calls) == len(set(w.neural.calls)) >= 3  # one reading, no chunk twice
+
+
+async def test_a_client_s_rate_is_counted_across_replicas(tmp_path, cluster):
+    shared = {
+        **cluster,
+        "rate_limit_storage": cluster["queue_url"],
+        "rate_limit_writes": "3/minute",
+    }
+    async with (
+        running_app(tmp_path / "a", Fakes(), **shared) as (client_a, _),
+        running_app(tmp_path / "b", Fakes(), **shared) as (client_b, _),
+    ):
+        codes = []
+        for i, client in enumerate((client_a, client_b, client_a, client_b)):
+            answer = await client.post("/v1/articles", json={"text": f"第{i}篇。"})
+            codes.append(answer.status_code)
+        assert codes == [201, 201, 201, 429]
+        assert int(answer.headers["retry-after"]) > 0
+
+
+async def test_in_a_rolling_deploy_the_newest_deployment_wins(tmp_path, cluster):
+    """Two deployments with different rules (a lexicon) share the cluster: the newer one
+    re-renders the older one's audio once; the older serves it and never reads it back."""
+    lexicon = tmp_path / "lexicon.tsv"
+    lexicon.write_text("长一些\t更长\n", encoding="utf-8")
+    old, old_worker, new, new_worker = Fakes(), Fakes(), Fakes(), Fakes()
+    async with (
+        running_app(tmp_path / "a", old, **cluster) as (client_a, services_a),
+        running_worker(tmp_path / "wa", old_worker, **cluster) as worker_a,
+    ):
+        article_id = (await client_a.post("/v1/articles", json={"text": TEXT})).json()["id"]
+        first = (await wait_ready(client_a, article_id))["rendering"]
+        read_by_old = len(old_worker.neural.calls)
+        newer = {**cluster, "lexicon_file": lexicon}
+        async with (
+            running_app(tmp_path / "b", new, **newer) as (client_b, services_b),
+            running_worker(tmp_path / "wb", new_worker, **newer),
+        ):
+            for services in (services_a, worker_a):  # they look every 15 s; now, for the test
+                assert await services.library.rendering.check_deployment()
+            assert not await services_b.library.rendering.check_deployment()
+            # The old replica serves what is stored and queues nothing.
+            assert (await client_a.get(f"/v1/articles/{article_id}/audio.mp3")).status_code == 200
+            assert services_a.registry.get(article_id).work is None  # type: ignore[union-attr]
+            # The new one serves it too, and has it read again in its own rules.
+            assert (await client_b.get(f"/v1/articles/{article_id}/audio.mp3")).status_code == 200
+            await until(
+                lambda: services_b.registry.get(article_id).rendering != first,  # type: ignore[union-attr]
+                "the newest deployment's rendering",
+            )
+            second = services_b.registry.get(article_id).rendering  # type: ignore[union-attr]
+            for client in (client_a, client_b, client_a):
+                assert (await client.get(f"/v1/articles/{article_id}")).json()[
+                    "rendering"
+                ] == second
+                await client.get(f"/v1/articles/{article_id}/audio.mp3")
+            await asyncio.sleep(0.5)
+            assert services_b.registry.get(article_id).rendering == second  # type: ignore[union-attr]
+            # ... and the old replica, seeing audio of rules it does not know, queued nothing.
+            assert services_a.registry.get(article_id).work is None  # type: ignore[union-attr]
+            assert services_a.work is not None
+            assert await services_a.work.in_hand(Priority.BACKGROUND) == []
+    assert len(old_worker.neural.calls) == read_by_old  # the old deployment read nothing back
+    assert any("更长" in call for call in new_worker.neural.calls)
