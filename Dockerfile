@@ -24,6 +24,12 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 COPY voices ./voices
 RUN pip install .
+# LANGDU_EXTRAS=cluster adds the clients of the cluster configuration (PostgreSQL, S3,
+# Redis): docs/deploy/compose.yaml builds it that way. Their versions are bounded in
+# pyproject.toml, as the package's own dependencies are.
+ARG LANGDU_EXTRAS=""
+# hadolint ignore=DL3013
+RUN if [ -n "$LANGDU_EXTRAS" ]; then pip install ".[$LANGDU_EXTRAS]"; fi
 
 USER 10001:10001
 # Warm jieba's dictionary cache into the image user's temp dir on first start, not at build.

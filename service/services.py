@@ -160,9 +160,16 @@ class Services:
 
 
 async def open_services(
-    settings: Settings, metrics: Metrics, extra_engines: Mapping[str, EngineFactory] | None = None
+    settings: Settings,
+    metrics: Metrics,
+    extra_engines: Mapping[str, EngineFactory] | None = None,
+    *,
+    reads: bool = True,
 ) -> Services:
     """Build everything, warm the default voice's engine, and reconcile unfinished work.
+
+    `reads=False` is a replica of the cluster (a queue URL is set): it admits, queues and
+    serves, and `langdu worker`s read, so its engines and text workers are never started.
 
     Raises:
         LangduError: the settings, the voice catalog or a backend is unusable.
@@ -202,7 +209,7 @@ async def open_services(
                     initargs=(os.getpid(), normalizer.lexicon, settings.preload_jieba),
                 )
             )
-            if settings.text_process
+            if settings.text_process and reads
             else None
         )
         synthesizers = {
@@ -251,21 +258,9 @@ async def open_services(
                 else SharedQueue(work, max_active=settings.max_jobs, max_queue=settings.max_queue)
             ),
         )
-        # Grammars, the default engine and (unless told not to) jieba load now, not on the
-        # first request. Without the preload, jieba loads when an article may need it.
-        synth = synthesizers[default_voice.engine]
-        await asyncio.gather(
-            synth.warm_up(segmenter=settings.preload_jieba, text_workers=settings.workers),
-            synth.engine.warm_up(),
-            parse.warm_up(),
-        )
-        # the fallback voices must be ready when needed
-        ready = {default_voice.engine}
-        for voice_id in settings.fallback_voices:
-            fallback = catalog.get(voice_id).engine
-            if fallback not in ready:
-                ready.add(fallback)
-                await engines[fallback].warm_up()
+        await parse.warm_up()
+        if reads:
+            await _warm_up(settings, catalog, synthesizers, engines)
         # Other engines start their workers or connections on first use.
     except BaseException:
         registry.close()
@@ -294,6 +289,29 @@ async def open_services(
     )
     await library.start()
     return services
+
+
+async def _warm_up(
+    settings: Settings,
+    catalog: VoiceCatalog,
+    synthesizers: Mapping[str, Synthesizer],
+    engines: Mapping[str, Engine],
+) -> None:
+    """Grammars, the default engine and (unless told not to) jieba load now, not on the
+    first request (without the preload, jieba loads when an article may need it); the
+    fallback voices' engines too, so that they are ready when needed."""
+    default_engine = catalog.get(settings.default_voice).engine
+    synth = synthesizers[default_engine]
+    await asyncio.gather(
+        synth.warm_up(segmenter=settings.preload_jieba, text_workers=settings.workers),
+        synth.engine.warm_up(),
+    )
+    ready = {default_engine}
+    for voice_id in settings.fallback_voices:
+        fallback = catalog.get(voice_id).engine
+        if fallback not in ready:
+            ready.add(fallback)
+            await engines[fallback].warm_up()
 
 
 async def close_services(services: Services) -> None:

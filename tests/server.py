@@ -87,6 +87,7 @@ def _started(server: Server, probe: str) -> Server:
     server.stop(signal.SIGKILL)
     raise AssertionError(f"{what} did not start: {server.log.read_text()}")
 
+
 def start_worker(data_dir: Path, **env: str) -> Server:
     """A real `langdu worker` (cluster settings in `env`); its url serves its metrics."""
     port = _free_port()
@@ -100,6 +101,7 @@ def start_worker(data_dir: Path, **env: str) -> Server:
             env=environment,
         )
     return _started(Server(proc, f"http://127.0.0.1:{port}", data_dir, log), "/")
+
 
 def metric(server: Server, name: str, **labels: str) -> float:
     """One Prometheus sample of a server's (or worker's) metrics: 0 if it has none yet."""

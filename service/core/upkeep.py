@@ -13,12 +13,15 @@ import time
 from service.core.context import Context
 from service.core.rendering import Rendering
 from service.store import audio_key
-from service.store.registry import Priority, Status, utc_now
+from service.store.registry import ArticleRecord, Priority, Status, utc_now
 
 log = logging.getLogger("langdu.library")
 _SCHEDULER_NAP_S = 60.0  # look at the upgrade schedule at least this often
 _UPKEEP_NAP_S = 5.0
 _DEPLOYMENT_EVERY_S = 15.0  # how soon a process learns that a newer deployment runs
+# In a cluster, periodic work runs once for all processes (a lock in Redis with expiry):
+_RECONCILE_EVERY_S = 300.0  # start-up reconciliation (the rest of the cluster goes on)
+_UPGRADES_EVERY_S = 1.0  # submitting the upgrades that are due
 
 
 class Upkeep:
@@ -62,6 +65,9 @@ class Upkeep:
         Returns how many articles were picked up."""
         ctx, rendering = self._ctx, self._rendering
         await rendering.check_deployment()
+        shared = rendering.shared
+        if shared is not None and not await shared.work.once("reconcile", _RECONCILE_EVERY_S):
+            return 0  # another process of the cluster reconciled a moment ago
         changed = await asyncio.to_thread(ctx.store.reconcile)
         if changed:
             log.info("blob index: %d entries reconciled", changed)
@@ -118,15 +124,28 @@ class Upkeep:
                     await self._rendering.check_deployment()
                     next_deployment = time.monotonic() + _DEPLOYMENT_EVERY_S
                 if time.monotonic() >= next_scrub:
-                    cursor, damaged = await asyncio.to_thread(
-                        self._ctx.store.scrub, after=cursor, max_bytes=self._scrub_bytes
-                    )
-                    if damaged:
-                        log.warning("scrub: %d damaged blobs deleted", damaged)
+                    cursor = await self._scrub(cursor)
                     next_scrub = time.monotonic() + self._scrub_every
                 await self._read_again()
             except Exception:  # the store may be briefly unavailable: try again later
                 log.exception("upkeep")
+
+    async def _scrub(self, cursor: str) -> str:
+        """Check the next slice of stored blobs; in a cluster, one process per period does,
+        carrying on from where the last one stopped. Returns where to go on from."""
+        shared = self._rendering.shared
+        if shared is not None:
+            if not await shared.work.once("scrub", self._scrub_every * 0.9):
+                return cursor
+            cursor = await shared.work.value("scrub") or ""
+        cursor, damaged = await asyncio.to_thread(
+            self._ctx.store.scrub, after=cursor, max_bytes=self._scrub_bytes
+        )
+        if damaged:
+            log.warning("scrub: %d damaged blobs deleted", damaged)
+        if shared is not None:
+            await shared.work.set_value("scrub", cursor)
+        return cursor
 
     async def _read_again(self) -> None:
         ctx = self._ctx
@@ -146,13 +165,21 @@ class Upkeep:
                 log.info("article %s: reading it again", rec.id)
                 await self._rendering.submit(rec, Priority.BACKGROUND)
 
+    async def _upgrades_due(self) -> list[ArticleRecord]:
+        """Degraded articles whose upgrade time has come (in a cluster, for one process at a
+        time: the others find none)."""
+        shared = self._rendering.shared
+        if shared is not None and not await shared.work.once("upgrades", _UPGRADES_EVERY_S):
+            return []
+        return await asyncio.to_thread(self._ctx.registry.upgrades_due, utc_now())
+
     async def _upgrades(self) -> None:
         """Submit each degraded article's upgrade when its (persisted) time comes."""
         ctx = self._ctx
         while True:
             ctx.schedule_changed.clear()
             try:
-                for rec in await asyncio.to_thread(ctx.registry.upgrades_due, utc_now()):
+                for rec in await self._upgrades_due():
                     if rec.degraded is None:
                         await asyncio.to_thread(ctx.registry.schedule_upgrade, rec.id, None, None)
                     elif self._rendering.queue.get(rec.id) is None:

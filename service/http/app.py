@@ -119,7 +119,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await open_services(settings, metrics, engines)
+        # With a shared queue this process is a replica: `langdu worker`s do the reading.
+        services = await open_services(settings, metrics, engines, reads=settings.queue_url is None)
         app.state.services = services
         # jieba's dictionary and the grammars are millions of long-lived objects: keep the
         # garbage collector from re-scanning them on every full collection.

@@ -159,3 +159,27 @@ async def test_in_a_rolling_deploy_the_newest_deployment_wins(tmp_path, cluster)
             assert await services_a.work.in_hand(Priority.BACKGROUND) == []
     assert len(old_worker.neural.calls) == read_by_old  # the old deployment read nothing back
     assert any("更长" in call for call in new_worker.neural.calls)
+
+
+async def test_periodic_work_runs_once_for_the_whole_cluster(tmp_path, cluster, monkeypatch):
+    async with (
+        running_app(tmp_path / "a", Fakes(), **cluster) as (_, services_a),
+        running_app(tmp_path / "b", Fakes(), **cluster) as (_, services_b),
+    ):
+        scrubbed: list[str] = []
+
+        def scrub(*, after: str, max_bytes: int) -> tuple[str, int]:
+            scrubbed.append(after)
+            return "k1", 0
+
+        for services in (services_a, services_b):
+            monkeypatch.setattr(services.store, "scrub", scrub)
+        upkeeps = [s.library.upkeep for s in (services_a, services_b)]
+        cursors = await asyncio.gather(*(u._scrub("") for u in upkeeps))
+        assert len(scrubbed) == 1  # one of the two, not both
+        assert sorted(cursors) == ["", "k1"]
+        assert services_a.work is not None
+        assert await services_a.work.value("scrub") == "k1"  # the next one carries on there
+        due = await asyncio.gather(*(u._upgrades_due() for u in upkeeps))
+        assert due == [[], []]
+        assert await services_a.work.once("upgrades", 1.0) is False  # one of them looked

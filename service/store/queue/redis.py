@@ -4,9 +4,10 @@ sweeping; a lease per reading; a Redis Stream per reading for live listeners; lo
 A job is keyed by article and render version, so one reading is queued once per priority
 whichever replica asks; a reading lease (`SET NX PX`, renewed with every heartbeat) makes
 a job for the same reading taken from another priority's queue a no-op while it runs.
-A worker that dies stops beating: after `HEARTBEAT_S` saq's sweep (run by every worker,
-once at a time) puts its job back, and the lease has expired by then, so another worker
-reads the article again, reusing the parts already stored.
+A worker that dies stops beating: after `HEARTBEAT_S` the sweep (run by every worker, one
+at a time in the cluster) puts its job back, and the lease has expired by then, so another
+worker reads the article again, reusing the parts already stored. Jobs are taken with a
+mark (`_TAKE`) the sweep respects, so a job is never swept while its worker takes it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ _NAMES = {
 _IF_OURS = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call({}) else return 0 end"
 _RENEW = _IF_OURS.format("'PEXPIRE', KEYS[1], ARGV[2]")
 _RELEASE = _IF_OURS.format("'DEL', KEYS[1]")
+# Take the next job and mark it taken, at once: the sweep leaves a job alone while the
+# worker that took it marks it active (saq's own dequeue leaves that moment open).
+_TAKE = """
+local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+if id then redis.call('SET', ARGV[1] .. id, '1', 'PX', ARGV[2]) end
+return id
+"""
+_TAKEN_MS = 30_000
 
 
 @contextlib.contextmanager
@@ -109,6 +118,7 @@ class RedisWork:
         self._queues = {
             p: RedisQueue(self.redis, name=f"{prefix}-{name}") for p, name in _NAMES.items()
         }
+        self._taken_prefix = f"{prefix}:taken:"
 
     # --- life -----------------------------------------------------------------------------
 
@@ -122,10 +132,7 @@ class RedisWork:
             await self.redis.ping()
 
     async def aclose(self) -> None:
-        """Release the connections."""
-        for queue in self._queues.values():
-            with contextlib.suppress(Exception):
-                await queue._pubsub.close()
+        """Release the connections (saq's pub/sub is never used: nothing to close there)."""
         with contextlib.suppress(Exception):
             await self.redis.aclose()
 
@@ -196,8 +203,13 @@ class RedisWork:
         with _reaching():
             for priority in priorities:
                 queue = self._queues[priority]
-                job_id = await self.redis.lmove(
-                    queue.namespace("queued"), queue.namespace("active"), "LEFT", "RIGHT"
+                job_id = await self.redis.eval(
+                    _TAKE,
+                    2,
+                    queue.namespace("queued"),
+                    queue.namespace("active"),
+                    self._taken_prefix,
+                    _TAKEN_MS,
                 )
                 if job_id is not None:
                     job = await queue._get_job_by_id(job_id)
@@ -213,11 +225,33 @@ class RedisWork:
         return None
 
     async def sweep(self) -> list[str]:
-        """Put back the jobs of workers that stopped beating (one sweeper at a time)."""
+        """Put back the jobs of workers that stopped beating, or died taking them (one
+        sweeper in the cluster at a time). Returns the keys of the jobs put back."""
+        from saq.job import Status
+
         swept: list[str] = []
+        if not await self.once("sweep", BEAT_EVERY_S * 0.9):
+            return swept
         with _reaching():
             for queue in self._queues.values():
-                swept += await queue.sweep(lock=2, abort=1.0)
+                active = queue.namespace("active")
+                for job_id in await self.redis.lrange(active, 0, -1):
+                    job = await queue._get_job_by_id(job_id)
+                    if job is None:  # its record expired: nothing to run
+                        await self.redis.lrem(active, 0, job_id)
+                        await self.redis.zrem(queue.namespace("incomplete"), job_id)
+                        continue
+                    if job.status in (Status.COMPLETE, Status.FAILED, Status.ABORTED):
+                        await self.redis.lrem(active, 0, job_id)  # finished: tidy the list
+                        continue
+                    fresh = await self.redis.exists(self._taken_prefix + job_id.decode())
+                    if (job.status == Status.ACTIVE and not job.stuck) or fresh:
+                        continue  # beating, or being taken right now
+                    swept.append(job.key)
+                    if job.retryable:
+                        await queue.retry(job, "its worker stopped")
+                    else:
+                        await queue.finish(job, Status.FAILED, error="its worker stopped")
         return swept
 
     async def once(self, name: str, every_s: float) -> bool:
@@ -227,6 +261,17 @@ class RedisWork:
                 f"{self.prefix}:once:{name}", self.worker_id, nx=True, px=int(every_s * 1000)
             )
         return bool(won)
+
+    async def value(self, name: str) -> str | None:
+        """A small shared value (the scrubber's place, say)."""
+        with _reaching():
+            raw = await self.redis.get(f"{self.prefix}:value:{name}")
+        return None if raw is None else raw.decode()
+
+    async def set_value(self, name: str, value: str) -> None:
+        """Set a small shared value."""
+        with _reaching():
+            await self.redis.set(f"{self.prefix}:value:{name}", value)
 
     # --- live readings --------------------------------------------------------------------
 
