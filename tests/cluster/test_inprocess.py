@@ -183,3 +183,56 @@ async def test_periodic_work_runs_once_for_the_whole_cluster(tmp_path, cluster, 
         due = await asyncio.gather(*(u._upgrades_due() for u in upkeeps))
         assert due == [[], []]
         assert await services_a.work.once("upgrades", 1.0) is False  # one of them looked
+
+
+async def test_a_backend_that_goes_down_is_a_503_with_retry_after_not_a_half_answer(
+    tmp_path, cluster
+):
+    import redis.asyncio
+
+    async with running_app(tmp_path / "a", Fakes(), **cluster) as (client, services):
+        assert (await client.get("/healthz")).json()["backends"]["queue"] == {
+            "kind": "redis",
+            "ok": True,
+        }
+        assert services.work is not None
+        alive = services.work.redis
+        services.work.redis = redis.asyncio.from_url(
+            "redis://127.0.0.1:1/0", socket_connect_timeout=1
+        )
+        try:
+            answer = await client.post("/v1/articles", json={"text": "队列不在了。"})
+            assert answer.status_code == 503 and int(answer.headers["retry-after"]) > 0
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert "queue is unavailable" in answer.json()["detail"]
+            health = await client.get("/healthz")
+            assert health.status_code == 503
+            assert health.json()["backends"]["queue"] == {"kind": "redis", "ok": False}
+        finally:
+            await services.work.redis.aclose()
+            services.work.redis = alive
+        answer = await client.post("/v1/articles", json={"text": "队列回来了。"})
+        assert answer.status_code == 201  # back as soon as the backend is
+
+
+def test_a_database_out_of_reach_is_reported_as_unavailable():
+    from service.errors import BackendUnavailableError
+    from service.store.registry import connect
+
+    with pytest.raises(BackendUnavailableError, match="database is unavailable"):
+        connect("postgresql://postgres@127.0.0.1:1/langdu")
+
+
+def test_an_object_store_out_of_reach_is_reported_as_unavailable(monkeypatch):
+    from service.errors import BackendUnavailableError
+    from service.store.blobs import open_store
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    blobs = open_store("s3://langdu/x")
+    with pytest.raises(BackendUnavailableError, match="object store is unavailable"):
+        blobs.ping()
+    with pytest.raises(BackendUnavailableError):
+        blobs.get("renders/a/r.mp3")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Annotated
 
@@ -23,11 +23,11 @@ PLAYER_DIR = Path(__file__).resolve().parents[2] / "player"  # service/player/
 _PING_S = 2.0  # a backend that takes longer to answer counts as down
 
 
-async def _reach(check: Callable[[], None]) -> str | None:
+async def _reach(check: Awaitable[None]) -> str | None:
     """None if the backend answered in time, else why not."""
     try:
         async with asyncio.timeout(_PING_S):
-            await asyncio.to_thread(check)
+            await check
     except TimeoutError:
         return f"no answer in {_PING_S:.0f} s"
     except LangduError as exc:
@@ -39,14 +39,18 @@ async def _reach(check: Callable[[], None]) -> str | None:
 async def healthz(svc: Annotated[Services, Depends(services)]) -> dict[str, object] | JSONResponse:
     """The service is up, and each backend it uses answers; which engines are running
     and how full the cache is. 503 (with Retry-After) while a backend is down."""
-    database, storage = await asyncio.gather(
-        _reach(svc.registry.ping), _reach(svc.store.blobs.ping)
-    )
-    backends = {
-        "database": {"kind": svc.settings.database_kind, "ok": database is None},
-        "storage": {"kind": svc.settings.storage_kind, "ok": storage is None},
+    checks = {
+        "database": (svc.settings.database_kind, _reach(asyncio.to_thread(svc.registry.ping))),
+        "storage": (svc.settings.storage_kind, _reach(asyncio.to_thread(svc.store.blobs.ping))),
     }
-    down = [f"{name}: {why}" for name, why in (("database", database), ("storage", storage)) if why]
+    if svc.work is not None:
+        checks["queue"] = ("redis", _reach(svc.work.ping()))
+    found = await asyncio.gather(*(check for _, check in checks.values()))
+    backends = {
+        name: {"kind": kind, "ok": why is None}
+        for (name, (kind, _)), why in zip(checks.items(), found, strict=True)
+    }
+    down = [f"{name}: {why}" for name, why in zip(checks, found, strict=True) if why]
     if down:
         return problem(503, "Backend unavailable", "; ".join(down), backends=backends)
     return {
