@@ -231,6 +231,13 @@ async def open_services(
             style=await asyncio.to_thread(episode_style, settings),
             executor=text_process,
         )
+        shared = (
+            None
+            if work is None
+            else SharedQueue(work, max_active=settings.max_jobs, max_queue=settings.max_queue)
+        )
+        if shared is not None and not reads:
+            episodes.delegate = shared.make_episode  # a replica: the workers make them
         # Parsing workers load the extractor as they start, not on the first article.
         parse = ParsePool(settings.parse_workers, preload=(build_record.__module__,))
         library = Library(
@@ -252,11 +259,7 @@ async def open_services(
             ),
             parse=parse,
             scrub_every_s=settings.scrub_every_s,
-            shared=(
-                None
-                if work is None
-                else SharedQueue(work, max_active=settings.max_jobs, max_queue=settings.max_queue)
-            ),
+            shared=shared,
         )
         await parse.warm_up()
         if reads:
@@ -353,7 +356,11 @@ async def run_worker(
         start_http_server(metrics_port, addr=settings.host, registry=metrics.registry)
     rendering = services.library.rendering
     worker = Worker(
-        services.work, rendering.run, slots=settings.max_jobs, outdated=lambda: rendering.outdated
+        services.work,
+        rendering.run,
+        slots=settings.max_jobs,
+        episode=services.library.make_episode,
+        outdated=lambda: rendering.outdated,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

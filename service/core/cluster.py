@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,6 +185,12 @@ class SharedQueue:
         if len(listeners) >= self._limit:
             raise QueueFullError("the synthesis queue is full; try again shortly")
 
+    async def make_episode(self, article_id: str) -> None:
+        """Have a worker make (or bring up to date) the article's podcast episode."""
+        work = Work(article_id, "", Priority.BACKGROUND, episode=True)
+        if await self.work.submit(work):
+            log.info("article %s: episode queued", article_id)
+
     async def submit(self, work: Work) -> RemoteReading:
         """Queue the reading (unless it is queued or running already); follow it."""
         if work.priority == Priority.LISTENER and await self.work.pending(work) is None:
@@ -208,10 +214,12 @@ class Worker:
         run: Run,
         *,
         slots: int,
+        episode: Callable[[str], Awaitable[None]],
         outdated: Callable[[], bool] = lambda: False,
     ) -> None:
         self._work = work
         self._run = run
+        self._episode = episode
         self._outdated = outdated
         self._slots = slots
         self._busy = 0
@@ -272,6 +280,9 @@ class Worker:
         if not await taken.claim():
             await taken.done()  # another worker reads it now: this job is a duplicate
             return
+        if work.episode:
+            await self._make_episode(taken)
+            return
         log.info("reading %s (attempt %d)", work.key, taken.attempt)
         job = AnnouncedJob(
             article_id=work.article_id,
@@ -298,6 +309,21 @@ class Worker:
             beating.cancel()
         with contextlib.suppress(LangduError):
             await job.publish(None, finished=True)
+            await taken.done()
+
+    async def _make_episode(self, taken: Taken) -> None:
+        beating = asyncio.create_task(self._beat(taken))
+        try:
+            await self._episode(taken.work.article_id)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(taken.give_back("the worker stopped"))
+            raise
+        except Exception:  # logged; the next publication or reconcile asks again
+            log.exception("episode of %s failed", taken.work.article_id)
+        finally:
+            beating.cancel()
+        with contextlib.suppress(LangduError):
             await taken.done()
 
     async def _beat(self, taken: Taken) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 from service.audio.clip import Clip
 from service.audio.episode import EpisodeTags, make_episode
@@ -35,7 +37,8 @@ class Episodes:
 
     Decoding, loudness and encoding hold the interpreter lock for hundreds of milliseconds
     for a long article: given `executor` (the text front-end's worker processes), they run
-    there and not in a thread of the server's process.
+    there and not in a thread of the server's process. Given `delegate` (a replica of the
+    cluster), episodes are asked of the workers instead of made here.
     """
 
     def __init__(
@@ -45,8 +48,10 @@ class Episodes:
         registry: Registry,
         style: EpisodeStyle,
         executor: Executor | None = None,
+        delegate: Callable[[str], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._store = store
+        self.delegate = delegate
         self._registry = registry
         self._style = style
         self._executor = executor
@@ -59,7 +64,10 @@ class Episodes:
         if article_id in self._tasks:
             self._again.add(article_id)  # the audio may have changed since it started
             return
-        task = asyncio.create_task(self._make(article_id), name=f"episode-{article_id}")
+        make = self._make if self.delegate is None else self.delegate
+        task: asyncio.Task[None] = asyncio.create_task(
+            make(article_id), name=f"episode-{article_id}"
+        )
         self._tasks[article_id] = task
         task.add_done_callback(lambda _: self._done(article_id))
 

@@ -113,6 +113,11 @@ class Library:
         self.reconcile = self.upkeep.reconcile
         self.blob_damaged = self.upkeep.blob_damaged
 
+    async def make_episode(self, article_id: str) -> None:
+        """Make (or bring up to date) the article's podcast episode here, now."""
+        self._ctx.episodes.ensure(article_id)
+        await self._ctx.episodes.wait(article_id)
+
     @property
     def parse_pool(self) -> ParsePool:
         """The bounded pool for parsing work (extraction, large request bodies)."""

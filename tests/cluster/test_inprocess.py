@@ -15,6 +15,7 @@ from service.core.cluster import Worker
 from service.runtime.metrics import Metrics
 from service.services import Services, close_services, open_services
 from service.store.registry import Priority
+from tests.conftest import decoded_samples
 from tests.fakes import Fakes, running_app, settings, until, wait_ready
 from tests.servers import redis_url
 
@@ -41,7 +42,11 @@ async def running_worker(
     assert services.work is not None
     rendering = services.library.rendering
     worker = Worker(
-        services.work, rendering.run, slots=config.max_jobs, outdated=lambda: rendering.outdated
+        services.work,
+        rendering.run,
+        slots=config.max_jobs,
+        episode=services.library.make_episode,
+        outdated=lambda: rendering.outdated,
     )
     task = asyncio.create_task(worker.run())
     try:
@@ -236,3 +241,32 @@ def test_an_object_store_out_of_reach_is_reported_as_unavailable(monkeypatch):
         blobs.ping()
     with pytest.raises(BackendUnavailableError):
         blobs.get("renders/a/r.mp3")
+
+
+async def test_a_replica_asks_the_workers_for_podcast_episodes(tmp_path, cluster):
+    async with (
+        running_app(tmp_path / "a", Fakes(), **cluster) as (client_a, services_a),
+        running_app(tmp_path / "b", Fakes(), **cluster) as (client_b, services_b),
+        running_worker(tmp_path / "w", Fakes(), **cluster) as worker,
+    ):
+        made_by: list[str] = []
+        for name, services in (("a", services_a), ("b", services_b), ("w", worker)):
+            episodes = services.library._ctx.episodes
+            make = episodes._make
+
+            async def counted(article_id: str, name: str = name, make=make) -> None:
+                made_by.append(name)
+                await make(article_id)
+
+            episodes._make = counted  # type: ignore[method-assign]
+        body = {"text": TEXT, "publish": True, "category": "news"}
+        article_id = (await client_a.post("/v1/articles", json=body)).json()["id"]
+        await wait_ready(client_a, article_id)
+        await until(
+            lambda: getattr(services_b.registry.get(article_id), "episode_bytes", None), "episode"
+        )
+        feed = (await client_b.get("/feed.xml")).text
+        assert f"/v1/articles/{article_id}/episode.mp3" in feed
+        episode = await client_b.get(f"/v1/articles/{article_id}/episode.mp3")
+        assert episode.status_code == 200 and decoded_samples(episode.content)[0] > 0
+        assert set(made_by) == {"w"}  # made by the worker only, never by a replica

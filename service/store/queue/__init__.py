@@ -24,18 +24,21 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Work:
     """One reading asked for: the article, the render version it is to have, how urgent it
-    is, whether it only upgrades a fallback reading, and the client that asked first."""
+    is, whether it only upgrades a fallback reading, and the client that asked first; or
+    the making of an article's podcast episode."""
 
     article_id: str
     version: str
     priority: Priority
     upgrade: bool = False
     client: str = ""
+    episode: bool = False  # not a reading: the podcast episode of the article's audio
 
     @property
     def key(self) -> str:
-        """Single-flight key: one reading of an article per render version."""
-        return f"{self.article_id}:{self.version}"
+        """Single-flight key: one reading of an article per render version (one episode
+        making per article)."""
+        return f"{self.article_id}:episode" if self.episode else f"{self.article_id}:{self.version}"
 
 
 def connect(url: str, *, prefix: str) -> RedisWork:

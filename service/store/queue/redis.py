@@ -160,6 +160,7 @@ class RedisWork:
                 "priority": int(work.priority),
                 "upgrade": work.upgrade,
                 "client": work.client,
+                "episode": work.episode,
             },
             heartbeat=HEARTBEAT_S,
             retries=RETRIES,
@@ -324,6 +325,7 @@ def _work(kwargs: Mapping[str, Any]) -> Work:
         priority=Priority(int(kwargs["priority"])),
         upgrade=bool(kwargs.get("upgrade")),
         client=str(kwargs.get("client") or ""),
+        episode=bool(kwargs.get("episode")),
     )
 
 

@@ -21,7 +21,8 @@ async def test_a_release_data_dir_keeps_serving_its_audio_and_episode(tmp_path):
         await until(
             lambda: getattr(services.registry.get(article_id), "episode_bytes", None), "an episode"
         )
-        feed = (await client.get("/v1/feed.xml")).text
+        feed = (await client.get("/feed.xml")).text
+        assert f"/v1/articles/{article_id}/episode.mp3" in feed
     as_release_database(tmp_path / "langdu.db")
 
     again = Fakes()
@@ -30,5 +31,5 @@ async def test_a_release_data_dir_keeps_serving_its_audio_and_episode(tmp_path):
         assert info_after["status"] == "ready"
         assert info_after["rendering"] == info["rendering"]
         assert (await client.get(str(info_after["audio_url"]))).content == audio
-        assert (await client.get("/v1/feed.xml")).text == feed
+        assert (await client.get("/feed.xml")).text == feed
     assert again.neural.calls == [] and again.offline.calls == []
