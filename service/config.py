@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     storage_url: str | None = Field(
         default=None, description="blob store; default: file:///<data_dir>/blobs"
     )
+    storage_redirect_s: int = Field(
+        default=0,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="answer a rendering's audio URL with a 307 to a presigned URL of the object"
+        " valid this long (s3:// storage; 0: the replica serves the bytes)",
+    )
     queue_url: str | None = Field(
         default=None,
         description="redis://host:port/db: readings go to `langdu worker` (default: in-process)",

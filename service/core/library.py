@@ -103,6 +103,7 @@ class Library:
         self.note_cut = self.listening.note_cut
         self.resume_at = self.listening.resume_at
         self.stored_audio = self.listening.stored_audio
+        self.audio_location = self.listening.audio_location
         self.timings = self.listening.timings
         self.wait = self.listening.wait
         self.speak = self.listening.speak

@@ -62,6 +62,17 @@ class Listening:
         """One rendering's MP3 if it is still stored (old renderings stay until evicted)."""
         return await self._ctx.hot.get(audio_key(article_id, rendering))
 
+    async def audio_location(self, article_id: str, rendering: str, expires_s: int) -> str | None:
+        """A presigned URL of one rendering's MP3 in the object store, valid `expires_s`
+        seconds (None: not stored, or a store that cannot presign)."""
+        blobs = self._ctx.store.blobs
+        presign = getattr(blobs, "presign", None)
+        key = audio_key(article_id, rendering)
+        if presign is None or not await asyncio.to_thread(blobs.exists, key):
+            return None
+        url: str = await asyncio.to_thread(presign, key, expires_s)
+        return url
+
     async def timings(self, article_id: str, rendering: str | None = None) -> Timings | None:
         """Timings of a given rendering (None if it is gone), or of what the stable URLs
         serve now: the stored rendering, else the reading so far.

@@ -196,4 +196,5 @@ def create_asgi(
         hot=lambda: s.hot_audio if (s := running()) else None,
         count=count,
         cors_origins=settings.cors_origins,
+        redirect=settings.storage_redirect_s > 0,
     )

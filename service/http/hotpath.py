@@ -37,8 +37,10 @@ class HotAudioMiddleware:
         hot: Callable[[], HotAudio | None],
         count: Callable[[str, str, int], None],
         cors_origins: Sequence[str],
+        redirect: bool = False,
     ) -> None:
         self.app = app
+        self._redirect = redirect  # versioned URLs are answered with a presigned URL
         self._hot = hot
         self._count = count
         self._any_origin = "*" in cors_origins
@@ -55,6 +57,9 @@ class HotAudioMiddleware:
             return
         article_id, rendering = m.group(1), m.group(2)
         versioned = rendering is not None
+        if versioned and self._redirect:
+            await self.app(scope, receive, send)
+            return
         if rendering is None:
             rendering = hot.current(article_id)
         data = None

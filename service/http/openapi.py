@@ -97,7 +97,10 @@ def _successes(path: str, method: str, op: dict[str, Any]) -> dict[str, Any]:
             "The speech, in response_format", *dict.fromkeys(o.media_type for o in OUTPUTS.values())
         )
     if renders:
-        out["307"] = {"description": "That rendering is gone: the article's stable URL"}
+        out["307"] = {
+            "description": "That rendering is gone: the article's stable URL (or, with"
+            " LANGDU_STORAGE_REDIRECT_S, a presigned URL of the object in the store)"
+        }
     if path == "/v1/articles" and method == "post":
         created = op.get("responses", {}).get("201")
         if created:

@@ -3,6 +3,7 @@ read, stored and served as on one machine, with nothing written to the local dis
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.conftest import decoded_samples
@@ -58,3 +59,21 @@ async def test_an_article_is_read_stored_and_served_from_postgres_and_s3(tmp_pat
         assert info_b["status"] == "ready" and info_b["rendering"] == info["rendering"]
         assert (await client.get(str(info_b["audio_url"]))).content == whole.content
     assert other.neural.calls == []
+
+
+async def test_a_rendering_url_can_redirect_to_a_presigned_object(tmp_path, shared):
+    fakes = Fakes()
+    async with running_app(tmp_path, fakes, **shared, storage_redirect_s=600) as (client, _):
+        article_id = (await client.post("/v1/articles", json={"text": "预签名。"})).json()["id"]
+        info = await wait_ready(client, article_id)
+        answer = await client.get(str(info["audio_url"]))
+        assert answer.status_code == 307
+        assert "X-Amz-Signature=" in answer.headers["location"]
+        assert "max-age=300" in answer.headers["cache-control"]
+        stable = await client.get(f"/v1/articles/{article_id}/audio.mp3")  # bytes, as before
+        assert stable.status_code == 200
+    async with httpx.AsyncClient() as s3:
+        whole = await s3.get(answer.headers["location"])
+        assert whole.status_code == 200 and whole.content == stable.content
+        part = await s3.get(answer.headers["location"], headers={"Range": "bytes=10-19"})
+        assert part.status_code == 206 and part.content == stable.content[10:20]

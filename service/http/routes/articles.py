@@ -26,8 +26,10 @@ from service.http.routes.deps import (
     client_of,
     library,
     require_write_key,
+    services,
 )
 from service.http.schemas import ArticleIn, ArticleOut, Listener, article_out
+from service.services import Services
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"], route_class=ParsedRoute)
 
@@ -105,10 +107,23 @@ async def article_audio(
     response_model=None,
 )
 async def rendering_audio(
-    article_id: str, rendering: str, request: Request, lib: Annotated[Library, Depends(library)]
+    article_id: str,
+    rendering: str,
+    request: Request,
+    lib: Annotated[Library, Depends(library)],
+    svc: Annotated[Services, Depends(services)],
 ) -> Response:
-    """One rendering's MP3, immutable; once it is gone, a redirect to the stable URL."""
-    data = await lib.stored_audio(check_id(article_id), check_rendering(rendering))
+    """One rendering's MP3, immutable; once it is gone, a redirect to the stable URL. With
+    LANGDU_STORAGE_REDIRECT_S, a redirect to a presigned URL of the object itself."""
+    expires = svc.settings.storage_redirect_s
+    if expires:
+        location = await lib.audio_location(
+            check_id(article_id), check_rendering(rendering), expires
+        )
+        if location is not None:
+            cache = f"private, max-age={max(1, min(300, expires // 2))}"
+            return RedirectResponse(location, status_code=307, headers={"Cache-Control": cache})
+    data = await lib.stored_audio(article_id, rendering)
     if data is None:
         await lib.record(article_id)  # 404 for an unknown article
         return RedirectResponse(
