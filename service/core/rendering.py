@@ -233,6 +233,8 @@ class Rendering:
         finally:
             ctx.metrics.synthesis_seconds.observe(time.monotonic() - started)
             ctx.metrics.syntheses.labels("ok" if ok else "failed").inc()
+        if self.shared is not None:  # other workers fill the same cache
+            await asyncio.to_thread(ctx.store.refresh_size)
         if ctx.store.over_cap:
             await self.evict()
 

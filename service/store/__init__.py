@@ -264,6 +264,13 @@ class Store:
             self._size -= group.size
         return group.size
 
+    def refresh_size(self) -> int:
+        """Count the cache again from the index (other processes write to it too, in a
+        cluster). Returns the bytes of evictable blobs stored now."""
+        with self._lock:
+            self._size = self._index.blob_bytes()
+        return self._size
+
     @property
     def over_cap(self) -> bool:
         """True when the cache holds more than its cap (the library then evicts)."""

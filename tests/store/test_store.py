@@ -430,3 +430,18 @@ def test_evict_lands_at_or_just_under_90_percent(parts: Any) -> None:
     ids = _renderings(store, 21, size=50)  # 1050 bytes in groups of 50
     assert store.evict() == [(article, "r1") for article in ids[:3]]
     assert store.size == 900
+
+
+def test_another_process_s_writes_count_once_the_size_is_refreshed(
+    parts: Any, tmp_path: Any
+) -> None:
+    """In a cluster every worker writes to one cache: each sees the others' bytes when it
+    counts again (after each reading), so the cap holds for the whole cache."""
+    blobs, _ = parts
+    mine = _store(parts, max_bytes=500)
+    other = Store(FileBlobs(blobs.root), SqliteRegistry(tmp_path / "r.db"), max_bytes=500)
+    other.put_rendering("b" * 32, "r1", audio=b"b" * 390, timings=b"t" * 10)
+    mine.put_rendering("a" * 32, "r1", audio=b"a" * 190, timings=b"t" * 10)
+    assert mine.size == 200 and not mine.over_cap  # it only counted its own
+    assert mine.refresh_size() == 600 and mine.over_cap
+    assert mine.evict() == [("b" * 32, "r1")]  # the least recently used went: the other's
