@@ -254,3 +254,31 @@ def test_restarts_disturb_no_running_reading_and_nothing_lands_on_local_disks(
             if p.is_file() and p.suffix in (".mp3", ".part", ".json", ".db")
         ]
         assert audio == [], f"{server.data_dir} holds {audio}"
+
+
+def test_a_worker_stopped_mid_reading_hands_it_over_at_once(deployment, sample_txt):
+    a, b = deployment.replicas
+    running = [w for w in deployment.workers if w.proc.poll() is None]
+    while len(running) < 2:
+        running.append(deployment.worker())
+    article_id = httpx.post(
+        f"{a.url}/v1/articles", json={"text": _article(sample_txt, "交接", repeat=6)}
+    ).json()["id"]
+    listener = Listener(b, article_id)
+    listener.start()
+    assert listener.first.wait(60) and listener.error is None
+    reading = f"reading {article_id}:"
+    [leaving] = [w for w in running if reading in w.log.read_text()]
+    [staying] = [w for w in running if w is not leaving]
+    stopped = time.monotonic()
+    leaving.stop()  # SIGTERM: the reading goes back to the queue, no heartbeat to wait out
+    deadline = stopped + 60
+    while reading not in staying.log.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    handed_over = time.monotonic() - stopped
+    info = _wait_ready(a, article_id, timeout=180)
+    listener.join(120)
+    assert listener.error is None
+    assert bytes(listener.data) == httpx.get(str(info["audio_url"]), timeout=60).content
+    assert handed_over < 10, f"taken over after {handed_over:.1f} s"  # a dead one takes ~15 s
