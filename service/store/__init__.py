@@ -102,12 +102,16 @@ class Store:
 
     def reconcile(self) -> int:
         """Index blobs a crash stored but never indexed (they are evicted first), and drop
-        index entries whose blob is gone. Returns how many entries changed."""
+        index entries whose blob is gone. Returns how many entries changed.
+
+        Other processes may write meanwhile (a cluster): an entry is dropped only if its blob
+        is still missing when looked at again, and a blob is indexed only if nobody has
+        indexed it since (its writer's digest is never overwritten)."""
         stored = dict(self.blobs.list())
         changed = 0
         indexed: set[str] = set()
         for entry in self._index.least_recent(limit=10**9):
-            gone = [k for k in entry.keys if k not in stored]
+            gone = [k for k in entry.keys if k not in stored and not self.blobs.exists(k)]
             indexed.update(entry.keys)
             if gone:
                 self._index.blob_removed(gone)
@@ -115,9 +119,8 @@ class Store:
         for key, size in stored.items():
             if key not in indexed and not key.startswith("episodes/"):
                 group = key.rsplit(".", 1)[0] if key.startswith("renders/") else key
-                self._index.blob_added(key, size=size, group=group, evictable=True)
-                self._index.blobs_used([key], _LONG_AGO)
-                changed += 1
+                if self._index.blob_found(key, size=size, group=group, used_at=_LONG_AGO):
+                    changed += 1
         self._size = self._index.blob_bytes()
         return changed
 

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -445,3 +446,29 @@ def test_another_process_s_writes_count_once_the_size_is_refreshed(
     assert mine.size == 200 and not mine.over_cap  # it only counted its own
     assert mine.refresh_size() == 600 and mine.over_cap
     assert mine.evict() == [("b" * 32, "r1")]  # the least recently used went: the other's
+
+
+def test_reconciling_while_another_process_writes_loses_no_digest(parts: Any) -> None:
+    """A cluster's reconcile lists blobs, then reads the index: a writer between the two must
+    neither lose its index entry nor have its digest overwritten."""
+    blobs, reg = parts
+    store = _store(parts)
+    store.put_part(part_key(1), _part())
+    written_since = f"parts/{part_key(2)[:2]}/{part_key(2)}.part"
+    listed = blobs.list
+
+    def list_then_another_writes(prefix: str = "") -> Iterator[tuple[str, int]]:
+        found = list(listed(prefix))
+        _store(parts).put_part(part_key(2), _part())  # after the listing, before the index
+        return iter(found)
+
+    blobs.list = list_then_another_writes
+    assert store.reconcile() == 0  # nothing was missing, nothing unindexed
+    blobs.list = listed
+    _size, digest = reg.blob_digest(written_since)
+    assert digest is not None  # still indexed, with its writer's digest
+    # A blob found but never indexed is indexed without a digest, and only once.
+    orphan = f"parts/{part_key(3)[:2]}/{part_key(3)}.part"
+    blobs.put(orphan, b"x" * 10)
+    assert store.reconcile() == 1 and store.reconcile() == 0
+    assert reg.blob_digest(orphan) == (10, None)

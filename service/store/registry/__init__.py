@@ -157,6 +157,10 @@ class Registry(Protocol):
     ) -> None:
         """A blob was stored (or replaced), with its length and SHA-256."""
 
+    def blob_found(self, key: str, *, size: int, group: str, used_at: datetime) -> bool:
+        """Index an evictable blob found stored but not indexed, unless it has been indexed
+        since (by its writer, with its digest). Returns True if it was indexed now."""
+
     def blob_digest(self, key: str) -> tuple[int, str | None] | None:
         """A blob's recorded (length, SHA-256), if it is indexed (the digest may be
         unknown for blobs stored before digests were kept)."""

@@ -370,6 +370,15 @@ class SqlRegistry:
             )
         )
 
+    def blob_found(self, key: str, *, size: int, group: str, used_at: datetime) -> bool:
+        insert = (
+            self._insert(blobs)
+            .values(key=key, size=size, grp=group, evictable=True, used_at=_ms(used_at))
+            .on_conflict_do_nothing(index_elements=[blobs.c.key])
+            .returning(blobs.c.key)
+        )
+        return self._one(insert) is not None
+
     def blob_digest(self, key: str) -> tuple[int, str | None] | None:
         row = self._one(sa.select(blobs.c.size, blobs.c.sha256).where(blobs.c.key == key))
         return None if row is None else (int(row["size"]), row["sha256"])

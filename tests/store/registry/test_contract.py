@@ -177,3 +177,15 @@ def test_instants_keep_their_moment_and_the_first_publication(reg):
     reg.set_episode("c" * 32, rendering="r", size=2, duration_ms=3)
     [item] = reg.feed(category="news", limit=10)
     assert (item.episode_rendering, item.episode_bytes, item.episode_ms) == ("r", 2, 3)
+
+
+def test_a_blob_found_is_indexed_only_if_nobody_indexed_it(reg):
+    long_ago = datetime(1971, 1, 1, tzinfo=UTC)
+    reg.blob_added("parts/ab/ab.part", size=5, group="parts/ab/ab.part", evictable=True, sha256="d")
+    assert not reg.blob_found(
+        "parts/ab/ab.part", size=5, group="parts/ab/ab.part", used_at=long_ago
+    )
+    assert reg.blob_digest("parts/ab/ab.part") == (5, "d")  # the writer's digest stays
+    assert reg.blob_found("parts/cd/cd.part", size=7, group="parts/cd/cd.part", used_at=long_ago)
+    assert reg.blob_digest("parts/cd/cd.part") == (7, None)
+    assert reg.least_recent(limit=1)[0].group == "parts/cd/cd.part"  # found: evicted first
