@@ -27,6 +27,7 @@ from service.store.registry import Priority
 
 log = logging.getLogger("langdu.cluster")
 _LOST_AFTER = 3  # silent waits (of 2 s) with the reading neither queued nor running
+_STOP_S = 10.0  # how long a stopping worker waits for its slots
 
 
 class LiveTimeline:
@@ -225,9 +226,13 @@ class Worker:
         self._busy = 0
         self._background = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._reading: set[asyncio.Task[None]] = set()  # slots with a job in hand
+        self._stop = asyncio.Event()
 
     async def run(self) -> None:
-        """Work until cancelled (a job in hand goes back to the queue)."""
+        """Work until cancelled. On the way out, idle slots leave at their next turn (a
+        Redis call is never cut in half: a client cancelled mid-reply can hang), and a job in
+        hand is cancelled and given back to the queue."""
         self._tasks = [
             asyncio.create_task(self._slot(i), name=f"langdu-worker-{i}")
             for i in range(self._slots)
@@ -236,9 +241,15 @@ class Worker:
         try:
             await asyncio.gather(*self._tasks)
         finally:
-            for task in self._tasks:
+            self._stop.set()
+            for task in self._reading:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            _, late = await asyncio.wait(self._tasks, timeout=_STOP_S)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=_STOP_S)
+                log.warning("%d worker tasks were slow to stop", len(late))
 
     def _priorities(self) -> list[Priority]:
         if self._outdated():  # a newer deployment runs: its workers re-render and upgrade
@@ -249,15 +260,17 @@ class Worker:
         return [Priority.LISTENER]
 
     async def _sweeper(self) -> None:
-        while True:
+        while not self._stop.is_set():
             with contextlib.suppress(LangduError):
                 swept = await self._work.sweep()
                 if swept:
                     log.warning("put back %d jobs of workers that stopped", len(swept))
-            await asyncio.sleep(BEAT_EVERY_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(BEAT_EVERY_S):
+                    await self._stop.wait()
 
     async def _slot(self, index: int) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 taken = await self._work.take(self._priorities(), wait_s=0.05)
             except LangduError as exc:
@@ -269,9 +282,13 @@ class Worker:
             background = taken.work.priority != Priority.LISTENER
             self._busy += 1
             self._background += background
+            me = asyncio.current_task()
+            assert me is not None
+            self._reading.add(me)
             try:
                 await self._do(taken)
             finally:
+                self._reading.discard(me)
                 self._busy -= 1
                 self._background -= background
 

@@ -21,6 +21,7 @@ from service.store import audio_key
 from service.store.registry import Priority
 
 _MAX_CUTS = 10_000
+_CUT_KEPT_S = 6 * 3600.0  # how long another replica can tell a cut listener where to resume
 
 
 class Listening:
@@ -31,8 +32,10 @@ class Listening:
         self._rendering = rendering
         self._intake = intake
         # (article, listener) -> sentences heard before the reading started over in the
-        # fallback voice: where that listener's player resumes.
+        # fallback voice: where that listener's player resumes. In a cluster also kept in
+        # Redis: the player may ask another replica.
         self._cuts: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def listen(self, article_id: str, client: str = "") -> Stored | Live:
         """What a listener pressing play gets: stored audio, or the reading as it is made.
@@ -53,10 +56,26 @@ class Listening:
         self._cuts[(article_id, listener)] = sentences
         while len(self._cuts) > _MAX_CUTS:
             self._cuts.popitem(last=False)
+        shared = self._rendering.shared
+        if shared is not None:
+            task = asyncio.get_running_loop().create_task(
+                shared.work.set_value(
+                    f"cut:{article_id}:{listener}", str(sentences), ttl_s=_CUT_KEPT_S
+                )
+            )
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
 
-    def resume_at(self, article_id: str, listener: str | None) -> int | None:
+    async def resume_at(self, article_id: str, listener: str | None) -> int | None:
         """Where a listener whose stream was cut resumes (None: it was not cut)."""
-        return None if listener is None else self._cuts.get((article_id, listener))
+        if listener is None:
+            return None
+        found = self._cuts.get((article_id, listener))
+        shared = self._rendering.shared
+        if found is None and shared is not None:
+            value = await shared.work.value(f"cut:{article_id}:{listener}")
+            found = None if value is None else int(value)
+        return found
 
     async def stored_audio(self, article_id: str, rendering: str) -> bytes | None:
         """One rendering's MP3 if it is still stored (old renderings stay until evicted)."""

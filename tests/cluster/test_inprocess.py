@@ -270,3 +270,30 @@ async def test_a_replica_asks_the_workers_for_podcast_episodes(tmp_path, cluster
         episode = await client_b.get(f"/v1/articles/{article_id}/episode.mp3")
         assert episode.status_code == 200 and decoded_samples(episode.content)[0] > 0
         assert set(made_by) == {"w"}  # made by the worker only, never by a replica
+
+
+async def test_a_listener_cut_on_one_replica_is_told_where_to_resume_by_another(tmp_path, cluster):
+    w = Fakes()
+    w.neural.delay_s = 0.05
+    w.neural.fail = lambda text: "第三句" in text  # the last sentence fails: fallback voice
+    async with (
+        running_app(tmp_path / "a", Fakes(), **cluster) as (client_a, _),
+        running_app(tmp_path / "b", Fakes(), **cluster) as (client_b, _),
+        running_worker(tmp_path / "w", w, **cluster),
+    ):
+        article_id = (await client_a.post("/v1/articles", json={"text": TEXT})).json()["id"]
+        me = {"listener": "player-0001"}
+        async with client_b.stream(
+            "GET", f"/v1/articles/{article_id}/audio.mp3", params=me
+        ) as answer:
+            heard = b"".join([chunk async for chunk in answer.aiter_bytes()])
+        info = await wait_ready(client_a, article_id)
+        mine = (await client_a.get(f"/v1/articles/{article_id}", params=me)).json()
+        timings = (await client_a.get(f"/v1/articles/{article_id}/timings.json", params=me)).json()
+        other = (
+            await client_a.get(f"/v1/articles/{article_id}", params={"listener": "player-0002"})
+        ).json()
+    assert heard and decoded_samples(heard)[1] == 24000  # the neural voice, cut cleanly
+    assert info["degraded"] == "offline-a"
+    assert mine["resume_at"] == timings["resume_at"] and 1 <= mine["resume_at"] <= 2
+    assert other["resume_at"] is None

@@ -70,7 +70,7 @@ async def get_article(
 ) -> ArticleOut:
     """An article's state: queued, synthesizing, ready, failed or evicted."""
     view = lib.view(await lib.record(check_id(article_id)))
-    return article_out(request, view, lib.resume_at(article_id, listener))
+    return article_out(request, view, await lib.resume_at(article_id, listener))
 
 
 @router.api_route(
@@ -115,11 +115,10 @@ async def rendering_audio(
 ) -> Response:
     """One rendering's MP3, immutable; once it is gone, a redirect to the stable URL. With
     LANGDU_STORAGE_REDIRECT_S, a redirect to a presigned URL of the object itself."""
+    article_id, rendering = check_id(article_id), check_rendering(rendering)
     expires = svc.settings.storage_redirect_s
     if expires:
-        location = await lib.audio_location(
-            check_id(article_id), check_rendering(rendering), expires
-        )
+        location = await lib.audio_location(article_id, rendering, expires)
         if location is not None:
             cache = f"private, max-age={max(1, min(300, expires // 2))}"
             return RedirectResponse(location, status_code=307, headers={"Cache-Control": cache})
@@ -167,7 +166,11 @@ async def article_timings(
     timings = await lib.timings(check_id(article_id))
     assert timings is not None
     return _timings_response(
-        request, timings, "json", immutable=False, resume_at=lib.resume_at(article_id, listener)
+        request,
+        timings,
+        "json",
+        immutable=False,
+        resume_at=await lib.resume_at(article_id, listener),
     )
 
 

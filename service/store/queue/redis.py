@@ -269,10 +269,14 @@ class RedisWork:
             raw = await self.redis.get(f"{self.prefix}:value:{name}")
         return None if raw is None else raw.decode()
 
-    async def set_value(self, name: str, value: str) -> None:
-        """Set a small shared value."""
+    async def set_value(self, name: str, value: str, *, ttl_s: float | None = None) -> None:
+        """Set a small shared value (gone after `ttl_s` seconds, if given)."""
         with _reaching():
-            await self.redis.set(f"{self.prefix}:value:{name}", value)
+            await self.redis.set(
+                f"{self.prefix}:value:{name}",
+                value,
+                px=None if ttl_s is None else int(ttl_s * 1000),
+            )
 
     # --- live readings --------------------------------------------------------------------
 
