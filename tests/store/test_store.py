@@ -472,3 +472,72 @@ def test_reconciling_while_another_process_writes_loses_no_digest(parts: Any) ->
     blobs.put(orphan, b"x" * 10)
     assert store.reconcile() == 1 and store.reconcile() == 0
     assert reg.blob_digest(orphan) == (10, None)
+
+
+def test_a_later_writer_of_a_sound_blob_keeps_its_bytes(parts: Any) -> None:
+    """Writers of one key in turn: the first indexed its digest; the second's different
+    bytes are not written, and the index keeps the first's (nothing is condemned)."""
+    blobs, reg = parts
+    store = _store(parts)
+    key = audio_key("a" * 32, "r1")
+    store._put(key, b"first" * 20, group="renders/a/r1")
+    _store(parts)._put(key, b"second!" * 20, group="renders/a/r1")
+    assert blobs.get(key) == b"first" * 20 and store.read(key) == b"first" * 20
+    assert reg.blob_digest(key) == (100, hashlib.sha256(b"first" * 20).hexdigest())
+
+
+@pytest.mark.parametrize("damage", [b"short", b"x" * 500], ids=["shorter", "longer"])
+def test_damaged_bytes_under_a_key_are_replaced_by_the_next_writer(
+    parts: Any, damage: bytes
+) -> None:
+    blobs, _ = parts
+    store = _store(parts)
+    key = audio_key("a" * 32, "r1")
+    store._put(key, b"a" * 100, group="renders/a/r1")
+    blobs.put(key, damage)  # the disk changed what was stored
+    store._put(key, b"a" * 100, group="renders/a/r1")
+    assert blobs.get(key) == b"a" * 100 and store.read(key) == b"a" * 100
+
+
+def test_a_blob_indexed_without_a_digest_is_kept_and_its_digest_learned(parts: Any) -> None:
+    """A blob reconciled at start (indexed, no digest yet) is sound as far as anyone can
+    tell: a writer with other bytes keeps it and records the digest of what is stored."""
+    blobs, reg = parts
+    store = _store(parts)
+    key = f"parts/{part_key(7)[:2]}/{part_key(7)}.part"
+    blobs.put(key, b"found" * 10)
+    assert store.reconcile() == 1 and reg.blob_digest(key) == (50, None)
+    store._put(key, b"other" * 12, group=key)
+    assert blobs.get(key) == b"found" * 10
+    assert reg.blob_digest(key) == (50, hashlib.sha256(b"found" * 10).hexdigest())
+
+
+class _GoneThenRewritten(FileBlobs):
+    """A key that seems taken, is gone when read, and is written by a third party right
+    before our own write: ours must overwrite it, so that the index tells the truth."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.raced = False
+
+    def put_new(self, key: str, data: bytes) -> bool:
+        if not self.raced:
+            return False  # someone had written it ...
+        return super().put_new(key, data)
+
+    def get(self, key: str) -> bytes | None:
+        if not self.raced:
+            self.raced = True
+            FileBlobs.put(self, key, b"third party")  # ... gone, then a third writes
+            return None
+        return super().get(key)
+
+
+def test_a_key_found_gone_is_written_over_whatever_came_since(parts: Any, tmp_path: Path) -> None:
+    _, reg = parts
+    blobs = _GoneThenRewritten(tmp_path / "race")
+    store = Store(blobs, reg, max_bytes=10**9)
+    key = audio_key("a" * 32, "r1")
+    store._put(key, b"ours" * 10, group="renders/a/r1")
+    assert blobs.get(key) == b"ours" * 10
+    assert reg.blob_digest(key) == (40, hashlib.sha256(b"ours" * 10).hexdigest())
