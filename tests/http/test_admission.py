@@ -8,6 +8,7 @@ import hashlib
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from starlette.types import Receive, Scope, Send
@@ -373,3 +374,27 @@ async def test_a_refused_request_waits_for_the_window_and_never_zero_seconds(
     other = _limited(_Recorder(), "5/minute")
     _, headers = await _call(other, _scope())
     assert headers["ratelimit"] == '"writes";r=4;t=0'
+
+
+def test_counts_in_redis_go_through_redis_py_under_the_deployment_s_prefix() -> None:
+    """redis:// rate storage (shared by the cluster's replicas) uses the cluster extra's
+    client, redis-py, and keys under the deployment's prefix; memory storage takes neither."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        pass
+
+    shared = RateLimit(
+        app,
+        identity=Identity.build([], []),
+        rules=rules(writes="10/minute", speech="10/minute"),
+        storage="async+redis://127.0.0.1:1/0",  # never connected to: built lazily
+        prefix="city",
+    )
+    storage: Any = shared.limiter.storage
+    assert type(storage).__name__ == "RedisStorage"
+    assert type(storage.bridge).__name__ == "RedispyBridge"
+    assert storage.bridge.key_prefix == "city:limits"
+    local: Any = RateLimit(
+        app, identity=Identity.build([], []), rules=[], storage="async+memory://"
+    ).limiter.storage
+    assert type(local).__name__ == "MemoryStorage"
