@@ -312,36 +312,38 @@ class Worker:
         await self._work.announce(
             work.article_id, work.version, {"kind": "start", "attempt": taken.attempt}
         )
-        beating = asyncio.create_task(self._beat(taken))
-        try:
-            await self._run(job)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(taken.give_back("the worker stopped"))
-            raise
-        except Exception as exc:  # a bug in one reading must not take the slot down
-            log.exception("reading %s crashed", work.key)
-            job.error = job.error or LangduError(f"internal error: {type(exc).__name__}")
-        finally:
-            beating.cancel()
+        crash = await self._held(taken, self._run(job), f"reading {work.key}")
+        if crash is not None:
+            job.error = job.error or LangduError(f"internal error: {type(crash).__name__}")
         with contextlib.suppress(LangduError):
             await job.publish(None, finished=True)
             await taken.done()
 
     async def _make_episode(self, taken: Taken) -> None:
+        # A failure is logged; the next publication or reconcile asks again.
+        await self._held(
+            taken, self._episode(taken.work.article_id), f"episode of {taken.work.article_id}"
+        )
+        with contextlib.suppress(LangduError):
+            await taken.done()
+
+    async def _held(self, taken: Taken, work: Awaitable[None], what: str) -> Exception | None:
+        """Run `work` with the job's heartbeat; on cancellation give the job back. Returns
+        what it crashed with, if it did (logged: a bug in one job must not take the slot
+        down)."""
         beating = asyncio.create_task(self._beat(taken))
         try:
-            await self._episode(taken.work.article_id)
+            await work
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.shield(taken.give_back("the worker stopped"))
             raise
-        except Exception:  # logged; the next publication or reconcile asks again
-            log.exception("episode of %s failed", taken.work.article_id)
+        except Exception as exc:
+            log.exception("%s crashed", what)
+            return exc
         finally:
             beating.cancel()
-        with contextlib.suppress(LangduError):
-            await taken.done()
+        return None
 
     async def _beat(self, taken: Taken) -> None:
         while True:

@@ -18,7 +18,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from service.errors import BackendUnavailableError, ConfigError
@@ -52,7 +52,7 @@ _TAKEN_MS = 30_000
 
 
 @contextlib.contextmanager
-def _reaching() -> Any:
+def _reaching() -> Iterator[None]:
     """Redis's connection failures as langdu's."""
     import redis.exceptions
 
