@@ -23,6 +23,7 @@ from service.http.admission import Identity, RateLimit, async_storage
 from service.http.admission import rules as rate_rules
 from service.http.hotpath import HotAudioMiddleware
 from service.http.hygiene import StrictJSON
+from service.http.openai_errors import OpenAIErrors
 from service.http.openapi import build as build_openapi
 from service.http.problems import http_error, langdu_error, problem, validation_error
 from service.http.routes import articles, feed, health, speech, voices
@@ -165,6 +166,7 @@ def create_app(
         prefix=settings.queue_prefix,
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(OpenAIErrors)  # outermost: every refusal under /v1/audio/ is shaped
     for module in (articles, feed, speech, voices, health):
         app.include_router(module.router)
     app.mount("/player", StaticFiles(directory=PLAYER_DIR), name="player")

@@ -29,8 +29,23 @@ PROBLEM: dict[str, Any] = {
             "type": "array",
             "items": {
                 "type": "object",
-                "properties": {"loc": {"type": "array"}, "msg": {"type": "string"}},
+                "properties": {
+                    "loc": {"type": "array"},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
             },
+        },
+        "error": {
+            "type": "object",
+            "description": "OpenAI's error object, on the OpenAI-compatible routes",
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+            "required": ["message", "type", "param", "code"],
         },
     },
     "required": ["type", "title", "status", "detail"],

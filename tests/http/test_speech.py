@@ -88,3 +88,55 @@ def test_speeds_split_between_engine_and_time_stretch() -> None:
     assert tempo_filter(1.0) == "anull"
     assert tempo_filter(0.25) == "atempo=0.5,atempo=0.5"
     assert tempo_filter(4.0) == "atempo=2,atempo=2"
+
+
+async def test_refusals_carry_openais_error_shape_and_the_problem(tmp_path: Path) -> None:
+    async with running_app(tmp_path, Fakes(), api_keys="k1", rate_limit_speech="3/minute") as (
+        client,
+        _,
+    ):
+        auth = {"Authorization": "Bearer k1"}
+        no_key = await client.post("/v1/audio/speech", json=BODY)
+        too_long = await client.post(
+            "/v1/audio/speech", json={**BODY, "input": "字" * 4097}, headers=auth
+        )
+        json_type = {**auth, "content-type": "application/json"}
+        malformed = await client.post("/v1/audio/speech", content=b"{nope", headers=json_type)
+        await client.post("/v1/audio/speech", json=BODY, headers=auth)
+        over_rate = await client.post("/v1/audio/speech", json=BODY, headers=auth)
+        elsewhere = await client.post("/v1/articles", json={"text": ""}, headers=auth)
+    body = too_long.json()
+    assert too_long.status_code == 422 and body["status"] == 422  # the problem stays whole
+    assert body["error"] == {
+        "message": "input: String should have at most 4096 characters",
+        "type": "invalid_request_error",
+        "param": "input",
+        "code": "string_too_long",
+    }
+    assert int(too_long.headers["content-length"]) == len(too_long.content)
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["code"] == "invalid_json"
+    assert no_key.status_code == 401
+    assert no_key.json()["error"]["type"] == "authentication_error"
+    assert over_rate.status_code == 429 and "Retry-After" in over_rate.headers
+    assert over_rate.json()["error"]["type"] == "rate_limit_error"
+    assert over_rate.json()["error"]["message"] == over_rate.json()["detail"]
+    # The rest of the API answers problem details alone.
+    assert elsewhere.status_code == 422 and "error" not in elsewhere.json()
+
+
+async def test_the_openai_sdk_names_the_reason(tmp_path: Path) -> None:
+    import openai
+
+    async with running_app(tmp_path, Fakes()) as (client, _):
+        sdk = openai.AsyncOpenAI(
+            base_url="http://langdu.test/v1",
+            api_key="unused",
+            http_client=client,  # type: ignore[arg-type]  # the SDK types it as its httpx2 fork
+            max_retries=0,
+        )
+        with pytest.raises(openai.UnprocessableEntityError) as refused:
+            await sdk.audio.speech.create(model="tts-1", voice="alloy", input="字" * 4097)
+    assert "at most 4096 characters" in str(refused.value), str(refused.value)
+    assert refused.value.param == "input"
+    assert refused.value.code == "string_too_long"
