@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 
+from pydantic import ValidationError
+
 from service import __version__
 from service.config import Settings, get_settings
 from service.core.pipeline import split_article
@@ -83,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
         settings = get_settings()
+    except ValidationError as exc:
+        print(f"langdu: error: {_setting_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         if args.command == "synth":
             return _cmd_synth(args, settings)
         if args.command == "normalize":
@@ -99,6 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("langdu: interrupted", file=sys.stderr)
         return 130
+
+
+def _setting_error(exc: ValidationError) -> str:
+    """The first bad setting, in one line, by its environment variable's name."""
+    first = exc.errors()[0]
+    name = "LANGDU_" + "_".join(str(p) for p in first.get("loc", ())).upper()
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{name}: {message}"
 
 
 def _is_bad_input(exc: LangduError) -> bool:
@@ -293,7 +307,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.port is not None and not 0 <= args.port <= 65535:
         raise OptionError(f"port {args.port} is out of range")
-    from service.services import build_engines, load_normalizer
+    from service.services import build_engines, channel_artwork, load_normalizer
     from service.store.backends import backend_module
 
     # Fail fast, with one line, on what the lifespan would only report as a traceback.
@@ -301,6 +315,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     catalog.get(settings.default_voice)
     build_engines(catalog, settings, required=[settings.default_voice])
     load_normalizer(settings)
+    channel_artwork(settings)
     backend_module(
         "service.store.registry", settings.database, what="database", example="sqlite:///"
     )

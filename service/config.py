@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,125 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _REPO_VOICES = Path(__file__).resolve().parent.parent / "voices"
 
 CommaList = Annotated[list[str], NoDecode]
+
+
+# Apple Podcasts' categories and their subcategories: the only values directories accept.
+APPLE_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "Arts": ("Books", "Design", "Fashion & Beauty", "Food", "Performing Arts", "Visual Arts"),
+    "Business": (
+        "Careers",
+        "Entrepreneurship",
+        "Investing",
+        "Management",
+        "Marketing",
+        "Non-Profit",
+    ),
+    "Comedy": ("Comedy Interviews", "Improv", "Stand-Up"),
+    "Education": ("Courses", "How To", "Language Learning", "Self-Improvement"),
+    "Fiction": ("Comedy Fiction", "Drama", "Science Fiction"),
+    "Government": (),
+    "History": (),
+    "Health & Fitness": (
+        "Alternative Health",
+        "Fitness",
+        "Medicine",
+        "Mental Health",
+        "Nutrition",
+        "Sexuality",
+    ),
+    "Kids & Family": ("Education for Kids", "Parenting", "Pets & Animals", "Stories for Kids"),
+    "Leisure": (
+        "Animation & Manga",
+        "Automotive",
+        "Aviation",
+        "Crafts",
+        "Games",
+        "Hobbies",
+        "Home & Garden",
+        "Video Games",
+    ),
+    "Music": ("Music Commentary", "Music History", "Music Interviews"),
+    "News": (
+        "Business News",
+        "Daily News",
+        "Entertainment News",
+        "News Commentary",
+        "Politics",
+        "Sports News",
+        "Tech News",
+    ),
+    "Religion & Spirituality": (
+        "Buddhism",
+        "Christianity",
+        "Hinduism",
+        "Islam",
+        "Judaism",
+        "Religion",
+        "Spirituality",
+    ),
+    "Science": (
+        "Astronomy",
+        "Chemistry",
+        "Earth Sciences",
+        "Life Sciences",
+        "Mathematics",
+        "Natural Sciences",
+        "Nature",
+        "Physics",
+        "Social Sciences",
+    ),
+    "Society & Culture": (
+        "Documentary",
+        "Personal Journals",
+        "Philosophy",
+        "Places & Travel",
+        "Relationships",
+    ),
+    "Sports": (
+        "Baseball",
+        "Basketball",
+        "Cricket",
+        "Fantasy Sports",
+        "Football",
+        "Golf",
+        "Hockey",
+        "Rugby",
+        "Running",
+        "Soccer",
+        "Swimming",
+        "Tennis",
+        "Volleyball",
+        "Wilderness",
+        "Wrestling",
+    ),
+    "Technology": (),
+    "True Crime": (),
+    "TV & Film": ("After Shows", "Film History", "Film Interviews", "Film Reviews", "TV Reviews"),
+}
+
+
+def itunes_categories(
+    names: list[str] | tuple[str, ...],
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Apple's category tree for the configured names, in their order: each name is a
+    category ("News"), a category and subcategory ("News/Daily News"), or a subcategory
+    alone ("Daily News", placed under its category). ValueError names one Apple does not
+    list."""
+    tree: dict[str, list[str]] = {}
+    for name in names:
+        top, _, sub = (part.strip() for part in name.partition("/"))
+        if not sub and top not in APPLE_CATEGORIES:
+            parents = [c for c, subs in APPLE_CATEGORIES.items() if top in subs]
+            if parents:
+                top, sub = parents[0], top
+        if top not in APPLE_CATEGORIES or (sub and sub not in APPLE_CATEGORIES[top]):
+            raise ValueError(
+                f"{name!r} is not an Apple Podcasts category (for example News or News/Daily News)"
+            )
+        subs = tree.setdefault(top, [])
+        if sub and sub not in subs:
+            subs.append(sub)
+    return tuple((top, tuple(subs)) for top, subs in tree.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +285,26 @@ class Settings(BaseSettings):
     feed_author: str = "langdu"
     feed_description: str = "每日新闻朗读"
     feed_link: str | None = Field(default=None, description="site link; default: this service")
-    feed_image_url: str = Field(default="", description="channel artwork URL (1400-3000 px)")
+    feed_image_url: str = Field(
+        default="", description="channel artwork URL (1400-3000 px); default: feed_image_file"
+    )
+    feed_image_file: Path | None = Field(
+        default=None,
+        description="channel artwork served at /feed/artwork.{png,jpg}: a square PNG or JPEG, "
+        "1400-3000 px; default: langdu's generated artwork",
+    )
+    feed_owner_name: str = Field(default="", description="itunes:owner name; default: author")
+    feed_owner_email: str = Field(
+        default="", description="itunes:owner e-mail (directories send ownership checks there)"
+    )
+    feed_locked: bool = Field(
+        default=False, description="podcast:locked: other hosts may not import the feed"
+    )
     feed_cover_file: Path | None = Field(default=None, description="cover embedded in ID3")
-    feed_categories: CommaList = Field(default_factory=lambda: ["News"])
+    feed_categories: CommaList = Field(
+        default_factory=lambda: ["News/Daily News"],
+        description="Apple Podcasts categories: News, News/Daily News, Technology ...",
+    )
     feed_language: str = "zh-cn"
     feed_explicit: bool = False
     feed_limit: int = Field(default=50, ge=1, le=1000)
@@ -181,6 +318,19 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [x.strip() for x in value.split(",") if x.strip()]
+        return value
+
+    @field_validator("feed_categories")
+    @classmethod
+    def _apple_categories(cls, value: list[str]) -> list[str]:
+        itunes_categories(value)  # ValueError names a category Apple does not list
+        return value
+
+    @field_validator("feed_owner_email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+", value):
+            raise ValueError(f"{value!r} is not an e-mail address")
         return value
 
     @property

@@ -15,12 +15,14 @@ import os
 import signal
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.audio.episode import load_sting
 from service.audio.mp3 import AudioFormat
 from service.config import Settings
 from service.core.articles import Limits, build_record
+from service.core.artwork import Artwork, generated
+from service.core.artwork import load as load_artwork
 from service.core.cluster import SharedQueue, Worker
 from service.core.episodes import Episodes, EpisodeStyle
 from service.core.hotaudio import HotAudio
@@ -142,6 +144,21 @@ def episode_style(settings: Settings) -> EpisodeStyle:
     )
 
 
+def channel_artwork(settings: Settings) -> Artwork:
+    """The podcast's artwork: the operator's file (checked as directories check it), else
+    langdu's own.
+
+    Raises:
+        OptionError: LANGDU_FEED_IMAGE_FILE cannot be read or is not square 1400-3000 px.
+    """
+    if settings.feed_image_file is None:
+        return generated()
+    try:
+        return load_artwork(settings.feed_image_file)
+    except ValueError as exc:
+        raise OptionError(f"LANGDU_FEED_IMAGE_FILE: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Everything long-lived a request may use; built complete and closed by the lifespan."""
@@ -157,6 +174,7 @@ class Services:
     library: Library
     text_process: Executor | None = None  # the text front-end's worker (service.text.frontend)
     work: RedisWork | None = None  # the cluster's shared queue (LANGDU_QUEUE_URL)
+    artwork: Artwork = field(default_factory=generated)  # the podcast's channel image
 
 
 async def open_services(
@@ -289,6 +307,7 @@ async def open_services(
         library=library,
         text_process=text_process,
         work=work,
+        artwork=channel_artwork(settings),
     )
     await library.start()
     return services

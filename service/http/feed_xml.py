@@ -12,6 +12,7 @@ from datetime import datetime
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
+from service.config import itunes_categories
 from service.text.clean import clean_text
 
 ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"
@@ -28,10 +29,13 @@ class Channel:
     description: str
     author: str
     image_url: str
-    categories: tuple[str, ...]
+    categories: tuple[str, ...]  # as itunes_categories takes them
     language: str
     explicit: bool
     feed_url: str
+    owner_name: str = ""
+    owner_email: str = ""
+    locked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +97,17 @@ def render_feed(channel: Channel, items: Sequence[Item], *, timezone: str) -> by
         text(image, "url", channel.image_url)
         text(image, "title", channel.title)
         text(image, "link", channel.link)
-    for category in channel.categories:
-        ET.SubElement(ch, f"{{{ITUNES}}}category", {"text": category})
+    for category, subcategories in itunes_categories(channel.categories):
+        top = ET.SubElement(ch, f"{{{ITUNES}}}category", {"text": category})
+        for sub in subcategories:
+            ET.SubElement(top, f"{{{ITUNES}}}category", {"text": sub})
+    text(ch, f"{{{ITUNES}}}type", "episodic")
+    if channel.owner_email:
+        owner = ET.SubElement(ch, f"{{{ITUNES}}}owner")
+        text(owner, f"{{{ITUNES}}}name", channel.owner_name or channel.author)
+        text(owner, f"{{{ITUNES}}}email", channel.owner_email)
+        locked = "yes" if channel.locked else "no"
+        text(ch, f"{{{PODCAST}}}locked", locked, owner=channel.owner_email)
     text(ch, f"{{{PODCAST}}}guid", podcast_guid(channel.feed_url))
     if items:
         text(ch, "lastBuildDate", format_datetime(max(i.published for i in items).astimezone(tz)))

@@ -105,6 +105,9 @@ def _successes(path: str, method: str, op: dict[str, Any]) -> dict[str, Any]:
             "RSS 2.0 podcast feed", "application/rss+xml", schema={"type": "string"}
         )
         out["304"] = {"description": "Not modified"}
+    elif path.startswith("/feed/artwork"):
+        out["200"] = _media("The podcast's channel artwork", "image/png", "image/jpeg")
+        out["304"] = {"description": "Not modified (If-None-Match)"}
     elif path == "/metrics":
         out["200"] = _media("Prometheus metrics", "text/plain", schema={"type": "string"})
     elif path == "/v1/audio/speech":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 
 from service.core.library import Library
+from service.errors import NotFoundError
 from service.http import serving
 from service.http.feed_xml import Channel, Item, feed_etag, render_feed
 from service.http.hygiene import check_http_url
@@ -91,11 +93,15 @@ async def _feed(request: Request, svc: Services, category: str | None) -> Respon
         link=s.feed_link or base,
         description=s.feed_description,
         author=s.feed_author,
-        image_url=s.feed_image_url,
+        image_url=s.feed_image_url
+        or str(request.url_for("feed_artwork", extension=svc.artwork.extension)),
         categories=tuple(s.feed_categories),
         language=s.feed_language,
         explicit=s.feed_explicit,
         feed_url=str(request.url.replace(query="")),
+        owner_name=s.feed_owner_name,
+        owner_email=s.feed_owner_email,
+        locked=s.feed_locked,
     )
     body = render_feed(channel, items, timezone=s.feed_timezone)
     etag = feed_etag(body)
@@ -139,6 +145,24 @@ async def feed_category(
 ) -> Response:
     """The episodes of one category."""
     return await _feed(request, svc, category)
+
+
+@router.api_route("/feed/artwork.{extension}", methods=["GET", "HEAD"], response_class=Response)
+async def feed_artwork(
+    request: Request,
+    svc: Annotated[Services, Depends(services)],
+    extension: Annotated[str, Path(pattern="^(png|jpg)$")],
+) -> Response:
+    """The podcast's channel artwork (LANGDU_FEED_IMAGE_FILE, else langdu's own)."""
+    art = svc.artwork
+    if extension != art.extension:
+        raise NotFoundError(f"the artwork is /feed/artwork.{art.extension}")
+    etag = '"' + hashlib.sha256(art.body).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
+    match = request.headers.get("if-none-match", "")
+    if etag in match or match.strip() == "*":
+        return Response(status_code=304, headers=headers)
+    return Response(art.body, media_type=art.media_type, headers=headers)
 
 
 def _http(url: str | None) -> str | None:
