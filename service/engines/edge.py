@@ -44,6 +44,7 @@ class EdgeEngine:
     """Neural voices from Microsoft's read-aloud service."""
 
     name = "edge"
+    remote = True  # speaks through a service elsewhere: needs the network
     version = f"edge-{_ADAPTER_VERSION}/edge-tts-{package_version('edge-tts')}"
     sample_rate = 24000
     # edge-tts cuts at 4096 bytes of *escaped* text; & < > grow when escaped, so leave room.

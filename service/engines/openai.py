@@ -90,6 +90,7 @@ class OpenAIEngine:
     """Speech from an OpenAI-compatible server; which server is each preset's option."""
 
     name = "openai"
+    remote = True  # speaks through a service elsewhere: needs the network
     version = f"openai-{_ADAPTER_VERSION}"  # the upstream and its model are preset options
     sample_rate = PCM_RATE
     chunk_budget = 3000  # OpenAI takes 4096 characters; sentences are far shorter

@@ -4,9 +4,13 @@
  *   <script src="https://reader.example/player/player.js" data-langdu-article="#content" defer></script>
  * or, for an article already posted:  data-langdu-id="<id>"
  * Optional: data-langdu-title="h1.title" (default: the page's first <h1>),
- *           data-langdu-voice="cmn-offline", and a placeholder element
+ *           data-langdu-voice="cmn-offline", data-langdu-voices (a picker of the voices the
+ *           service has installed), and a placeholder element
  *           <div data-langdu-player></div> where the controls go (else a bar fixed to the
- *           bottom of the window, so the page never shifts).
+ *           bottom of the window, so the page never shifts; the page keeps room for it).
+ * Script API: window.langdu.read({text | html, title?, into?, mount?}) reads other text
+ * (the demo's paste box): `into` is where its sentences are shown and highlighted, `mount`
+ * where the controls move while it is read.
  */
 (() => {
   "use strict";
@@ -16,6 +20,7 @@
   const cfg = script.dataset;
   const SPEEDS = [0.75, 1, 1.25, 1.5, 2];
   const SPEED_KEY = "langdu.speed";
+  const VOICE_KEY = "langdu.voice";
   const SLOW_MS = 6000;
   const reduceMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
@@ -42,6 +47,7 @@
     next: "M16 5h2v14h-2zM5 5l9.5 7L5 19z",
     play: "M7 4.5v15L19.5 12z",
     pause: "M6.5 5h4v14h-4zM13.5 5h4v14h-4z",
+    close: "M6.4 5 5 6.4 10.6 12 5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6L19 6.4 17.6 5 12 10.6z",
   };
   const icon = (name) => `<svg viewBox="0 0 24 24" width="1.25em" height="1.25em" aria-hidden="true" focusable="false"><path fill="currentColor" d="${ICONS[name]}"/></svg>`;
 
@@ -61,15 +67,44 @@
   const speed = el("select", { "aria-label": "朗读速度" });
   for (const s of SPEEDS) speed.appendChild(el("option", { value: String(s) }, `${s}×`));
   speedLabel.append(speed);
+  const close = el("button", { type: "button", class: "langdu-close", "aria-label": "关闭朗读" });
+  close.innerHTML = icon("close");
+  // The voices the service has installed, offered when the page asks for a picker.
+  const voiceLabel = el("label", { class: "langdu-voice", hidden: "" });
+  const voice = el("select", { "aria-label": "朗读语音" });
+  voiceLabel.append(voice);
   const retry = el("button", { type: "button", class: "langdu-retry", hidden: "" }, "重试");
   const status = el("span", { class: "langdu-status", role: "status", "aria-live": "polite" });
   const audio = el("audio", { preload: "none" });
-  controls.append(prev, play, next, seek, time, speedLabel);
-  root.append(start, controls, retry, status, audio);
+  controls.append(prev, play, next, seek, time, speedLabel, close);
+  root.append(start, voiceLabel, controls, retry, status, audio);
 
   const mount = document.querySelector("[data-langdu-player]");
   if (mount) mount.appendChild(root);
-  else { root.classList.add("langdu-floating"); document.body.appendChild(root); }
+  else {
+    root.classList.add("langdu-floating");
+    document.body.appendChild(root);
+    // Keep the end of the page reachable above the bar (WCAG 2.4.11): room after the
+    // content, scroll padding for scrolling to a target, and focus never left under it.
+    const spacer = el("div", { class: "langdu-spacer", "aria-hidden": "true" });
+    root.before(spacer);
+    const reserve = () => {
+      const h = root.offsetHeight;
+      spacer.style.height = `${h}px`;
+      document.documentElement.style.scrollPaddingBottom = `${h + 8}px`;
+    };
+    if (window.ResizeObserver) new ResizeObserver(reserve).observe(root);
+    reserve();
+    document.addEventListener("focusin", (e) => {
+      const target = e.target;
+      if (root.contains(target) || !target.getBoundingClientRect) return;
+      // After the browser's own scrolling to the focused element, which ignores the bar.
+      requestAnimationFrame(() => {
+        const box = target.getBoundingClientRect(), top = root.getBoundingClientRect().top;
+        if (box.bottom > top) window.scrollBy(0, box.bottom - top + 8);
+      });
+    });
+  }
 
   let saved = parseFloat(localStorage.getItem(SPEED_KEY) || "1");
   if (!SPEEDS.includes(saved)) saved = 1;
@@ -85,6 +120,8 @@
   let slowTimer = 0;
   let pollTimer = 0;
   let resumeAt = null;       // our stream was cut by a voice change: resume at this sentence
+  let source = null;         // other text to read (window.langdu.read), else the page's article
+  let shown = 0;             // sentences of `source` written into source.into
   // Names this player to the service, so it can tell us where a cut stream resumes.
   const listener = Array.from(crypto.getRandomValues(new Uint8Array(12)),
     (b) => b.toString(16).padStart(2, "0")).join("");
@@ -97,10 +134,13 @@
     retry.hidden = false;
     start.disabled = false;
     root.classList.add("langdu-error");
+    // The button pressed may be gone or disabled: never leave focus at the top of the page.
+    if (!document.activeElement || document.activeElement === document.body) retry.focus();
   };
 
   /* ---- page text -> sentence ranges --------------------------------------------- */
   const scopes = () => {
+    if (source) return source.into ? [source.into] : [];
     const out = [];
     const title = document.querySelector(cfg.langduTitle || "h1");
     if (title) out.push(title);
@@ -203,8 +243,39 @@
     return found;
   };
 
+  // Other text being read (the demo's paste box) is shown sentence by sentence as its
+  // timings arrive, paragraph by paragraph, so that it can be highlighted and clicked.
+  function showSource() {
+    if (!source || !source.into || !timings || timings.sentences.length === shown) return;
+    const paragraphs = [];
+    let last = null;
+    for (const s of timings.sentences) {
+      if (!paragraphs.length || s.paragraph !== last) paragraphs.push([]);
+      paragraphs[paragraphs.length - 1].push(s.text);
+      last = s.paragraph;
+    }
+    source.into.replaceChildren(...paragraphs.map((texts) => el("p", {}, texts.join(""))));
+    shown = timings.sentences.length;
+  }
+
+  function clearHighlights() {
+    current = -1;
+    currentWord = -1;
+    if (window.CSS && CSS.highlights) {
+      CSS.highlights.delete("langdu-sentence");
+      CSS.highlights.delete("langdu-word");
+    }
+  }
+
   /* ---- talking to the service --------------------------------------------------- */
+  const chosenVoice = () => (voiceLabel.hidden ? cfg.langduVoice : voice.value) || undefined;
+
   async function post() {
+    if (source) {
+      const body = { title: source.title || undefined, voice: chosenVoice() };
+      if (source.html) body.html = source.html; else body.text = source.text;
+      return send(body);
+    }
     if (cfg.langduId) {
       const res = await fetch(`${API}v1/articles/${encodeURIComponent(cfg.langduId)}`);
       if (!res.ok) throw new Error((await res.json().catch(() => ({}))).detail || `HTTP ${res.status}`);
@@ -214,7 +285,11 @@
     const titleNode = document.querySelector(cfg.langduTitle || "h1");
     const html = parts.map((n) => n.outerHTML).join("\n");
     const body = { html, title: titleNode ? titleNode.textContent.trim() : undefined, url: location.href };
-    if (cfg.langduVoice) body.voice = cfg.langduVoice;
+    if (chosenVoice()) body.voice = chosenVoice();
+    return send(body);
+  }
+
+  async function send(body) {
     const res = await fetch(`${API}v1/articles`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
@@ -240,6 +315,7 @@
       }
       timings = next;
       final = res.headers.get("X-Langdu-Status") !== "synthesizing";
+      showSource();
       mapSentences();
       seek.max = String(Math.floor(timings.duration_ms / 1000));
       if (final && !wasFinal && !audio.paused && audio.currentTime > 0 && !isFinite(audio.duration)) {
@@ -286,6 +362,7 @@
   }
 
   async function begin(atMs) {
+    const from = document.activeElement;
     retry.hidden = true;
     root.classList.remove("langdu-error");
     start.disabled = true;
@@ -296,7 +373,18 @@
       fail(err instanceof TypeError ? "无法连接朗读服务，请检查网络后重试" : `朗读失败：${err.message}`);
       return;
     }
+    clearTimeout(pollTimer);
+    timings = null;
+    final = false;
+    ranges = [];
+    shown = 0;
+    clearHighlights();
     controls.hidden = false;
+    // Focus goes to the control that replaced the one pressed, never to the top of the page.
+    const now = document.activeElement;
+    if (now !== voice && (!now || now === from || now === document.body || now === start || now === retry)) {
+      play.focus();
+    }
     start.hidden = true;
     resumeAt = null;
     audio.src = live(article.audio_url) ? named(article.audio_url) : article.audio_url;
@@ -308,6 +396,7 @@
     } catch (err) {
       fail("浏览器未能开始播放，请点“重试”");
       start.hidden = false;
+      retry.focus();
       return;
     }
     start.disabled = false;
@@ -352,9 +441,63 @@
     render();
   }
 
+  function closePlayer() {
+    audio.pause();
+    clearTimeout(pollTimer);
+    clearTimeout(slowTimer);
+    audio.removeAttribute("src");
+    audio.load();  // stops a live stream's download
+    article = null;
+    timings = null;
+    final = false;
+    clearHighlights();
+    controls.hidden = true;
+    retry.hidden = true;
+    start.hidden = false;
+    start.disabled = false;
+    if (source && source.home) source.home.appendChild(root);  // back where the page put it
+    source = null;
+    delete root.dataset.sentence;
+    root.dataset.playing = "false";
+    start.focus();
+    say("已关闭朗读");
+  }
+
+  async function loadVoices() {
+    if (!("langduVoices" in cfg) || cfg.langduId) return;
+    try {
+      const res = await fetch(`${API}v1/voices`);
+      if (!res.ok) return;
+      const data = await res.json();
+      // Voices that run on the service's own machine first; remote ones are marked.
+      const list = data.voices.slice().sort((a, b) => Number(!!a.remote) - Number(!!b.remote));
+      for (const v of list) {
+        const label = `${v.name || v.id}${v.remote ? "（在线）" : ""}`;
+        voice.appendChild(el("option", { value: v.id }, label));
+      }
+      const wanted = localStorage.getItem(VOICE_KEY) || cfg.langduVoice || data.default;
+      voice.value = list.some((v) => v.id === wanted) ? wanted : data.default;
+      voiceLabel.hidden = list.length < 2;
+    } catch (err) { /* no picker: the service's default voice reads */ }
+  }
+  loadVoices();
+
+  voice.addEventListener("change", () => {
+    localStorage.setItem(VOICE_KEY, voice.value);
+    const name = voice.selectedOptions[0] ? voice.selectedOptions[0].textContent : voice.value;
+    if (article && !controls.hidden) { say(`已切换为${name}，从头朗读`); begin(0); }
+    else say(`朗读语音：${name}`);
+  });
+
   start.addEventListener("click", () => begin(0));
+  close.addEventListener("click", closePlayer);
   retry.addEventListener("click", () => {
-    if (article && audio.error) { retry.hidden = true; audio.load(); audio.play().catch(() => {}); }
+    if (article && audio.error) {
+      play.focus();
+      retry.hidden = true;
+      audio.load();
+      audio.play().catch(() => {});
+    }
     else begin(0);
   });
   play.addEventListener("click", () => {
@@ -374,7 +517,8 @@
     say(`朗读速度 ${v}×`);
   });
   root.addEventListener("keydown", (e) => {
-    if (e.target === seek || e.target === speed || !article) return;
+    if (e.key === "Escape" && !controls.hidden) { closePlayer(); e.preventDefault(); return; }
+    if (e.target === seek || e.target === speed || e.target === voice || !article) return;
     if (e.key === "ArrowRight") { goTo(current + 1); e.preventDefault(); }
     else if (e.key === "ArrowLeft") { goTo(current - 1); e.preventDefault(); }
   });
@@ -413,7 +557,19 @@
     if (index >= 0) goTo(index);
   });
 
-  window.langdu = { audio, listener, get sentence() { return current; },
+  // Read other text than the page's article with the same controls (the demo's paste box).
+  function read(what) {
+    if (!what || !(what.text || what.html)) throw new TypeError("langdu.read needs text or html");
+    if (source && source.home) source.home.appendChild(root);
+    source = { text: what.text, html: what.html, title: what.title, into: what.into || null,
+      home: what.mount ? root.parentNode : null };
+    if (what.into) what.into.replaceChildren();
+    if (what.mount) what.mount.appendChild(root);
+    start.focus();  // begin() hands focus on to the play control
+    return begin(0);
+  }
+
+  window.langdu = { audio, listener, read, close: closePlayer, get sentence() { return current; },
     get word() { return currentWord; },
     get article() { return article; } };
 })();

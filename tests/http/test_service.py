@@ -294,6 +294,8 @@ def test_voices_health_and_metrics(server):
     voices = httpx.get(f"{server.url}/v1/voices").json()
     assert voices["default"] == "cmn-offline"
     assert {"cmn-offline", "cmn-offline-female"} <= {v["id"] for v in voices["voices"]}
+    remote = {v["id"]: v["remote"] for v in voices["voices"]}
+    assert remote["cmn-offline"] is False and remote["xiaoxiao"] is True  # edge needs the network
     health = httpx.get(f"{server.url}/healthz").json()
     from service.engines.neural_model import default_model_dir
 

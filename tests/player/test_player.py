@@ -5,95 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tests.player.chromium import ARTIFACTS, current, serve_page, start_reading, wait_for
 from tests.server import Server, start_server
 
 pytestmark = pytest.mark.server
-
-playwright = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = os.environ.get("LANGDU_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--mute-audio",
-]
-
-if not Path(CHROMIUM).exists():
-    found = shutil.which("chromium")
-    if found:
-        CHROMIUM = found
-    elif os.environ.get("CI"):
-        pytest.fail(
-            "Chromium is needed for the player tests (apt-get install chromium)", pytrace=False
-        )
-    else:
-        pytest.skip(
-            "player tests need Debian's chromium (apt-get install chromium); CI installs it",
-            allow_module_level=True,
-        )
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("player") / "data", preload_jieba="true")
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1024, "height": 800}, locale="zh-CN")
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.goto(server.url + "/")
-    yield pg
-    context.close()
-    assert not errors, errors
-
-
-def current(page) -> int:
-    return int(page.locator(".langdu").get_attribute("data-sentence") or "-1")
-
-
-def wait_for(page, expr: str, timeout: float = 30_000) -> None:
-    page.wait_for_function(expr, timeout=timeout)
-
-
-def start_reading(page) -> float:
-    """Click 智能朗读; the time from click to the audio's first advance, in ms."""
-    page.evaluate("""() => { window.__t0 = performance.now(); window.__t1 = null;
-        const tick = () => { if (window.langdu.audio.currentTime > 0 && window.__t1 === null)
-            { window.__t1 = performance.now(); } else requestAnimationFrame(tick); };
-        requestAnimationFrame(tick); }""")
-    page.get_by_role("button", name="智能朗读：朗读全文").click()
-    wait_for(page, "window.__t1 !== null")
-    return float(page.evaluate("window.__t1 - window.__t0"))
 
 
 def test_no_layout_shift_and_accessible_controls(page):
@@ -254,7 +174,7 @@ def test_embedding_by_id_on_another_page(browser, server):
         f"defer></script>"
     )
     # A news page on another origin (another loopback port): the player's calls are CORS.
-    news = _serve_page(html.encode())
+    news = serve_page(html.encode())
     try:
         pg.goto(f"http://127.0.0.1:{news.server_address[1]}/")
         pg.get_by_role("button", name="智能朗读：朗读全文").click()
@@ -263,23 +183,6 @@ def test_embedding_by_id_on_another_page(browser, server):
     finally:
         news.shutdown()
         context.close()
-
-
-def _serve_page(body: bytes) -> ThreadingHTTPServer:
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
 
 
 def test_voice_failing_mid_article_resumes_in_the_fallback_voice(browser, tmp_path):
