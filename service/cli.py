@@ -48,7 +48,10 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Read an article aloud into an MP3, with optional sentence timings and "
         "captions. Bad input ends with one line and exit code 2, and leaves no file behind.",
     )
-    synth.add_argument("input", help="article file (.txt or .html), or - for stdin")
+    synth.add_argument(
+        "input",
+        help="article file (.txt or .html), - for stdin, or an http(s) URL of the page",
+    )
     synth.add_argument("-o", "--output", help="MP3 to write (default: INPUT with .mp3; - = stdout)")
     synth.add_argument("--voice", help="voice id (see `langdu voices`)")
     synth.add_argument("--rate", help="speaking rate, e.g. +20%% or -10%%")
@@ -165,7 +168,33 @@ def _output_path(args: argparse.Namespace) -> str:
         return str(args.output)
     if args.input == "-":
         raise InputError("reading from stdin needs -o OUT.mp3 (or -o - for stdout)")
+    if _is_url(args.input):
+        # The page's own name, in the current directory: .../2019/0809/8512.html -> 8512.mp3
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(args.input)
+        stem = Path(parts.path.rstrip("/")).stem or (parts.hostname or "article")
+        return stem + ".mp3"
     return str(Path(args.input).with_suffix(".mp3"))
+
+
+def _is_url(value: str) -> bool:
+    return value.lower().startswith(("http://", "https://"))
+
+
+def _fetch(url: str, settings: Settings) -> tuple[bytes, str | None]:
+    """The page at `url` (the service's fetching rules) and its declared charset."""
+    from service.services import page_fetcher
+
+    async def fetch() -> tuple[bytes, str | None]:
+        fetcher = page_fetcher(settings)
+        try:
+            page = await fetcher.fetch(url)
+        finally:
+            await fetcher.aclose()
+        return page.body, page.charset
+
+    return asyncio.run(fetch())
 
 
 def load_sentences(
@@ -193,12 +222,17 @@ def _cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(voice, settings)
     engine.check_options(voice.options(rate=args.rate, pitch=args.pitch))
     output = _output_path(args)
-    sentences = load_sentences(
-        _read_input(args.input),
-        fmt=args.format,
-        name="" if args.input == "-" else args.input,
-        encoding=args.encoding,
-    )
+    if _is_url(args.input):
+        data, charset = _fetch(args.input, settings)
+        fmt = "html" if args.format == "auto" else args.format
+        sentences = load_sentences(data, fmt=fmt, encoding=args.encoding or charset)
+    else:
+        sentences = load_sentences(
+            _read_input(args.input),
+            fmt=args.format,
+            name="" if args.input == "-" else args.input,
+            encoding=args.encoding,
+        )
     progress = _Progress(len(sentences), enabled=not args.quiet and sys.stderr.isatty())
     with _atomic_output(output) as out:
         timeline = asyncio.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -280,6 +281,19 @@ class Settings(BaseSettings):
         default=600.0, ge=0, description="retry a degraded article's voice after this"
     )
 
+    # --- fetching pages by URL (service.runtime.fetch) ---
+    fetch_pages: bool = Field(
+        default=True, description="fetch pages by URL (false: a url alone is refused, 422)"
+    )
+    fetch_allow: CommaList = Field(
+        default_factory=list,
+        description="addresses or networks that may be fetched although not public (an "
+        "internal news site); default: none",
+    )
+    fetch_timeout_s: float = Field(default=15.0, gt=0, le=300, description="whole fetch")
+    fetch_max_bytes: int = Field(default=5 * 1024**2, ge=1024, description="page size limit")
+    fetch_max_redirects: int = Field(default=5, ge=0, le=20)
+
     # --- the podcast feed ---
     feed_title: str = "langdu 朗读新闻"
     feed_author: str = "langdu"
@@ -313,7 +327,9 @@ class Settings(BaseSettings):
     feed_outro: Path | None = Field(default=None, description="sound file played after")
     episode_bitrate_kbps: int = Field(default=64, ge=32, le=320)
 
-    @field_validator("cors_origins", "api_keys", "feed_categories", "edge_resolve", mode="before")
+    @field_validator(
+        "cors_origins", "api_keys", "feed_categories", "edge_resolve", "fetch_allow", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -324,6 +340,16 @@ class Settings(BaseSettings):
     @classmethod
     def _apple_categories(cls, value: list[str]) -> list[str]:
         itunes_categories(value)  # ValueError names a category Apple does not list
+        return value
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an address or network") from None
         return value
 
     @field_validator("feed_owner_email")

@@ -84,3 +84,13 @@ class PayloadTooLargeError(InputError):
 
 class UnauthorizedError(LangduError):
     """A write endpoint was called without a valid API key."""
+
+
+class FetchRefusedError(InputError):
+    """A URL langdu will not fetch, or what it answered is not a page to read: a refused
+    address (loopback, private, link-local ...), too many redirects, too large, not HTML."""
+
+
+class FetchFailedError(LangduError):
+    """The site named by a URL failed: no answer in time, refused connection, an error
+    status."""

@@ -31,6 +31,8 @@ from service.core.pipeline import PartCache, Pauses, Synthesizer, init_text_work
 from service.core.voices import VoiceCatalog
 from service.engines import Engine, EngineFactory, engine_factory
 from service.errors import EngineUnavailableError, OptionError, VoiceCatalogError
+from service.runtime.fetch import Fetcher
+from service.runtime.fetch import networks as fetch_networks
 from service.runtime.metrics import Metrics
 from service.runtime.parsing import ParsePool
 from service.runtime.respawn import RespawningPool
@@ -159,6 +161,16 @@ def channel_artwork(settings: Settings) -> Artwork:
         raise OptionError(f"LANGDU_FEED_IMAGE_FILE: {exc}") from None
 
 
+def page_fetcher(settings: Settings) -> Fetcher:
+    """The fetcher of pages by URL, under the settings' allow list and limits."""
+    return Fetcher(
+        allow=fetch_networks(settings.fetch_allow),
+        timeout_s=settings.fetch_timeout_s,
+        max_bytes=settings.fetch_max_bytes,
+        max_redirects=settings.fetch_max_redirects,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Everything long-lived a request may use; built complete and closed by the lifespan."""
@@ -175,6 +187,7 @@ class Services:
     text_process: Executor | None = None  # the text front-end's worker (service.text.frontend)
     work: RedisWork | None = None  # the cluster's shared queue (LANGDU_QUEUE_URL)
     artwork: Artwork = field(default_factory=generated)  # the podcast's channel image
+    fetcher: Fetcher | None = None  # pages by URL (service.runtime.fetch)
 
 
 async def open_services(
@@ -258,6 +271,7 @@ async def open_services(
             episodes.delegate = shared.make_episode  # a replica: the workers make them
         # Parsing workers load the extractor as they start, not on the first article.
         parse = ParsePool(settings.parse_workers, preload=(build_record.__module__,))
+        fetcher = page_fetcher(settings) if settings.fetch_pages else None
         library = Library(
             registry=registry,
             store=store,
@@ -278,6 +292,7 @@ async def open_services(
             parse=parse,
             scrub_every_s=settings.scrub_every_s,
             shared=shared,
+            fetcher=fetcher,
         )
         await parse.warm_up()
         if reads:
@@ -308,6 +323,7 @@ async def open_services(
         text_process=text_process,
         work=work,
         artwork=channel_artwork(settings),
+        fetcher=fetcher,
     )
     await library.start()
     return services
@@ -348,6 +364,8 @@ async def close_services(services: Services) -> None:
         services.registry.close()
     if services.work is not None:
         await services.work.aclose()
+    if services.fetcher is not None:
+        await services.fetcher.aclose()
 
 
 async def run_worker(

@@ -9,15 +9,18 @@ import hashlib
 import json
 from collections import OrderedDict
 from datetime import datetime
+from typing import TypedDict, Unpack
 
 from service.core.articles import Limits, build_record
 from service.core.context import Context
 from service.core.rendering import Rendering
 from service.core.views import ArticleView, Live
 from service.core.voices import Voice
+from service.errors import FetchRefusedError
+from service.runtime.fetch import Fetcher
 from service.runtime.parsing import ParsePool
 from service.store.registry import ArticleRecord, Priority
-from service.text.extract import Article
+from service.text.extract import Article, canonical_url, decode
 
 _MAX_SOURCES = 20_000
 
@@ -35,6 +38,18 @@ def _source_key(*parts: object) -> str:
     return digest.hexdigest()
 
 
+class HowToRead(TypedDict, total=False):
+    """How an article is read and published, beside its content (`Intake.register`'s)."""
+
+    voice: str | None
+    rate: str | None
+    pitch: str | None
+    published_at: datetime | None
+    publish: bool
+    category: str | None
+    client: str
+
+
 class Intake:
     """Registers articles; remembers recent posts by what they asked for."""
 
@@ -46,8 +61,10 @@ class Intake:
         default_voice: str,
         limits: Limits,
         parse: ParsePool,
+        fetcher: Fetcher | None = None,
     ) -> None:
         self._ctx = ctx
+        self._fetcher = fetcher
         self._rendering = rendering
         self._default_voice = ctx.catalog.get(default_voice)
         self._limits = limits
@@ -61,6 +78,22 @@ class Intake:
             UnknownVoiceError: no such preset.
         """
         return self._default_voice if voice_id is None else self._ctx.catalog.get(voice_id)
+
+    async def register_url(self, url: str, **how: Unpack[HowToRead]) -> tuple[ArticleView, bool]:
+        """Fetch the page at `url` (service.runtime.fetch's rules) and register it as if its
+        HTML had been posted (`how`: as `register` takes them), under its canonical URL (the
+        page's rel=canonical link, else where its redirects ended).
+
+        Raises:
+            FetchRefusedError: the URL or what it answered is refused. FetchFailedError: the
+            site failed. And what `register` raises.
+        """
+        if self._fetcher is None:
+            raise FetchRefusedError("fetching pages by URL is turned off here (LANGDU_FETCH_PAGES)")
+        self.voice(how.get("voice"))  # an unknown voice is refused before anything is fetched
+        page = await self._fetcher.fetch(url)
+        html = await asyncio.to_thread(decode, page.body, charset=page.charset)
+        return await self.register(html=html, url=canonical_url(html, page.url) or page.url, **how)
 
     async def register(
         self,

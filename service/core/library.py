@@ -27,6 +27,7 @@ from service.core.upkeep import Upkeep
 from service.core.views import ArticleView, Episode, Live, Speech, Stored, Timings
 from service.core.voices import VoiceCatalog
 from service.engines import Engine
+from service.runtime.fetch import Fetcher
 from service.runtime.metrics import Metrics
 from service.runtime.parsing import ParsePool
 from service.store import Store
@@ -59,6 +60,7 @@ class Library:
         scrub_every_s: float = 3600.0,
         scrub_bytes: int = 256 * 1024**2,
         shared: SharedQueue | None = None,
+        fetcher: Fetcher | None = None,
     ) -> None:
         ctx = Context(
             registry=registry,
@@ -86,6 +88,7 @@ class Library:
             default_voice=default_voice,
             limits=limits or Limits(),
             parse=self._parse,
+            fetcher=fetcher,
         )
         self.listening = Listening(ctx, self.rendering, self.intake)
         self.publishing = Publishing(ctx, self.rendering)
@@ -95,6 +98,7 @@ class Library:
         # Which part answers what: the facade's calls are the parts' own methods.
         self.record = ctx.record
         self.register = self.intake.register
+        self.register_url = self.intake.register_url
         self.voice = self.intake.voice
         self.render_version = self.rendering.render_version
         self.view = self.rendering.view

@@ -13,6 +13,7 @@ from service.errors import (
     BackendUnavailableError,
     ClientBusyError,
     EngineError,
+    FetchFailedError,
     InputError,
     LangduError,
     NotFoundError,
@@ -40,6 +41,7 @@ _STATUS: tuple[tuple[type[LangduError], int], ...] = (
     (WorkerLostError, 503),
     (ClientBusyError, 429),
     (EngineError, 502),
+    (FetchFailedError, 502),
 )
 
 

@@ -24,15 +24,27 @@ CATEGORY = r"^[A-Za-z0-9_\u3400-\u9fff-]{1,64}$"
 
 
 def _text_or_html(schema: dict[str, Any]) -> None:
-    """In the schema as in the validator: exactly one of `text` and `html`, a string."""
+    """In the schema as in the validator: exactly one of `text` and `html`, a string, or
+    neither and a `url` to fetch the page from."""
     props = schema["properties"]
     for name in ("text", "html"):
         props[name] = {"type": "string", "title": props[name].get("title", name.title())}
-    schema["oneOf"] = [{"required": ["text"]}, {"required": ["html"]}]
+    props["url"] = {
+        "type": "string",
+        "maxLength": 2048,
+        "title": "Url",
+        "description": "the page's URL; alone (no text or html), the page is fetched from it",
+    }
+    schema["oneOf"] = [
+        {"required": ["text"]},
+        {"required": ["html"]},
+        {"required": ["url"], "not": {"anyOf": [{"required": ["text"]}, {"required": ["html"]}]}},
+    ]
 
 
 class ArticleIn(BaseModel):
-    """An article to read: plain `text` or the page's `html`, plus how to read it."""
+    """An article to read: plain `text`, the page's `html`, or only its `url` (the page is
+    fetched), plus how to read it."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_text_or_html)
     title: str | None = Field(None, max_length=500)
@@ -88,8 +100,10 @@ class ArticleIn(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> ArticleIn:
-        if (self.text is None) == (self.html is None):
-            raise ValueError("give exactly one of text or html")
+        if self.text is not None and self.html is not None:
+            raise ValueError("give exactly one of text or html (or a url alone)")
+        if self.text is None and self.html is None and self.url is None:
+            raise ValueError("give text, html, or the url of the page to fetch")
         return self
 
 
@@ -103,6 +117,7 @@ class ArticleOut(BaseModel):
     id: str
     status: str
     title: str | None
+    url: str | None = None  # the page's (canonical) URL, when it has one
     voice: str
     degraded: str | None = None  # the fallback voice reading it while the asked-for one fails
     rate: str
@@ -131,6 +146,7 @@ def article_out(request: Request, view: ArticleView, resume_at: int | None = Non
         id=rec.id,
         status=view.status.value,
         title=rec.title,
+        url=rec.url,
         voice=rec.voice,
         degraded=rec.degraded,
         rate=rec.rate,

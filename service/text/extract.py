@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from html import unescape as html_unescape
 from typing import cast
+from urllib.parse import urljoin, urlsplit
 
 from service.errors import DecodeError, EmptyArticleError, InputError
 from service.text.clean import clean_text
@@ -44,6 +46,31 @@ def _codec_for(charset: str) -> str:
     # gb2312/gbk pages routinely contain characters outside their nominal set; gb18030 is
     # a strict superset, so decoding as gb18030 never loses a character they could hold.
     return "gb18030" if name in _GB_ALIASES else name
+
+
+_LINK_TAG = re.compile(r"<link\b[^>]*>", re.IGNORECASE)
+_ATTR = re.compile(r"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
+
+
+def canonical_url(html: str, base: str) -> str | None:
+    """The page's own name for itself: its `<link rel="canonical">` as an absolute
+    http(s) URL (resolved against `base`), or None."""
+    for tag in _LINK_TAG.finditer(html[:262144]):  # it belongs in <head>
+        attrs = {
+            m.group(1).lower(): m.group(2) or m.group(3) or m.group(4) or ""
+            for m in _ATTR.finditer(tag.group(0))
+        }
+        if "canonical" not in attrs.get("rel", "").lower().split():
+            continue
+        href = urljoin(base, html_unescape(attrs.get("href", "").strip()))
+        parts = urlsplit(href)
+        if (
+            parts.scheme in ("http", "https")
+            and parts.hostname
+            and not any(c.isspace() or ord(c) < 32 for c in href)
+        ):
+            return href
+    return None
 
 
 def decode(data: bytes, *, charset: str | None = None) -> str:

@@ -175,7 +175,7 @@ def test_edited_article_resynthesizes_only_changed_sentences(server):
     [
         ({"text": "好", "rate": "fast"}, "rate"),
         ({"text": "好", "html": "<p>好</p>"}, "text or html"),
-        ({"title": "只有标题"}, "text or html"),
+        ({"title": "只有标题"}, "give text, html, or the url"),
         ({"text": "好", "colour": "red"}, "colour"),
         ({"text": 5}, "text"),
     ],

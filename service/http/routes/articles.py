@@ -42,13 +42,18 @@ _LIVE = {"Cache-Control": "no-store", "X-Langdu-Status": "synthesizing"}
 async def post_article(
     body: ArticleIn, request: Request, response: Response, lib: Annotated[Library, Depends(library)]
 ) -> ArticleOut:
-    """Register an article and start reading it; the same content gets the same id."""
-    view, created = await lib.register(
+    """Register an article and start reading it; the same content gets the same id. With a
+    `url` alone the page is fetched (public addresses only, unless LANGDU_FETCH_ALLOW says
+    otherwise): 422 for a refused URL or a page that is not HTML, 502 when the site fails."""
+    register = (
+        functools.partial(lib.register_url, body.url)
+        if body.text is None and body.html is None and body.url is not None
+        else functools.partial(
+            lib.register, text=body.text, html=body.html, title=body.title, url=body.url
+        )
+    )
+    view, created = await register(
         voice=body.voice,
-        text=body.text,
-        html=body.html,
-        title=body.title,
-        url=body.url,
         rate=body.rate,
         pitch=body.pitch,
         published_at=body.published_at,
