@@ -294,6 +294,14 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(default=5 * 1024**2, ge=1024, description="page size limit")
     fetch_max_redirects: int = Field(default=5, ge=0, le=20)
 
+    # --- sources: feeds followed (service.core.sources) ---
+    source_poll_s: float = Field(
+        default=600.0, ge=0.1, le=86400, description="how often each feed is polled"
+    )
+    source_max_items: int = Field(
+        default=20, ge=1, le=1000, description="new items read per poll (the rest next poll)"
+    )
+
     # --- the podcast feed ---
     feed_title: str = "langdu 朗读新闻"
     feed_author: str = "langdu"

@@ -293,6 +293,8 @@ async def open_services(
             scrub_every_s=settings.scrub_every_s,
             shared=shared,
             fetcher=fetcher,
+            source_poll_s=settings.source_poll_s,
+            source_max_items=settings.source_max_items,
         )
         await parse.warm_up()
         if reads:

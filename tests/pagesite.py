@@ -26,6 +26,7 @@ class Site:
     port: int
     answers: dict[str, Answer]
     seen: list[tuple[str, str]]  # (path, Host header)
+    statuses: list[tuple[str, int]] = field(default_factory=list)  # (path, status answered)
 
     @property
     def url(self) -> str:
@@ -37,6 +38,7 @@ def serve_site() -> Iterator[Site]:
     """A site on a free loopback port, stopped on exit."""
     answers: dict[str, Answer] = {}
     seen: list[tuple[str, str]] = []
+    statuses: list[tuple[str, int]] = []
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -45,6 +47,14 @@ def serve_site() -> Iterator[Site]:
             seen.append((self.path, self.headers.get("Host", "")))
             answer = answers.get(self.path, Answer(404, {}, b"not here"))
             time.sleep(answer.delay)
+            etag = answer.headers.get("ETag")
+            if etag and self.headers.get("If-None-Match") == etag:  # a conditional GET
+                statuses.append((self.path, 304))
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.end_headers()
+                return
+            statuses.append((self.path, answer.status))
             self.send_response(answer.status)
             for name, value in answer.headers.items():
                 self.send_header(name, value)
@@ -66,7 +76,7 @@ def serve_site() -> Iterator[Site]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        yield Site(httpd.server_address[1], answers, seen)
+        yield Site(httpd.server_address[1], answers, seen, statuses)
     finally:
         httpd.shutdown()
         httpd.server_close()

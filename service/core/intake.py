@@ -48,6 +48,7 @@ class HowToRead(TypedDict, total=False):
     publish: bool
     category: str | None
     client: str
+    priority: Priority
 
 
 class Intake:
@@ -110,6 +111,7 @@ class Intake:
         publish: bool = False,
         category: str | None = None,
         client: str = "",
+        priority: Priority = Priority.LISTENER,
     ) -> tuple[ArticleView, bool]:
         """Register an article (same content, voice, rate, pitch: same id) and start
         reading it unless its audio is stored. Returns (view, created).
@@ -131,10 +133,11 @@ class Intake:
             rec = await asyncio.to_thread(ctx.registry.get, known)
             if rec is not None:
                 self._sources.move_to_end(source)
-                return await self._registered(rec, False, client, publish, category)
+                return await self._registered(rec, False, client, publish, category, priority)
         # Refuse before doing the work: a new article the queue cannot take is not even
         # extracted, and nothing of it is stored.
-        await self._rendering.admit(client)
+        if priority == Priority.LISTENER:  # background work (a feed's items) waits its turn
+            await self._rendering.admit(client)
         record = await self._parse.run(
             build_record,
             voice=chosen,
@@ -152,7 +155,7 @@ class Intake:
         self._sources[source] = stored.id
         while len(self._sources) > _MAX_SOURCES:
             self._sources.popitem(last=False)
-        return await self._registered(stored, created, client, publish, category)
+        return await self._registered(stored, created, client, publish, category, priority)
 
     async def _registered(
         self,
@@ -161,12 +164,13 @@ class Intake:
         client: str,
         publish: bool,
         category: str | None,
+        priority: Priority,
     ) -> tuple[ArticleView, bool]:
         ctx = self._ctx
         ctx.metrics.cache.labels("article", "miss" if created else "hit").inc()
         if publish:
             await asyncio.to_thread(ctx.registry.publish, stored.id, category=category)
-        found = await self._rendering.want_audio(stored, Priority.LISTENER, client)
+        found = await self._rendering.want_audio(stored, priority, client)
         if publish:
             ctx.episodes.ensure(stored.id)
         if isinstance(found, Live) and stored.rendering is not None:

@@ -23,6 +23,7 @@ from service.core.listening import Listening
 from service.core.pipeline import Synthesizer
 from service.core.publishing import Publishing
 from service.core.rendering import Rendering
+from service.core.sources import Sources
 from service.core.upkeep import Upkeep
 from service.core.views import ArticleView, Episode, Live, Speech, Stored, Timings
 from service.core.voices import VoiceCatalog
@@ -61,6 +62,8 @@ class Library:
         scrub_bytes: int = 256 * 1024**2,
         shared: SharedQueue | None = None,
         fetcher: Fetcher | None = None,
+        source_poll_s: float = 600.0,
+        source_max_items: int = 20,
     ) -> None:
         ctx = Context(
             registry=registry,
@@ -91,6 +94,13 @@ class Library:
             fetcher=fetcher,
         )
         self.listening = Listening(ctx, self.rendering, self.intake)
+        self.sources = Sources(
+            ctx,
+            self.intake,
+            fetcher=fetcher,
+            poll_s=source_poll_s,
+            max_items=source_max_items,
+        )
         self.publishing = Publishing(ctx, self.rendering)
         self.upkeep = Upkeep(
             ctx, self.rendering, scrub_every_s=scrub_every_s, scrub_bytes=scrub_bytes
@@ -136,9 +146,11 @@ class Library:
     async def start(self) -> None:
         """Reconcile what a previous process left, then start the background work."""
         await self.upkeep.start()
+        self.sources.start()
 
     async def aclose(self) -> None:
         """Stop scheduling and every job (their work stays recorded in the registry)."""
+        await self.sources.aclose()
         await self.upkeep.aclose()
         await self.rendering.queue.aclose()
         await self._ctx.episodes.aclose()

@@ -119,10 +119,10 @@ def _successes(path: str, method: str, op: dict[str, Any]) -> dict[str, Any]:
             "description": "That rendering is gone: the article's stable URL (or, with"
             " LANGDU_STORAGE_REDIRECT_S, a presigned URL of the object in the store)"
         }
-    if path == "/v1/articles" and method == "post":
+    if path in ("/v1/articles", "/v1/sources") and method == "post":
         created = op.get("responses", {}).get("201")
         if created:
-            out["200"] = {**created, "description": "Known already: the same article"}
+            out["200"] = {**created, "description": "Known already: the same one"}
     if path.endswith("/publish"):
         accepted = op.get("responses", {}).get("202")
         if accepted:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -82,7 +83,7 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(422, "Invalid request", detail, errors=errors)
 
 
-async def http_error(_: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """The framework's own errors (404 for unknown paths, 405 ...) as problem documents."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
@@ -91,4 +92,26 @@ async def http_error(_: Request, exc: Exception) -> JSONResponse:
     response = problem(exc.status_code, "HTTP error", str(exc.detail))
     for name, value in (exc.headers or {}).items():  # 405's Allow, 401's WWW-Authenticate
         response.headers[name] = value
+    if exc.status_code == 405:
+        # Every route of this path, not only the first one tried (GET and DELETE of one
+        # resource are two routes).
+        allowed = {
+            method
+            for route in _routes(getattr(request.app, "routes", ()))
+            if (regex := getattr(route, "path_regex", None)) is not None
+            and regex.match(request.url.path)
+            for method in (getattr(route, "methods", None) or ())
+        }
+        if allowed:
+            response.headers["Allow"] = ", ".join(sorted(allowed))
     return response
+
+
+def _routes(routes: Iterable[object]) -> Iterator[object]:
+    """Every route, those of included routers too (FastAPI keeps them inside)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(getattr(inner, "routes", ()))
+        else:
+            yield route

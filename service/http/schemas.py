@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from service.audio.formats import Format
 from service.core.library import ArticleView
 from service.http.hygiene import check_http_url, clean_text
+from service.store.registry import SourceRecord
 
 _RATE = r"^[+-]?\d{1,3}%$"
 _PITCH = r"^[+-]?\d{1,3}(Hz|%)$"
@@ -158,6 +159,57 @@ def article_out(request: Request, view: ArticleView, resume_at: int | None = Non
         timings_url=url("timings"),
         captions_url=url("captions"),
         resume_at=resume_at,
+    )
+
+
+class SourceIn(BaseModel):
+    """A feed to follow."""
+
+    model_config = ConfigDict(extra="forbid")
+    feed_url: str = Field(..., max_length=2048)
+    publish: bool = False  # publish each item to the podcast feed
+    voice: str | None = Field(None, max_length=100)
+    category: str | None = Field(None, pattern=CATEGORY)
+
+    @field_validator("feed_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        return check_http_url(value)
+
+
+class SourceOut(BaseModel):
+    """A source and how its polls go."""
+
+    id: str
+    feed_url: str
+    publish: bool
+    voice: str | None
+    category: str | None
+    created_at: datetime
+    last_poll_at: datetime | None  # the last poll that ended, well or not
+    next_poll_at: datetime
+    last_error: str | None  # why the last poll (or an item in it) failed; None: it went well
+    failures: int  # polls failed in a row: the next waits longer
+    items: int  # items taken from the feed so far
+
+
+class SourceList(BaseModel):
+    sources: list[SourceOut]
+
+
+def source_out(source: SourceRecord) -> SourceOut:
+    return SourceOut(
+        id=source.id,
+        feed_url=source.feed_url,
+        publish=source.publish,
+        voice=source.voice,
+        category=source.category,
+        created_at=source.created_at,
+        last_poll_at=source.polled_at,
+        next_poll_at=source.next_poll_at,
+        last_error=source.last_error,
+        failures=source.failures,
+        items=source.items,
     )
 
 

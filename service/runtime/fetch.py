@@ -37,6 +37,14 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+FEED_TYPES = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/rdf+xml",
+    "application/xml",
+    "text/xml",
+    "text/plain",  # some servers label their feeds so
+)
 _REDIRECTS = {301, 302, 303, 307, 308}
 _NUMERIC_PART = re.compile(r"0x[0-9a-f]*|[0-9]+", re.IGNORECASE)
 # Not public, beyond what ipaddress's is_global already says.
@@ -159,6 +167,9 @@ class Page:
     body: bytes
     media_type: str
     charset: str | None
+    status: int = 200  # 304: not modified since the validators given (no body)
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 @dataclass
@@ -191,8 +202,17 @@ class Fetcher:
             await self._client.aclose()
             self._client = None
 
-    async def fetch(self, url: str) -> Page:
-        """The page at `url`.
+    async def fetch(
+        self,
+        url: str,
+        *,
+        kinds: Sequence[str] = HTML_TYPES,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> Page:
+        """The page at `url`, of one of the media types `kinds` (HTML by default; a body
+        without a type that starts with `<` passes too). With `etag` / `last_modified` the
+        request is conditional: an unchanged resource is a Page with status 304.
 
         Raises:
             FetchRefusedError: the URL, an address it resolves to, a redirect, the size or
@@ -202,14 +222,14 @@ class Fetcher:
         """
         try:
             async with asyncio.timeout(self.timeout_s):
-                return await self._follow(url)
+                return await self._follow(url, kinds, _conditions(etag, last_modified))
         except TimeoutError:
             raise FetchFailedError(f"{url}: no whole answer within {self.timeout_s:g} s") from None
 
-    async def _follow(self, url: str) -> Page:
+    async def _follow(self, url: str, kinds: Sequence[str], conditions: dict[str, str]) -> Page:
         for _ in range(self.max_redirects + 1):
             target, address = await self._checked(url)
-            answer = await self._get(target, address)
+            answer = await self._get(target, address, kinds, conditions)
             if isinstance(answer, Page):
                 return answer
             url = answer  # a redirect: checked again from the start
@@ -248,10 +268,12 @@ class Fetcher:
         clean = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
         return httpx.URL(clean), str(addresses[0])
 
-    async def _get(self, url: httpx.URL, address: str) -> Page | str:
+    async def _get(
+        self, url: httpx.URL, address: str, kinds: Sequence[str], conditions: dict[str, str]
+    ) -> Page | str:
         """One request to `address` for `url`: the page, or where it redirects to."""
         pinned = url.copy_with(host=address)
-        headers = {"Host": url.netloc.decode("ascii")}
+        headers = {"Host": url.netloc.decode("ascii"), **conditions}
         extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
         request = self._http().build_request("GET", pinned, headers=headers, extensions=extensions)
         try:
@@ -264,6 +286,12 @@ class Fetcher:
                 if not location:
                     raise FetchFailedError(f"{url}: a redirect without a Location")
                 return str(urljoin(str(url), str(location)))
+            validators = {
+                "etag": response.headers.get("etag"),
+                "last_modified": response.headers.get("last-modified"),
+            }
+            if response.status_code == 304 and conditions:
+                return Page(str(url), b"", "", None, status=304, **validators)
             if response.status_code != 200:
                 raise FetchFailedError(f"{url}: the site answered {response.status_code}")
             media_type, charset = _content_type(response.headers.get("content-type", ""))
@@ -274,15 +302,26 @@ class Fetcher:
             body = bytearray()
             async for chunk in response.aiter_raw():
                 body += inflater.feed(chunk)
-            if media_type not in HTML_TYPES and not (
+            if media_type not in kinds and not (
                 not media_type and bytes(body[:512]).lstrip().startswith(b"<")
             ):
-                raise FetchRefusedError(f"{url}: not an HTML page ({media_type or 'no type'})")
-            return Page(str(url), bytes(body), media_type or "text/html", charset)
+                what = "an HTML page" if kinds == HTML_TYPES else "a feed"
+                raise FetchRefusedError(f"{url}: not {what} ({media_type or 'no type'})")
+            return Page(str(url), bytes(body), media_type or kinds[0], charset, **validators)
         except httpx.HTTPError as exc:
             raise FetchFailedError(f"{url}: {type(exc).__name__}: {exc}") from None
         finally:
             await response.aclose()
+
+
+def _conditions(etag: str | None, last_modified: str | None) -> dict[str, str]:
+    """A conditional GET's headers, from what the last answer said."""
+    out = {}
+    if etag:
+        out["If-None-Match"] = etag
+    if last_modified:
+        out["If-Modified-Since"] = last_modified
+    return out
 
 
 def _content_type(value: str) -> tuple[str, str | None]:

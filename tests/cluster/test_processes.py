@@ -73,6 +73,9 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
                 "queue_url": redis_url(),
                 "queue_prefix": f"c{uuid.uuid4().hex[:12]}",
                 "max_jobs": "1",
+                # The sources test's feed is on loopback; polled every second.
+                "fetch_allow": "127.0.0.1",
+                "source_poll_s": "1",
             }
             deployed = Deployment(tmp_path_factory.mktemp("cluster"), env)
             try:
@@ -150,6 +153,47 @@ def test_an_article_posted_through_both_replicas_at_once_is_read_once(deployment
     _wait_ready(a, article_id)
     time.sleep(1.0)  # a duplicate reading, if there were one, would be counted by now
     assert deployment.readings() - before == 1
+
+
+def test_a_feed_is_polled_once_per_period_by_the_whole_cluster(deployment):
+    from tests.pagesite import Answer, serve_site
+
+    item = (
+        "<item><title>城市交通</title><guid>cluster-1</guid>"
+        "<description>兰州市新开通三条公交线路。</description>"
+        "<content:encoded>&lt;p&gt;"
+        + "兰州市新开通三条公交线路，方便市民出行，新线路覆盖安宁区的主要居民区。" * 5
+        + "&lt;/p&gt;</content:encoded></item>"
+    )
+    feed = (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0' "
+        "xmlns:content='http://purl.org/rss/1.0/modules/content/'><channel><title>t</title>"
+        f"<link>https://news.example/</link><description>d</description>{item}</channel></rss>"
+    ).encode()
+    a, b = deployment.replicas
+    with serve_site() as site:
+        site.answers["/rss.xml"] = Answer(
+            headers={"Content-Type": "application/rss+xml", "ETag": '"1"'}, body=feed
+        )
+        r = httpx.post(
+            f"{a.url}/v1/sources", json={"feed_url": f"{site.url}/rss.xml", "publish": True}
+        )
+        assert r.status_code == 201, r.text
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if "城市交通" in httpx.get(f"{b.url}/feed.xml").text:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the item never reached the other replica's podcast feed")
+        start = len(site.statuses)
+        time.sleep(5)
+        polls = [s for p, s in site.statuses[start:] if p == "/rss.xml"]
+    # Three processes poll; the deployment makes one conditional GET per second.
+    assert polls and set(polls) == {304}, polls
+    assert len(polls) <= 7, f"{len(polls)} polls in 5 s at one per second"
+    [source] = httpx.get(f"{b.url}/v1/sources").json()["sources"]
+    assert source["items"] == 1 and source["last_error"] is None
 
 
 def test_a_listener_on_one_replica_hears_a_reading_posted_to_the_other(deployment, sample_txt):

@@ -50,6 +50,11 @@ def check_id(article_id: str) -> str:
     return _issued(_ID, article_id, "article")
 
 
+def check_source_id(source_id: str) -> str:
+    """A source id as given in a URL (32 hex digits). Raises NotFoundError."""
+    return _issued(_ID, source_id, "source")
+
+
 def check_rendering(rendering: str) -> str:
     """A rendering name as given in a URL.
 

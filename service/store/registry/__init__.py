@@ -82,6 +82,25 @@ class Finished:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A feed the newsroom had langdu follow: each new item is read (and published)."""
+
+    id: str
+    feed_url: str
+    publish: bool = False
+    voice: str | None = None
+    category: str | None = None
+    created_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    next_poll_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    polled_at: datetime | None = None  # the last poll that ended, well or not
+    etag: str | None = None  # the feed's validators, for a conditional GET
+    last_modified: str | None = None
+    last_error: str | None = None  # the last poll's failure (None: it went well)
+    failures: int = 0  # polls failed in a row (the back-off grows with them)
+    items: int = 0  # items taken from the feed so far
+
+
+@dataclass(frozen=True, slots=True)
 class BlobGroup:
     """Blobs evicted together (an article's audio and timings), with their total size."""
 
@@ -145,6 +164,44 @@ class Registry(Protocol):
 
     def forget_rendering(self, article_id: str, rendering: str) -> None:
         """The stored rendering is gone (evicted, damaged): evicted, if it was the current one."""
+
+    def add_source(self, source: SourceRecord) -> tuple[SourceRecord, bool]:
+        """Record a source (a feed URL already recorded: that one, and False)."""
+        ...
+
+    def source(self, source_id: str) -> SourceRecord | None: ...
+
+    def sources(self) -> list[SourceRecord]:
+        """Every source, oldest first, with its item count."""
+        ...
+
+    def remove_source(self, source_id: str) -> bool:
+        """Forget a source and its items; False if there was none."""
+        ...
+
+    def sources_due(self, now: datetime) -> list[SourceRecord]: ...
+
+    def claim_poll(self, source_id: str, due: datetime, until: datetime) -> bool:
+        """Take the poll that was due at `due` (nobody else will poll before `until`):
+        True for exactly one caller in the whole deployment."""
+        ...
+
+    def poll_done(
+        self,
+        source_id: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        error: str | None,
+        failures: int,
+        next_poll_at: datetime,
+    ) -> None: ...
+
+    def item_known(self, source_id: str, key: str) -> bool: ...
+
+    def add_item(self, source_id: str, key: str, article_id: str | None) -> None:
+        """Record a feed item taken (None: it had nothing to read); once per key."""
+        ...
 
     def newest_deployment(self, fingerprint: str) -> str:
         """Record this process's deployment (what shapes audio: code and settings), if it

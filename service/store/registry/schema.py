@@ -7,6 +7,8 @@ build exactly these tables; `tests/store/registry/test_migrations.py` checks tha
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -68,9 +70,48 @@ blobs = sa.Table(
 
 sa.Index("blobs_lru", blobs.c.evictable, blobs.c.used_at)
 
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("feed_url", sa.Text, nullable=False, unique=True),
+    sa.Column("publish", sa.Boolean, nullable=False),
+    sa.Column("voice", sa.Text),
+    sa.Column("category", sa.Text),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("next_poll_at", sa.BigInteger, nullable=False),
+    sa.Column("polled_at", sa.BigInteger),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("last_error", sa.Text),
+    sa.Column("failures", sa.Integer, nullable=False),
+)
+
+source_items = sa.Table(
+    "source_items",
+    metadata,
+    sa.Column("source_id", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),  # the item's GUID, else its link
+    sa.Column("article_id", sa.Text),
+    sa.Column("seen_at", sa.BigInteger, nullable=False),
+)
+
 deployments = sa.Table(
     "deployments",
     metadata,
     sa.Column("fingerprint", sa.Text, primary_key=True),
     sa.Column("first_seen", sa.BigInteger, nullable=False),
 )
+
+
+def _ms(when: datetime | None) -> int | None:
+    """An aware instant as integer milliseconds since the epoch (UTC): sorts as time does."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _instant(ms: object) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if isinstance(ms, int) else None

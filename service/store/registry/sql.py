@@ -34,26 +34,14 @@ from service.store.registry import (
     Status,
     utc_now,
 )
-from service.store.registry.schema import articles, blobs, deployments, metadata
+from service.store.registry.schema import _instant, _ms, articles, blobs, deployments, metadata
+from service.store.registry.sql_sources import SourcesSql
 
-HEAD = "0004"  # the newest revision in migrations/versions (a test checks it)
+HEAD = "0005"  # the newest revision in migrations/versions (a test checks it)
 # The revision a pre-Alembic SQLite file had reached, by its schema_version.
 _LEGACY = {1: "0001", 2: "0002", 3: "0003"}
 _MIGRATION_LOCK = 0x6C616E67  # "lang": one PostgreSQL advisory lock for every replica
 _DISK_FULL = "53100"  # PostgreSQL's SQLSTATE disk_full
-
-
-def _ms(when: datetime | None) -> int | None:
-    """An aware instant as integer milliseconds since the epoch (UTC): sorts as time does."""
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
-
-
-def _instant(ms: object) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000, UTC) if isinstance(ms, int) else None
 
 
 def _record(row: sa.RowMapping) -> ArticleRecord:
@@ -139,7 +127,7 @@ def _translated() -> Iterator[None]:
         raise BackendUnavailableError("the database is unavailable; try again later") from exc
 
 
-class SqlRegistry:
+class SqlRegistry(SourcesSql):
     """Articles and the blob index in a SQL database, shared by the threads of a process
     (and, on PostgreSQL, by every replica and worker)."""
 
@@ -169,6 +157,12 @@ class SqlRegistry:
     def _one(self, statement: sa.Executable) -> sa.RowMapping | None:
         rows = self._rows(statement)
         return rows[0] if rows else None
+
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        """One transaction, taking turns on SQLite, with the database's errors translated."""
+        with self._lock, _translated(), self.engine.begin() as conn:
+            yield conn
 
     def _run(self, statement: sa.Executable, params: Sequence[Mapping[str, Any]] = ()) -> int:
         with self._lock, _translated(), self.engine.begin() as conn:

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 
 from service.errors import ConfigError
-from service.store.registry import ArticleRecord, Finished, Priority, Registry, Status, connect
+from service.store.registry import (
+    ArticleRecord,
+    Finished,
+    Priority,
+    Registry,
+    SourceRecord,
+    Status,
+    connect,
+)
 from tests.servers import fresh_postgres_database
 
 
@@ -189,3 +197,42 @@ def test_a_blob_found_is_indexed_only_if_nobody_indexed_it(reg):
     assert reg.blob_found("parts/cd/cd.part", size=7, group="parts/cd/cd.part", used_at=long_ago)
     assert reg.blob_digest("parts/cd/cd.part") == (7, None)
     assert reg.least_recent(limit=1)[0].group == "parts/cd/cd.part"  # found: evicted first
+
+
+def test_sources_their_polls_and_items(db_url):
+    a, b = connect(db_url), connect(db_url)  # two processes of one deployment
+    try:
+        feed = "https://news.example/rss.xml"
+        source, added = a.add_source(SourceRecord("s" * 32, feed, publish=True, voice="v"))
+        assert added and source.publish and source.voice == "v" and source.items == 0
+        again, added = b.add_source(SourceRecord("t" * 32, feed))
+        assert not added and again.id == "s" * 32, "one source per feed URL"
+        now = datetime.now(UTC)
+        due = a.sources_due(now + timedelta(seconds=1))
+        assert [s.id for s in due] == [source.id]
+        # Exactly one process takes a due poll.
+        until = now + timedelta(minutes=10)
+        taken = [r.claim_poll(source.id, due[0].next_poll_at, until) for r in (a, b, a)]
+        assert taken == [True, False, False]
+        assert a.sources_due(now + timedelta(minutes=5)) == []
+        a.poll_done(
+            source.id,
+            etag='"v1"',
+            last_modified="Sat, 05 Dec 2026 10:00:00 GMT",
+            error="boom",
+            failures=2,
+            next_poll_at=now + timedelta(seconds=30),
+        )
+        a.add_item(source.id, "guid-1", "c" * 32)
+        b.add_item(source.id, "guid-1", "d" * 32)  # once per key: the first stays
+        a.add_item(source.id, "guid-2", None)
+        got = b.source(source.id)
+        assert got is not None and got.items == 2 and got.etag == '"v1"'
+        assert got.last_error == "boom" and got.failures == 2 and got.polled_at is not None
+        assert a.item_known(source.id, "guid-1") and not a.item_known(source.id, "guid-3")
+        assert [s.id for s in b.sources()] == [source.id]
+        assert a.remove_source(source.id) and not a.remove_source(source.id)
+        assert b.sources() == [] and not b.item_known(source.id, "guid-1")
+    finally:
+        a.close()
+        b.close()
