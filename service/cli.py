@@ -386,6 +386,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     backend_module("service.store.blobs", settings.storage, what="storage", example="file:///")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per page or feed fetched
     host, port = args.host or settings.host, settings.port if args.port is None else args.port
     print(f"langdu {__version__}: http://{host}:{port}/", file=sys.stderr)
     server.run(
@@ -412,6 +413,7 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if port is not None and not 0 < port <= 65535:
         raise OptionError(f"metrics port {port} is out of range")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per page or feed fetched
     asyncio.run(run_worker(settings, metrics_port=port))
     return 0
 

@@ -196,11 +196,13 @@ async def open_services(
     extra_engines: Mapping[str, EngineFactory] | None = None,
     *,
     reads: bool = True,
+    sources: bool = True,
 ) -> Services:
     """Build everything, warm the default voice's engine, and reconcile unfinished work.
 
     `reads=False` is a replica of the cluster (a queue URL is set): it admits, queues and
     serves, and `langdu worker`s read, so its engines and text workers are never started.
+    `sources=False` (a worker) leaves the feeds' polling to the processes that serve.
 
     Raises:
         LangduError: the settings, the voice catalog or a backend is unusable.
@@ -327,7 +329,7 @@ async def open_services(
         artwork=channel_artwork(settings),
         fetcher=fetcher,
     )
-    await library.start()
+    await library.start(sources=sources)
     return services
 
 
@@ -387,7 +389,7 @@ async def run_worker(
     if not settings.queue_url:
         raise OptionError("langdu worker needs a queue: set LANGDU_QUEUE_URL=redis://host:6379/0")
     metrics = Metrics()
-    services = await open_services(settings, metrics, extra_engines)
+    services = await open_services(settings, metrics, extra_engines, sources=False)
     assert services.work is not None
     if metrics_port is not None:
         from prometheus_client import start_http_server

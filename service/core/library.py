@@ -143,10 +143,13 @@ class Library:
         """Readings waiting for a slot."""
         return self.rendering.queue.queued
 
-    async def start(self) -> None:
-        """Reconcile what a previous process left, then start the background work."""
+    async def start(self, *, sources: bool = True) -> None:
+        """Reconcile what a previous process left, then start the background work (the
+        feeds' poller too, unless `sources` is False: a worker takes readings from the
+        shared queue and leaves the feeds to the replicas, which queue what they find)."""
         await self.upkeep.start()
-        self.sources.start()
+        if sources:
+            self.sources.start()
 
     async def aclose(self) -> None:
         """Stop scheduling and every job (their work stays recorded in the registry)."""

@@ -178,7 +178,8 @@ class Sources:
             page = await self._fetcher.fetch(
                 source.feed_url, kinds=FEED_TYPES, etag=etag, last_modified=modified
             )
-            error = None
+            # Unchanged: an item's trouble from the last good poll still stands.
+            error = source.last_error if source.failures == 0 else None
             if page.status != 304:
                 error = await self._take_items(source, page.body, page.media_type)
                 etag, modified = page.etag, page.last_modified
@@ -230,7 +231,9 @@ class Sources:
 
     async def _read(self, source: SourceRecord, entry: Any) -> str:
         """Register one item; its article's id."""
-        link = entry.get("link")
+        link = entry.get("link") or ""
+        # feedparser takes a GUID for the link when it is a permalink: use only web URLs.
+        link = link if link.lower().startswith(("http://", "https://")) else None
         how: HowToRead = {
             "voice": source.voice,
             "published_at": _instant(entry),
@@ -243,11 +246,17 @@ class Sources:
         if content is None and link:
             view, _ = await self._intake.register_url(link, **how)
             return view.record.id
-        html = content or entry.get("summary") or ""
+        # The whole article, else the best the feed has (a short item is a short article).
+        html = content or _longest(entry)
         if not html.strip():
             raise InputError("the item has neither text nor a link")
-        url = link if link and link.lower().startswith(("http://", "https://")) else None
         view, _ = await self._intake.register(
-            html=html, title=entry.get("title") or None, url=url, **how
+            html=html, title=entry.get("title") or None, url=link, **how
         )
         return view.record.id
+
+
+def _longest(entry: Any) -> str:
+    """The longest of the item's content and summary."""
+    values = [c.get("value", "") for c in entry.get("content", [])]
+    return str(max([*values, entry.get("summary") or ""], key=len))

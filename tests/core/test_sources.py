@@ -260,3 +260,27 @@ async def test_two_processes_of_one_deployment_poll_once_per_period(
     polls = [p for p, _ in site.statuses].count("/rss.xml")
     # 3.2 s at one poll per 0.5 s: about 7 for the deployment (each alone would make as many).
     assert 4 <= polls <= 8, polls
+
+
+async def test_a_short_item_with_a_guid_for_a_link_is_read_from_the_feed(
+    tmp_path: Path, site: Site
+) -> None:
+    # RSS takes a GUID for a permalink unless told otherwise: "city-7" is no URL to fetch.
+    item = (
+        "<item><title>公交</title><guid>city-7</guid>"
+        "<description>兰州市新开通三条公交线路，方便市民出行。</description></item>"
+    )
+    site.answers["/rss.xml"] = _feed(_rss(item), '"s"')
+    async with _app(tmp_path) as (client, _):
+        r = await client.post(
+            "/v1/sources", json={"feed_url": f"{site.url}/rss.xml", "publish": True}, headers=AUTH
+        )
+
+        async def listed() -> Any:
+            feed = feedparser.parse((await client.get("/feed.xml")).content)
+            return feed if feed.entries else None
+
+        feed = await _until(listed)
+        assert feed.entries[0].title == "公交"
+        got = await _source(client, r.json()["id"])
+        assert got["items"] == 1 and got["last_error"] is None

@@ -70,10 +70,15 @@ class SourcesSql:
             next_poll_at=now,
             failures=0,
         )
-        added = self._run(insert.on_conflict_do_nothing(index_elements=[sources.c.feed_url]))
+        # RETURNING says whether this call inserted (PostgreSQL's rowcount does not, here).
+        added = self._rows(
+            insert.on_conflict_do_nothing(index_elements=[sources.c.feed_url]).returning(
+                sources.c.id
+            )
+        )
         row = self._one(self._sources_query().where(sources.c.feed_url == source.feed_url))
         assert row is not None
-        return _source(row), added == 1
+        return _source(row), bool(added)
 
     def source(self, source_id: str) -> SourceRecord | None:
         row = self._one(self._sources_query().where(sources.c.id == source_id))
