@@ -111,10 +111,13 @@ class Sources:
         """Follow a feed (polled at once). A feed followed already: that source, and False.
 
         Raises:
-            UnknownVoiceError: no such voice.
+            UnknownVoiceError: no such voice. FetchRefusedError: a URL never fetched (not
+            http(s), credentials, an internal address as its host).
         """
         if voice is not None:
             self._intake.voice(voice)
+        if self._fetcher is not None:
+            self._fetcher.precheck(feed_url)
         record = SourceRecord(
             id=uuid.uuid4().hex, feed_url=feed_url, publish=publish, voice=voice, category=category
         )

@@ -25,7 +25,7 @@ import socket
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -235,8 +235,17 @@ class Fetcher:
             url = answer  # a redirect: checked again from the start
         raise FetchRefusedError(f"more than {self.max_redirects} redirects")
 
-    async def _checked(self, url: str) -> tuple[httpx.URL, str]:
-        """The URL and the one address it may be fetched from."""
+    def precheck(self, url: str) -> None:
+        """What can be refused without asking a resolver: the scheme, credentials, the
+        port, and a host that is an address (in any spelling) langdu does not fetch from.
+
+        Raises:
+            FetchRefusedError: the URL will never be fetched.
+        """
+        self._parsed(url)
+
+    def _parsed(self, url: str) -> tuple[SplitResult, int, IP | None]:
+        """The URL's parts, its port, and the address its host names if it is a literal."""
         parts = urlsplit(url.strip())
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
@@ -249,10 +258,18 @@ class Fetcher:
             raise FetchRefusedError(f"{url!r}: the port is not a number") from None
         host = parts.hostname
         literal = literal_address(host)
+        if literal is None and re.fullmatch(r"[0-9a-fx.]+", host, re.IGNORECASE) and "." in host:
+            raise FetchRefusedError(f"{host!r} is not a valid address")
+        if literal is not None and (reason := refusal(literal, self.allow)):
+            raise FetchRefusedError(f"{host} is not fetched: {reason}")
+        return parts, port, literal
+
+    async def _checked(self, url: str) -> tuple[httpx.URL, str]:
+        """The URL and the one address it may be fetched from."""
+        parts, port, literal = self._parsed(url)
+        host = str(parts.hostname)
         if literal is not None:
             addresses: list[IP] = [literal]
-        elif re.fullmatch(r"[0-9a-fx.]+", host, re.IGNORECASE) and "." in host:
-            raise FetchRefusedError(f"{host!r} is not a valid address")
         else:
             found = await self.resolver(host.encode("idna").decode("ascii"), port)
             addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
@@ -265,7 +282,7 @@ class Fetcher:
         netloc = host if ":" not in host else f"[{host}]"
         if parts.port:
             netloc += f":{parts.port}"
-        clean = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+        clean = urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
         return httpx.URL(clean), str(addresses[0])
 
     async def _get(

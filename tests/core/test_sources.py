@@ -205,12 +205,15 @@ async def test_sources_are_written_with_the_key_and_checked(tmp_path: Path, site
     async with _app(tmp_path) as (client, _):
         body = {"feed_url": f"{site.url}/rss.xml"}
         assert (await client.post("/v1/sources", json=body)).status_code == 401
+        assert (await client.get("/v1/sources")).json()["sources"] == []
         first = await client.post("/v1/sources", json=body, headers=AUTH)
         again = await client.post("/v1/sources", json=body, headers=AUTH)
         assert (first.status_code, again.status_code) == (201, 200)
         assert again.json()["id"] == first.json()["id"], "one source per feed"
         for bad in (
             {"feed_url": "ftp://news.example/rss"},
+            {"feed_url": "http://169.254.169.254/latest/meta-data/"},  # refused at once
+            {"feed_url": "http://0x0a.1:8080/rss.xml"},  # 10.0.0.1: private
             {"feed_url": f"{site.url}/x", "voice": "no-such-voice"},
             {"feed_url": f"{site.url}/x", "category": "a/b"},
             {},
