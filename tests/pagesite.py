@@ -80,3 +80,19 @@ def serve_site() -> Iterator[Site]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def rss(*items: str) -> bytes:
+    """An RSS 2.0 document (with the content module) holding `items`."""
+    return (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0' "
+        "xmlns:content='http://purl.org/rss/1.0/modules/content/'><channel>"
+        "<title>兰州晚报</title><link>https://news.example/</link><description>新闻</description>"
+        + "".join(items)
+        + "</channel></rss>"
+    ).encode()
+
+
+def feed_answer(body: bytes, etag: str) -> Answer:
+    """A feed as a site serves it, with an ETag (If-None-Match gets 304)."""
+    return Answer(headers={"Content-Type": "application/rss+xml", "ETag": etag}, body=body)

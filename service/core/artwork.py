@@ -9,10 +9,11 @@ An image given by `LANGDU_FEED_IMAGE_FILE` is checked against the same rules at 
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MIN_PX, MAX_PX = 1400, 3000
@@ -31,6 +32,10 @@ class Artwork:
     media_type: str  # image/png or image/jpeg
     width: int
     height: int
+    etag: str = field(init=False)  # a strong validator, computed once
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "etag", '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"')
 
     @property
     def extension(self) -> str:

@@ -73,9 +73,17 @@ def _instant(entry: Any) -> datetime | None:
     return min(when, utc_now())
 
 
+def _longest(entry: Any, *, summary: bool) -> str:
+    """The item's longest content (content:encoded, Atom content), or summary too."""
+    values = [str(c.get("value", "")) for c in entry.get("content", [])]
+    if summary:
+        values.append(str(entry.get("summary") or ""))
+    return max(values, key=len, default="")
+
+
 def _full_content(entry: Any) -> str | None:
-    """The item's own HTML when it is the whole article (content:encoded, Atom content)."""
-    best = max((c.get("value", "") for c in entry.get("content", [])), key=len, default="")
+    """The item's own HTML when it is the whole article, not a teaser."""
+    best = _longest(entry, summary=False)
     return best if len(_TAGS.sub("", best).strip()) >= FULL_TEXT_CHARS else None
 
 
@@ -250,16 +258,10 @@ class Sources:
             view, _ = await self._intake.register_url(link, **how)
             return view.record.id
         # The whole article, else the best the feed has (a short item is a short article).
-        html = content or _longest(entry)
+        html = content or _longest(entry, summary=True)
         if not html.strip():
             raise InputError("the item has neither text nor a link")
         view, _ = await self._intake.register(
             html=html, title=entry.get("title") or None, url=link, **how
         )
         return view.record.id
-
-
-def _longest(entry: Any) -> str:
-    """The longest of the item's content and summary."""
-    values = [c.get("value", "") for c in entry.get("content", [])]
-    return str(max([*values, entry.get("summary") or ""], key=len))

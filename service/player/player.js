@@ -258,7 +258,13 @@
     shown = timings.sentences.length;
   }
 
-  function clearHighlights() {
+  // Forget the reading's timings and highlights (a new reading, or the player closed).
+  function forgetReading() {
+    clearTimeout(pollTimer);
+    timings = null;
+    final = false;
+    ranges = [];
+    shown = 0;
     current = -1;
     currentWord = -1;
     if (window.CSS && CSS.highlights) {
@@ -373,12 +379,7 @@
       fail(err instanceof TypeError ? "无法连接朗读服务，请检查网络后重试" : `朗读失败：${err.message}`);
       return;
     }
-    clearTimeout(pollTimer);
-    timings = null;
-    final = false;
-    ranges = [];
-    shown = 0;
-    clearHighlights();
+    forgetReading();
     controls.hidden = false;
     // Focus goes to the control that replaced the one pressed, never to the top of the page.
     const now = document.activeElement;
@@ -443,14 +444,11 @@
 
   function closePlayer() {
     audio.pause();
-    clearTimeout(pollTimer);
     clearTimeout(slowTimer);
     audio.removeAttribute("src");
     audio.load();  // stops a live stream's download
     article = null;
-    timings = null;
-    final = false;
-    clearHighlights();
+    forgetReading();
     controls.hidden = true;
     retry.hidden = true;
     start.hidden = false;

@@ -68,9 +68,10 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 def networks(values: Sequence[str]) -> tuple[Network, ...]:
-    """LANGDU_FETCH_ALLOW's addresses and networks; ValueError names a bad one."""
+    """LANGDU_FETCH_ALLOW's addresses and networks, blanks skipped; ValueError names a bad
+    one."""
     out = []
-    for value in values:
+    for value in filter(str.strip, values):
         try:
             out.append(ipaddress.ip_network(value.strip(), strict=False))
         except ValueError:

@@ -156,7 +156,7 @@ def test_an_article_posted_through_both_replicas_at_once_is_read_once(deployment
 
 
 def test_a_feed_is_polled_once_per_period_by_the_whole_cluster(deployment):
-    from tests.pagesite import Answer, serve_site
+    from tests.pagesite import feed_answer, rss, serve_site
 
     item = (
         "<item><title>城市交通</title><guid>cluster-1</guid>"
@@ -165,16 +165,9 @@ def test_a_feed_is_polled_once_per_period_by_the_whole_cluster(deployment):
         + "兰州市新开通三条公交线路，方便市民出行，新线路覆盖安宁区的主要居民区。" * 5
         + "&lt;/p&gt;</content:encoded></item>"
     )
-    feed = (
-        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0' "
-        "xmlns:content='http://purl.org/rss/1.0/modules/content/'><channel><title>t</title>"
-        f"<link>https://news.example/</link><description>d</description>{item}</channel></rss>"
-    ).encode()
     a, b = deployment.replicas
     with serve_site() as site:
-        site.answers["/rss.xml"] = Answer(
-            headers={"Content-Type": "application/rss+xml", "ETag": '"1"'}, body=feed
-        )
+        site.answers["/rss.xml"] = feed_answer(rss(item), '"1"')
         r = httpx.post(
             f"{a.url}/v1/sources", json={"feed_url": f"{site.url}/rss.xml", "publish": True}
         )

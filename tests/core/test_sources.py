@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.fakes import Fakes, running_app
-from tests.pagesite import Answer, Site, serve_site
+from tests.pagesite import Answer, Site, feed_answer, rss, serve_site
 
 pytestmark = pytest.mark.anyio
 
@@ -43,20 +43,6 @@ def _item(guid: str, title: str, *, content: str | None = None, link: str = "") 
         f"<link>{link}</link><pubDate>Sat, 05 Dec 2026 08:00:00 +0800</pubDate>"
         f"<description>{html.escape(title)}</description>{body}</item>"
     )
-
-
-def _rss(*items: str) -> bytes:
-    return (
-        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0' "
-        "xmlns:content='http://purl.org/rss/1.0/modules/content/'><channel>"
-        "<title>兰州晚报</title><link>https://news.example/</link><description>新闻</description>"
-        + "".join(items)
-        + "</channel></rss>"
-    ).encode()
-
-
-def _feed(body: bytes, etag: str) -> Answer:
-    return Answer(headers={"Content-Type": "application/rss+xml", "ETag": etag}, body=body)
 
 
 @pytest.fixture
@@ -95,8 +81,8 @@ async def _source(client: httpx.AsyncClient, source_id: str) -> dict[str, Any]:
 async def test_new_items_are_read_and_published_without_another_request(
     tmp_path: Path, site: Site
 ) -> None:
-    site.answers["/rss.xml"] = _feed(
-        _rss(
+    site.answers["/rss.xml"] = feed_answer(
+        rss(
             _item("b", "城市交通", link=f"{site.url}/page-b.html"),  # a teaser: read its page
             _item("a", "发布会", content=LONG, link="https://news.example/a.html"),
         ),
@@ -137,7 +123,7 @@ async def test_an_item_is_read_once_across_removals_edits_and_restarts(
 ) -> None:
     a = _item("a", "发布会", content=LONG, link="https://news.example/a.html")
     b = _item("b", "城市建设", content=LONG.replace("兰州市", "安宁区"), link="")
-    site.answers["/rss.xml"] = _feed(_rss(b, a), '"v1"')
+    site.answers["/rss.xml"] = feed_answer(rss(b, a), '"v1"')
     async with _app(tmp_path) as (client, _):
         source = (
             await client.post("/v1/sources", json={"feed_url": f"{site.url}/rss.xml"}, headers=AUTH)
@@ -148,15 +134,15 @@ async def test_an_item_is_read_once_across_removals_edits_and_restarts(
 
         await _until(lambda: taken(2))
         assert _articles(tmp_path) == 2
-        site.answers["/rss.xml"] = _feed(_rss(a), '"v2"')  # b removed ...
+        site.answers["/rss.xml"] = feed_answer(rss(a), '"v2"')  # b removed ...
         await asyncio.sleep(0.8)
         edited = b.replace("安宁区", "七里河区")  # ... and back, edited: same GUID
-        site.answers["/rss.xml"] = _feed(_rss(edited, a), '"v3"')
+        site.answers["/rss.xml"] = feed_answer(rss(edited, a), '"v3"')
         await asyncio.sleep(0.8)
         assert (await _source(client, source["id"]))["items"] == 2
         assert _articles(tmp_path) == 2, "the edited item was not read again"
     # A restart (same data dir) takes nothing again either.
-    site.answers["/rss.xml"] = _feed(_rss(edited, a), '"v4"')
+    site.answers["/rss.xml"] = feed_answer(rss(edited, a), '"v4"')
     async with _app(tmp_path) as (client, _):
         await asyncio.sleep(1.0)
         got = await _source(client, source["id"])
@@ -190,7 +176,7 @@ async def test_a_failing_source_backs_off_shows_its_error_and_recovers(
         hits = [p for p, _ in site.statuses].count("/rss.xml")
         await asyncio.sleep(0.6)
         assert [p for p, _ in site.statuses].count("/rss.xml") <= hits + 1
-        site.answers["/rss.xml"] = _feed(_rss(_item("a", "发布会", content=LONG)), '"ok"')
+        site.answers["/rss.xml"] = feed_answer(rss(_item("a", "发布会", content=LONG)), '"ok"')
 
         async def recovered() -> Any:
             got = await _source(client, source["id"])
@@ -201,7 +187,7 @@ async def test_a_failing_source_backs_off_shows_its_error_and_recovers(
 
 
 async def test_sources_are_written_with_the_key_and_checked(tmp_path: Path, site: Site) -> None:
-    site.answers["/rss.xml"] = _feed(_rss(), '"e"')
+    site.answers["/rss.xml"] = feed_answer(rss(), '"e"')
     async with _app(tmp_path) as (client, _):
         body = {"feed_url": f"{site.url}/rss.xml"}
         assert (await client.post("/v1/sources", json=body)).status_code == 401
@@ -246,7 +232,7 @@ async def _with_error(client: httpx.AsyncClient, source_id: str) -> Any:
 async def test_two_processes_of_one_deployment_poll_once_per_period(
     tmp_path: Path, site: Site
 ) -> None:
-    site.answers["/rss.xml"] = _feed(_rss(), '"e"')
+    site.answers["/rss.xml"] = feed_answer(rss(), '"e"')
     shared = f"sqlite:///{tmp_path / 'shared.db'}"
     async with (
         running_app(
@@ -265,7 +251,7 @@ async def test_two_processes_of_one_deployment_poll_once_per_period(
     assert 4 <= polls <= 8, polls
 
 
-async def test_a_short_item_with_a_guid_for_a_link_is_read_from_the_feed(
+async def test_a_short_item_with_a_guid_for_a_link_is_read_from_thefeed_answer(
     tmp_path: Path, site: Site
 ) -> None:
     # RSS takes a GUID for a permalink unless told otherwise: "city-7" is no URL to fetch.
@@ -273,7 +259,7 @@ async def test_a_short_item_with_a_guid_for_a_link_is_read_from_the_feed(
         "<item><title>公交</title><guid>city-7</guid>"
         "<description>兰州市新开通三条公交线路，方便市民出行。</description></item>"
     )
-    site.answers["/rss.xml"] = _feed(_rss(item), '"s"')
+    site.answers["/rss.xml"] = feed_answer(rss(item), '"s"')
     async with _app(tmp_path) as (client, _):
         r = await client.post(
             "/v1/sources", json={"feed_url": f"{site.url}/rss.xml", "publish": True}, headers=AUTH

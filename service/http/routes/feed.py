@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated
@@ -157,10 +156,9 @@ async def feed_artwork(
     art = svc.artwork
     if extension != art.extension:
         raise NotFoundError(f"the artwork is /feed/artwork.{art.extension}")
-    etag = '"' + hashlib.sha256(art.body).hexdigest()[:32] + '"'
-    headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
+    headers = {"ETag": art.etag, "Cache-Control": "public, max-age=86400"}
     match = request.headers.get("if-none-match", "")
-    if etag in match or match.strip() == "*":
+    if art.etag in match or match.strip() == "*":
         return Response(status_code=304, headers=headers)
     return Response(art.body, media_type=art.media_type, headers=headers)
 
