@@ -259,7 +259,10 @@ class Fetcher:
             raise FetchRefusedError(f"{url!r}: the port is not a number") from None
         host = parts.hostname
         literal = literal_address(host)
-        if literal is None and re.fullmatch(r"[0-9a-fx.]+", host, re.IGNORECASE) and "." in host:
+        # As URL parsers decide (WHATWG): a host whose last label is a number is an IPv4
+        # address, and one that is not valid is no host at all (never a name to resolve).
+        last = host.rstrip(".").rsplit(".", 1)[-1]
+        if literal is None and _NUMERIC_PART.fullmatch(last):
             raise FetchRefusedError(f"{host!r} is not a valid address")
         if literal is not None and (reason := refusal(literal, self.allow)):
             raise FetchRefusedError(f"{host} is not fetched: {reason}")

@@ -210,6 +210,20 @@ async def test_size_time_kind_and_status_are_bounded(site: Site) -> None:
     await fetcher.aclose()
 
 
+async def test_names_of_hex_letters_are_names() -> None:
+    # cbc.ca, face.be: every letter a hex digit, and still names to resolve.
+    asked: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["10.9.8.7"]
+
+    for name in ("cbc.ca", "face.be", "deadbeef.cafe"):
+        with pytest.raises(FetchRefusedError, match=re.escape("10.9.8.7")):
+            await Fetcher(resolver=resolver).fetch(f"http://{name}/")
+    assert asked == ["cbc.ca", "face.be", "deadbeef.cafe"]
+
+
 async def test_urls_that_are_not_plain_web_addresses_are_refused() -> None:
     fetcher = Fetcher()
     for url in (
