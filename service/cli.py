@@ -274,19 +274,24 @@ async def _synthesize(
     on_progress: Callable[[int, int], None],
 ) -> Timeline:
     from service.audio.timings import Timeline
-    from service.services import build_synthesizer, load_normalizer
+    from service.services import build_synthesizer, file_lexicon
     from service.text.chunks import Segmenter
+    from service.text.lexicon import Lexicon
+    from service.text.normalize import Normalizer
 
+    segmenter = Segmenter()
     synth = build_synthesizer(
-        engine, settings, normalizer=load_normalizer(settings), segmenter=Segmenter()
+        engine, settings, normalizer=Normalizer(segmenter=segmenter), segmenter=segmenter
     )
+    lexicon = Lexicon(file_lexicon(settings))
     timeline = Timeline()
     # Worker processes start and the grammars load while the first sentences are spoken.
     warming = asyncio.ensure_future(
         asyncio.gather(engine.warm_up(), synth.warm_up(segmenter=False))
     )
     try:
-        async for part in synth.render(sentences, voice.options(rate=args.rate, pitch=args.pitch)):
+        options = voice.options(rate=args.rate, pitch=args.pitch)
+        async for part in synth.render(sentences, options, lexicon):
             out.write(part.speech.data)
             if part.pause is not None:
                 out.write(part.pause.data)
@@ -372,14 +377,14 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if args.data_dir.exists() and not args.data_dir.is_dir():
             raise OptionError(f"--data-dir {args.data_dir} is not a directory")
         settings = settings.model_copy(update={"data_dir": args.data_dir})
-    from service.services import build_engines, channel_artwork, load_normalizer
+    from service.services import build_engines, channel_artwork, file_lexicon
     from service.store.backends import backend_module
 
     # Fail fast, with one line, on what the lifespan would only report as a traceback.
     catalog = VoiceCatalog.load(settings.voices_dir)
     catalog.get(settings.default_voice)
     build_engines(catalog, settings, required=[settings.default_voice])
-    load_normalizer(settings)
+    file_lexicon(settings)
     channel_artwork(settings)
     backend_module(
         "service.store.registry", settings.database, what="database", example="sqlite:///"

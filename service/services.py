@@ -46,14 +46,13 @@ from service.text.normalize import Normalizer, load_lexicon
 log = logging.getLogger("langdu")
 
 
-def load_normalizer(settings: Settings) -> Normalizer:
-    """The normalizer with the newsroom's lexicon, if one is configured.
+def file_lexicon(settings: Settings) -> dict[str, str]:
+    """The operator's lexicon file (`LANGDU_LEXICON_FILE`), the base of the lexicon.
 
     Raises:
         ConfigError: the lexicon file is unusable.
     """
-    lexicon = load_lexicon(settings.lexicon_file) if settings.lexicon_file else None
-    return Normalizer(lexicon=lexicon)
+    return load_lexicon(settings.lexicon_file) if settings.lexicon_file else {}
 
 
 def build_engines(
@@ -229,8 +228,9 @@ async def open_services(
             registry,
             max_bytes=settings.cache_max_bytes,
         )
-        normalizer = await asyncio.to_thread(load_normalizer, settings)
+        lexicon = await asyncio.to_thread(file_lexicon, settings)
         segmenter = Segmenter()
+        normalizer = Normalizer(segmenter=segmenter)
         # Pure functions of their input: a call whose worker died is run again.
         text_process = (
             RespawningPool(
@@ -239,7 +239,7 @@ async def open_services(
                     settings.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=init_text_worker,
-                    initargs=(os.getpid(), normalizer.lexicon, settings.preload_jieba),
+                    initargs=(os.getpid(), settings.preload_jieba),
                 )
             )
             if settings.text_process and reads
@@ -297,6 +297,7 @@ async def open_services(
             fetcher=fetcher,
             source_poll_s=settings.source_poll_s,
             source_max_items=settings.source_max_items,
+            lexicon=lexicon,
         )
         await parse.warm_up()
         if reads:

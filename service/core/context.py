@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from service.core.episodes import Episodes
 from service.core.hotaudio import HotAudio
 from service.core.pipeline import Synthesizer
+from service.core.pronunciations import Pronunciations
 from service.core.voices import VoiceCatalog
 from service.engines import Engine
 from service.errors import NotFoundError
@@ -30,6 +31,7 @@ class Context:
     synths: Mapping[str, Synthesizer]
     episodes: Episodes
     metrics: Metrics
+    pronunciations: Pronunciations  # the lexicon's layers; which entries an article gets
     # Set when a degraded article's upgrade time may have moved (the scheduler looks again).
     schedule_changed: asyncio.Event = field(default_factory=asyncio.Event)
     # Articles to read again by upkeep: their rendering was damaged, or found no room.
@@ -44,4 +46,5 @@ class Context:
         rec = await asyncio.to_thread(self.registry.get, article_id)
         if rec is None:
             raise NotFoundError(f"no article {article_id}")
+        await self.pronunciations.prepare(rec)  # its render version is asked next
         return rec

@@ -49,6 +49,7 @@ class HowToRead(TypedDict, total=False):
     category: str | None
     client: str
     priority: Priority
+    item: tuple[str, str] | None  # a feed item: (source id, its key), recorded before reading
 
 
 class Intake:
@@ -112,9 +113,11 @@ class Intake:
         category: str | None = None,
         client: str = "",
         priority: Priority = Priority.LISTENER,
+        item: tuple[str, str] | None = None,
     ) -> tuple[ArticleView, bool]:
         """Register an article (same content, voice, rate, pitch: same id) and start
-        reading it unless its audio is stored. Returns (view, created).
+        reading it unless its audio is stored. Returns (view, created). A feed's `item`
+        is recorded with the article's id first: the reading knows its source (its lexicon).
 
         Raises:
             InputError: nothing to read. UnknownVoiceError / OptionError: bad voice options.
@@ -133,6 +136,7 @@ class Intake:
             rec = await asyncio.to_thread(ctx.registry.get, known)
             if rec is not None:
                 self._sources.move_to_end(source)
+                await self._item(item, rec.id)
                 return await self._registered(rec, False, client, publish, category, priority)
         # Refuse before doing the work: a new article the queue cannot take is not even
         # extracted, and nothing of it is stored.
@@ -152,10 +156,16 @@ class Intake:
             published_at=published_at,
         )
         stored, created = await asyncio.to_thread(ctx.registry.add, record)
+        await self._item(item, stored.id)
         self._sources[source] = stored.id
         while len(self._sources) > _MAX_SOURCES:
             self._sources.popitem(last=False)
         return await self._registered(stored, created, client, publish, category, priority)
+
+    async def _item(self, item: tuple[str, str] | None, article_id: str) -> None:
+        if item is not None:
+            await asyncio.to_thread(self._ctx.registry.add_item, item[0], item[1], article_id)
+            self._ctx.pronunciations.forget(article_id)
 
     async def _registered(
         self,

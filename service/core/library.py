@@ -6,7 +6,7 @@ and re-render (a new render version). Routes and the CLI translate HTTP and argv
 calls; the registry records every decision, so a restart reconciles and carries on.
 
 `Library` is a facade: each concern is a part of its own (`intake`, `listening`,
-`rendering`, `publishing`, `upkeep`), sharing one `Context`.
+`rendering`, `publishing`, `sources`, `lexicon`, `upkeep`), sharing one `Context`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from service.core.context import Context
 from service.core.episodes import Episodes
 from service.core.hotaudio import HotAudio
 from service.core.intake import Intake
+from service.core.lexicon import LexiconDesk
 from service.core.listening import Listening
 from service.core.pipeline import Synthesizer
+from service.core.pronunciations import Pronunciations
 from service.core.publishing import Publishing
 from service.core.rendering import Rendering
 from service.core.sources import Sources
@@ -64,7 +66,9 @@ class Library:
         fetcher: Fetcher | None = None,
         source_poll_s: float = 600.0,
         source_max_items: int = 20,
+        lexicon: Mapping[str, str] | None = None,
     ) -> None:
+        self.pronunciations = Pronunciations(registry, lexicon)
         ctx = Context(
             registry=registry,
             store=store,
@@ -74,6 +78,7 @@ class Library:
             synths=synthesizers,
             episodes=episodes,
             metrics=metrics,
+            pronunciations=self.pronunciations,
         )
         self._ctx = ctx
         self._parse = parse or ParsePool(0)
@@ -102,6 +107,7 @@ class Library:
             max_items=source_max_items,
         )
         self.publishing = Publishing(ctx, self.rendering)
+        self.lexicon = LexiconDesk(ctx, self.rendering, self.pronunciations)
         self.upkeep = Upkeep(
             ctx, self.rendering, scrub_every_s=scrub_every_s, scrub_bytes=scrub_bytes
         )

@@ -9,7 +9,7 @@ import gc
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from service.errors import NothingToSpeakError, StorageFullError
 from service.text.align import PlacedWord, place_words
 from service.text.chunks import Segmenter, chunk, utf8_len
 from service.text.extract import Article
+from service.text.lexicon import Lexicon
 from service.text.normalize import Normalizer, is_speakable
 from service.text.sentences import Sentence, split_sentences
 
@@ -29,12 +30,12 @@ log = logging.getLogger("langdu.pipeline")
 _PART_VERSION = 2  # bump when rendering changes, so cached parts are not reused (2: words)
 
 
-def init_text_worker(parent: int, lexicon: Mapping[str, str], preload_jieba: bool) -> None:
+def init_text_worker(parent: int, preload_jieba: bool) -> None:
     """Initializer of the text front-end's worker processes (service.text.frontend), which
     also encode sentences: the audio code is loaded and run once before the first one."""
     from service.text import frontend
 
-    frontend.init(parent, lexicon, preload_jieba)
+    frontend.init(parent, preload_jieba)
     audio_warm_up()
 
 
@@ -216,6 +217,138 @@ def _located(text: str, chunks: Sequence[str]) -> list[tuple[int, str]]:
     return out
 
 
+class TextWork:
+    """A synthesizer's text front-end: normalization (with the lexicon), chunking and jieba's
+    words, on one thread of its own or in the text worker processes (`remote`)."""
+
+    def __init__(
+        self,
+        normalizer: Normalizer,
+        segmenter: Segmenter,
+        *,
+        budget: int,
+        pinyin: bool,
+        remote: Executor | None,
+    ) -> None:
+        self._normalizer = normalizer
+        self._segmenter = segmenter
+        self._budget = budget  # the engine's chunk budget
+        # Engines whose front end reads pinyin ({mao4 die2}) get the lexicon's pinyin as it is.
+        self._pinyin = pinyin
+        # The text front-end in a worker process (service.text.frontend), when given one.
+        self._remote_text = remote
+        self._text_pool = ThreadPoolExecutor(1, thread_name_prefix="langdu-text")
+        self._segmenter_loading = False
+
+    @property
+    def remote(self) -> Executor | None:
+        """The text worker processes, if the text work is done there."""
+        return self._remote_text
+
+    async def warm_up(self, *, segmenter: bool, text_workers: int, pool: Executor) -> None:
+        """Load the grammars and (when asked) jieba's dictionary (on `pool`); with a text
+        process pool, start every one of its `text_workers` processes."""
+        loop = asyncio.get_running_loop()
+        jobs: list[asyncio.Future[Any]] = []
+        if self._remote_text is None:
+            jobs.append(loop.run_in_executor(self._text_pool, self._normalizer.warm_up))
+        if self._remote_text is not None:
+            jobs.append(asyncio.ensure_future(self._warm_text_workers(segmenter, text_workers)))
+        elif segmenter:
+            jobs.append(loop.run_in_executor(pool, self._segmenter.warm_up))
+        await asyncio.gather(*jobs)
+
+    async def _warm_text_workers(self, segmenter: bool, workers: int) -> None:
+        """Ask the text pool until `workers` different processes have answered (a worker
+        takes work only once initialized; a fast one may answer every call of a round)."""
+        from service.text import frontend
+
+        assert self._remote_text is not None
+        loop = asyncio.get_running_loop()
+        ready: set[int] = set()
+        for _ in range(600):  # ~30 s at most: then the rest starts on first use
+            ready.update(
+                await asyncio.gather(
+                    *(
+                        loop.run_in_executor(self._remote_text, frontend.warm_up, segmenter)
+                        for _ in range(max(1, workers))
+                    )
+                )
+            )
+            if len(ready) >= max(1, workers):
+                return
+            await asyncio.sleep(0.05)
+
+    def may_need_segmenter(self, sentences: Sequence[Sentence]) -> bool:
+        # A digit can grow to ~9 bytes when read out (一千零…): a generous upper bound of the
+        # spoken form's size, so that jieba is loaded only for articles that may need it.
+        budget = self._budget
+        return any(
+            utf8_len(s.text) + 8 * sum(c.isdigit() for c in s.text) > budget for s in sentences
+        )
+
+    def load_segmenter_soon(self) -> None:
+        """Start loading jieba's dictionary (~0.8 s, a few hundred MB) on a thread of its
+        own, once: sentences too long for one chunk wait for it, the others do not."""
+        if self._segmenter_loading or self._segmenter.loaded:
+            return
+        self._segmenter_loading = True
+
+        def load() -> None:
+            self._segmenter.warm_up()
+            # Millions of long-lived objects: keep full collections from re-scanning them.
+            gc.collect()
+            gc.freeze()
+
+        threading.Thread(target=load, name="langdu-jieba", daemon=True).start()
+
+    async def spoken(self, text: str, lexicon: Lexicon) -> str:
+        """The spoken form of `text`, the entries of `lexicon` it holds applied."""
+        loop = asyncio.get_running_loop()
+        mine = lexicon.within(text)
+        if self._remote_text is not None:
+            from service.text import frontend
+
+            entries = tuple(mine.entries.items())
+            return await loop.run_in_executor(
+                self._remote_text, frontend.normalize, text, entries, self._pinyin
+            )
+        normalize = functools.partial(self._normalizer.normalize, pinyin=self._pinyin)
+        return await loop.run_in_executor(self._text_pool, normalize, text, mine)
+
+    async def chunks_of(self, spoken: str) -> list[str]:
+        """A spoken form in engine-sized chunks."""
+        loop = asyncio.get_running_loop()
+        if self._remote_text is not None:
+            from service.text import frontend
+
+            budget = self._budget
+            return await loop.run_in_executor(self._remote_text, frontend.chunks, spoken, budget)
+        return await loop.run_in_executor(self._text_pool, self._chunks, spoken)
+
+    async def words(self, text: str, extra: Sequence[str] = ()) -> list[str] | None:
+        """jieba's words of `text` (`extra` known as words too: the lexicon's forms), or
+        None while its dictionary is not loaded (the first audio never waits for it)."""
+        if self._remote_text is not None:
+            from service.text import frontend
+
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._remote_text, frontend.words, text, tuple(extra))
+        if not self._segmenter.loaded:
+            return None
+        return self._segmenter.words_with(text, extra) if extra else self._segmenter.words(text)
+
+    def _chunks(self, spoken: str) -> list[str]:
+        """Text thread: a sentence's spoken form in engine-sized chunks."""
+        budget = self._budget
+        if utf8_len(spoken) <= budget:
+            return [spoken]
+        return chunk(spoken, budget=budget, segmenter=self._segmenter)
+
+    def close(self) -> None:
+        self._text_pool.shutdown(wait=False, cancel_futures=True)
+
+
 class Synthesizer:
     """Runs sentences through normalize -> chunk -> engine -> audio, in order, overlapped.
 
@@ -242,14 +375,17 @@ class Synthesizer:
         # Engines slower than real time on a small machine stream the first sentence in
         # growing pieces (lead_pieces).
         self._first_piece = bool(getattr(engine, "first_piece", False))
-        # The text front-end in a worker process (service.text.frontend), when given one.
-        self._remote_text = text_process
         self._normalizer = normalizer
-        self._segmenter = segmenter
+        self._textwork = TextWork(
+            normalizer,
+            segmenter,
+            budget=engine.chunk_budget,
+            pinyin=bool(getattr(engine, "reads_pinyin", False)),
+            remote=text_process,
+        )
         self._format = audio_format
         self._pauses = pauses
         self._lookahead = max(1, lookahead)
-        self._text_pool = ThreadPoolExecutor(1, thread_name_prefix="langdu-text")
         self._audio_pool = ThreadPoolExecutor(audio_threads, thread_name_prefix="langdu-audio")
         # Encoded once (a few ms each), so a finished sentence never waits for its pause.
         self._silence = {
@@ -258,7 +394,6 @@ class Synthesizer:
             if ms > 0
         }
         self._cache = cache
-        self._segmenter_loading = False
         self._versions: dict[SpeechOptions, str] = {}
         self._on_sentence = on_sentence  # told, per sentence, whether the cache had it
 
@@ -276,92 +411,12 @@ class Synthesizer:
         The command line skips jieba: it loads on the first sentence too long for one chunk.
         """
         loop = asyncio.get_running_loop()
-        jobs: list[asyncio.Future[Any]] = [loop.run_in_executor(self._audio_pool, audio_warm_up)]
-        if self._remote_text is None:
-            jobs.append(loop.run_in_executor(self._text_pool, self._normalizer.warm_up))
-        if self._remote_text is not None:
-            jobs.append(asyncio.ensure_future(self._warm_text_workers(segmenter, text_workers)))
-        elif segmenter:
-            jobs.append(loop.run_in_executor(self._audio_pool, self._segmenter.warm_up))
-        await asyncio.gather(*jobs)
-
-    async def _warm_text_workers(self, segmenter: bool, workers: int) -> None:
-        """Ask the text pool until `workers` different processes have answered (a worker
-        takes work only once initialized; a fast one may answer every call of a round)."""
-        from service.text import frontend
-
-        assert self._remote_text is not None
-        loop = asyncio.get_running_loop()
-        ready: set[int] = set()
-        for _ in range(600):  # ~30 s at most: then the rest starts on first use
-            ready.update(
-                await asyncio.gather(
-                    *(
-                        loop.run_in_executor(self._remote_text, frontend.warm_up, segmenter)
-                        for _ in range(max(1, workers))
-                    )
-                )
-            )
-            if len(ready) >= max(1, workers):
-                return
-            await asyncio.sleep(0.05)
-
-    def _may_need_segmenter(self, sentences: Sequence[Sentence]) -> bool:
-        # A digit can grow to ~9 bytes when read out (一千零…): a generous upper bound of the
-        # spoken form's size, so that jieba is loaded only for articles that may need it.
-        budget = self._engine.chunk_budget
-        return any(
-            utf8_len(s.text) + 8 * sum(c.isdigit() for c in s.text) > budget for s in sentences
+        await asyncio.gather(
+            loop.run_in_executor(self._audio_pool, audio_warm_up),
+            self._textwork.warm_up(
+                segmenter=segmenter, text_workers=text_workers, pool=self._audio_pool
+            ),
         )
-
-    def _load_segmenter_soon(self) -> None:
-        """Start loading jieba's dictionary (~0.8 s, a few hundred MB) on a thread of its
-        own, once: sentences too long for one chunk wait for it, the others do not."""
-        if self._segmenter_loading or self._segmenter.loaded:
-            return
-        self._segmenter_loading = True
-
-        def load() -> None:
-            self._segmenter.warm_up()
-            # Millions of long-lived objects: keep full collections from re-scanning them.
-            gc.collect()
-            gc.freeze()
-
-        threading.Thread(target=load, name="langdu-jieba", daemon=True).start()
-
-    async def _text(self, text: str) -> str:
-        loop = asyncio.get_running_loop()
-        if self._remote_text is not None:
-            from service.text import frontend
-
-            return await loop.run_in_executor(self._remote_text, frontend.normalize, text)
-        return await loop.run_in_executor(self._text_pool, self._normalizer.normalize, text)
-
-    async def _chunks_of(self, spoken: str) -> list[str]:
-        loop = asyncio.get_running_loop()
-        if self._remote_text is not None:
-            from service.text import frontend
-
-            budget = self._engine.chunk_budget
-            return await loop.run_in_executor(self._remote_text, frontend.chunks, spoken, budget)
-        return await loop.run_in_executor(self._text_pool, self._chunks, spoken)
-
-    async def _words(self, text: str) -> list[str] | None:
-        """jieba's words of `text`, or None while its dictionary is not loaded (the first
-        audio never waits for it)."""
-        if self._remote_text is not None:
-            from service.text import frontend
-
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._remote_text, frontend.words, text)
-        return self._segmenter.words(text) if self._segmenter.loaded else None
-
-    def _chunks(self, spoken: str) -> list[str]:
-        """Text thread: a sentence's spoken form in engine-sized chunks."""
-        budget = self._engine.chunk_budget
-        if utf8_len(spoken) <= budget:
-            return [spoken]
-        return chunk(spoken, budget=budget, segmenter=self._segmenter)
 
     def part_key(self, spoken: str, options: SpeechOptions) -> str:
         """Cache key of a sentence's audio: everything that shapes it, and nothing else."""
@@ -403,6 +458,7 @@ class Synthesizer:
         rules (normalizer and lexicon), engine and voice, audio format and pauses.
 
         Same text + same render version = same audio; a new one means reading again.
+        (An article some lexicon entries apply to: `article_version`.)
         """
         from service.store import part_key
 
@@ -423,6 +479,17 @@ class Synthesizer:
         version = self._versions[options] = "r" + digest[:12]
         return version
 
+    def article_version(self, options: SpeechOptions, lexicon: Lexicon) -> str:
+        """The render version of an article read with `lexicon` (the entries whose written
+        form it holds): an article no entry touches keeps `render_version`, so a change to
+        the lexicon re-reads only the articles holding the word."""
+        base = self.render_version(options)
+        if not lexicon:
+            return base
+        from service.store import part_key
+
+        return "r" + part_key(base, lexicon.digest)[:12]
+
     def _pause_ms(self, options: SpeechOptions) -> tuple[int, int]:
         """The pauses after a sentence and after a paragraph at the options' rate: a faster
         reading pauses for less (OpenAI's speed 2.0 is twice as fast, pauses included)."""
@@ -440,9 +507,10 @@ class Synthesizer:
         *,
         lead: bool,
         turn: tuple[asyncio.Event | None, asyncio.Event],
+        lexicon: Lexicon,
     ) -> SentenceAudio:
         loop = asyncio.get_running_loop()
-        spoken = await self._text(sentence.text)
+        spoken = await self._textwork.spoken(sentence.text, lexicon)
         key = self.part_key(spoken, options) if self._cache is not None else ""
         found = None
         if self._cache is not None:
@@ -455,7 +523,7 @@ class Synthesizer:
         if found is None:
             chunks = [
                 (at, c)
-                for at, c in _located(spoken, await self._chunks_of(spoken))
+                for at, c in _located(spoken, await self._textwork.chunks_of(spoken))
                 if is_speakable(c)
             ]
         # The engine is asked in reading order, whatever order the text work finished in:
@@ -469,7 +537,7 @@ class Synthesizer:
             mine.set()
             clips: list[Clip] = await asked
             # Encoding holds the interpreter lock: in the text process when there is one.
-            encoder = self._remote_text or self._audio_pool
+            encoder = self._textwork.remote or self._audio_pool
             found = await loop.run_in_executor(
                 encoder,
                 speech_part,
@@ -506,9 +574,13 @@ class Synthesizer:
         )
 
     async def render(
-        self, sentences: Sequence[Sentence], options: SpeechOptions
+        self,
+        sentences: Sequence[Sentence],
+        options: SpeechOptions,
+        lexicon: Lexicon | None = None,
     ) -> AsyncIterator[SentenceAudio]:
-        """Yield each sentence's audio in order, as soon as it and all before it are done.
+        """Yield each sentence's audio in order, as soon as it and all before it are done,
+        said as `lexicon`'s entries say where they apply.
 
         Raises:
             EngineError: the engine failed on a chunk.
@@ -516,13 +588,16 @@ class Synthesizer:
             OptionError: the options are invalid for the engine.
         """
         pending: dict[int, asyncio.Task[SentenceAudio]] = {}
-        if self._remote_text is None and self._may_need_segmenter(sentences):
-            self._load_segmenter_soon()  # (a text process loads its own on first need)
+        lexicon = lexicon or Lexicon()
+        if self._textwork.remote is None and self._textwork.may_need_segmenter(sentences):
+            self._textwork.load_segmenter_soon()  # (a text process loads its own on first need)
         leads = 0
         if self._first_piece and sentences:
             # A slow engine's first audio: the first sentence in growing pieces, each made
             # (and streamed) alone.
-            pieces = lead_pieces(sentences[0], await self._words(sentences[0].text))
+            first = sentences[0].text
+            words = await self._textwork.words(first, list(lexicon.within(first).entries))
+            pieces = lead_pieces(sentences[0], words)
             sentences, leads = [*pieces, *sentences[1:]], len(pieces) - 1
 
         turns = [asyncio.Event() for _ in sentences]
@@ -532,7 +607,9 @@ class Synthesizer:
                 nxt = sentences[i + 1] if i + 1 < len(sentences) else None
                 turn = (turns[i - 1] if i else None, turns[i])
                 task = asyncio.create_task(
-                    self._render(sentences[i], nxt, options, lead=i < leads, turn=turn)
+                    self._render(
+                        sentences[i], nxt, options, lead=i < leads, turn=turn, lexicon=lexicon
+                    )
                 )
                 # (also when cached or failed) the next sentence may ask now
                 task.add_done_callback(functools.partial(_set, turns[i]))
@@ -559,5 +636,5 @@ class Synthesizer:
 
     def close(self) -> None:
         """Stop the text and audio threads (the engine is closed by its owner)."""
-        self._text_pool.shutdown(wait=False, cancel_futures=True)
+        self._textwork.close()
         self._audio_pool.shutdown(wait=False, cancel_futures=True)

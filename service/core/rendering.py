@@ -22,6 +22,7 @@ from service.errors import EngineError, LangduError, StorageFullError
 from service.store import audio_key
 from service.store.queue import Work
 from service.store.registry import ArticleRecord, Finished, Priority, Status, utc_now
+from service.text.lexicon import Lexicon
 from service.text.sentences import Sentence
 
 log = logging.getLogger("langdu.library")
@@ -80,11 +81,14 @@ class Rendering:
 
     # --- what the audio should be --------------------------------------------------------
 
-    def render_version(self, rec: ArticleRecord) -> str:
-        """The render version an article's audio should have now."""
+    def render_version(self, rec: ArticleRecord, lexicon: Lexicon | None = None) -> str:
+        """The render version an article's audio should have now: with `lexicon`, else the
+        lexicon entries that apply to it (`Pronunciations.prepare` was awaited for it)."""
         voice = self._ctx.catalog.get(rec.voice)
         options = voice.options(rate=rec.rate, pitch=rec.pitch)
-        return self._ctx.synths[voice.engine].render_version(options)
+        if lexicon is None:
+            lexicon = self._ctx.pronunciations.for_article(rec)
+        return self._ctx.synths[voice.engine].article_version(options, lexicon)
 
     def current(self, rec: ArticleRecord) -> bool:
         """Whether the stored rendering is what the article's audio should be now (for an
@@ -116,6 +120,7 @@ class Rendering:
     ) -> Stored | Live:
         """The stored rendering (queueing a re-render if it is stale), or the live reading."""
         ctx = self._ctx
+        await ctx.pronunciations.prepare(rec)
         if rec.rendering is not None:
             key = audio_key(rec.id, rec.rendering)
             if ctx.hot.peek(key) is not None or await asyncio.to_thread(
@@ -189,6 +194,9 @@ class Rendering:
         rec = await asyncio.to_thread(ctx.registry.get, job.article_id)
         if rec is None:
             return
+        # The lexicon as the registry has it now: the audio and its render version agree.
+        await ctx.pronunciations.prepare(rec, fresh=True)
+        lexicon = ctx.pronunciations.for_article(rec)
         if job.upgrade and rec.rendering is None:
             job.upgrade = False  # the fallback reading is gone: a listener needs any reading
         if job.upgrade and rec.degraded is None:
@@ -202,12 +210,12 @@ class Rendering:
             await asyncio.to_thread(ctx.registry.set_work, rec.id, None)
             return  # somebody else's job finished it
         voice = ctx.catalog.get(rec.voice)
-        target = self.render_version(rec)
+        target = self.render_version(rec, lexicon)
         await asyncio.to_thread(ctx.registry.start, rec.id)
         started = time.monotonic()
         ok = False
         try:
-            degraded = await self._read_with_fallback(job, rec, voice)
+            degraded = await self._read_with_fallback(job, rec, voice, lexicon)
             await self._finish(job, rec, target, degraded)
             self._full_until = 0.0
             ok = True
@@ -238,12 +246,14 @@ class Rendering:
         if ctx.store.over_cap:
             await self.evict()
 
-    async def _read_with_fallback(self, job: Job, rec: ArticleRecord, voice: Voice) -> str | None:
+    async def _read_with_fallback(
+        self, job: Job, rec: ArticleRecord, voice: Voice, lexicon: Lexicon
+    ) -> str | None:
         """Read the whole article in its voice, else (not for upgrades) in the first fallback
         voice of an engine that has not failed, from the start: never a voice change
         mid-article. Returns the fallback used."""
         try:
-            await self._read(job, rec, voice)
+            await self._read(job, rec, voice, lexicon)
             return None
         except EngineError as exc:
             if job.upgrade:
@@ -262,21 +272,21 @@ class Rendering:
             self._ctx.metrics.engine_failed(current.engine)
             await job.restart(fallback.id)
             try:
-                await self._read(job, rec, fallback)
+                await self._read(job, rec, fallback, lexicon)
                 return fallback.id
             except EngineError as exc:
                 error, current = exc, fallback
                 failed.add(fallback.engine)
         raise error
 
-    async def _read(self, job: Job, rec: ArticleRecord, voice: Voice) -> None:
+    async def _read(self, job: Job, rec: ArticleRecord, voice: Voice, lexicon: Lexicon) -> None:
         synth = self._ctx.synths[voice.engine]
         sentences = [
             Sentence(index=i, paragraph=p, text=t) for i, (p, t) in enumerate(rec.sentences)
         ]
         options = voice.options(rate=rec.rate, pitch=rec.pitch)
         job.voice = voice.id
-        async for part in synth.render(sentences, options):
+        async for part in synth.render(sentences, options, lexicon):
             job.timeline.add(part)
             data = part.speech.data + (part.pause.data if part.pause else b"")
             await job.publish(data, whole=not part.lead)

@@ -228,7 +228,7 @@ class Sources:
         trouble = None
         for key, entry in reversed(fresh):
             try:
-                article_id = await self._read(source, entry)
+                article_id = await self._read(source, entry, key)
             except _TRANSIENT as exc:
                 trouble = trouble or f"{entry.get('link') or key}: {exc}"
                 if isinstance(exc, QueueFullError | ClientBusyError | StorageFullError):
@@ -240,8 +240,9 @@ class Sources:
             await asyncio.to_thread(registry.add_item, source.id, key, article_id)
         return trouble
 
-    async def _read(self, source: SourceRecord, entry: Any) -> str:
-        """Register one item; its article's id."""
+    async def _read(self, source: SourceRecord, entry: Any, key: str) -> str:
+        """Register one item (recorded as taken once its article is registered); its
+        article's id."""
         link = entry.get("link") or ""
         # feedparser takes a GUID for the link when it is a permalink: use only web URLs.
         link = link if link.lower().startswith(("http://", "https://")) else None
@@ -252,6 +253,7 @@ class Sources:
             "category": source.category,
             "client": f"source:{source.id}",
             "priority": Priority.BACKGROUND,
+            "item": (source.id, key),
         }
         content = _full_content(entry)
         if content is None and link:

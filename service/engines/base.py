@@ -45,7 +45,10 @@ class Engine(Protocol):
 
     An engine slower than real time on a small machine may also say `first_piece = True`:
     the synthesizer then makes and streams a reading's first sentence in growing pieces
-    (a short first one, cut at a clause or between words), each on its own.
+    (a short first one, cut at a clause or between words), each on its own. An engine
+    whose front end reads pinyin says `reads_pinyin = True`: a lexicon entry given in pinyin
+    then reaches it marked up, `{mao4 die2}` (`service.engines.mandarin.plain`), where other
+    engines are given a homophone spelling in characters.
     """
 
     name: str

@@ -32,6 +32,7 @@ class KokoroEngine(PooledEngine):
     # Sentence-sized pieces: the model reads up to 510 phonemes (about 100 characters) and
     # sounds best on a clause or a sentence; our chunker cuts at jieba word boundaries.
     chunk_budget = 240
+    reads_pinyin = True  # its front end reads the lexicon's {mao4 die2} (engines.mandarin)
     # Not much faster than real time on a small machine (RTF ~0.4 on 2 cores): a reading's
     # first sentence is made and streamed in growing pieces, so the first audio comes in
     # under a second and the next piece is ready before the ones before it have played.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from service.engines.mandarin import HAN, LETTERS, merges_er, read
+from service.engines.mandarin import HAN, LETTERS, merges_er, plain, read
 
 # Chinese and ASCII punctuation -> the punctuation symbols Kokoro knows.
 PUNCTUATION = {
@@ -42,7 +42,7 @@ class Unit:
     """One spoken unit (a Han character, 儿 merged: two; or a Latin letter): where it is in
     the text and which characters of the phoneme string speak it."""
 
-    offset: int  # into the text
+    offset: int  # into the text (as marked up)
     length: int
     start: int  # into the phonemes
     end: int
@@ -72,13 +72,16 @@ def syllable_ipa(syllable: str) -> str | None:
         return None
 
 
-def phonemize(text: str) -> Phonemes:
-    """The phonemes that speak `text`, and where each character falls in them.
+def phonemize(marked: str) -> Phonemes:
+    """The phonemes that speak `marked` (its pinyin markup as given), and where each
+    character falls in them.
 
     Raises:
         ValueError: the readings do not line up with the text.
     """
-    reading = read(text)
+    stand_in = plain(marked)
+    text = stand_in.text
+    reading = read(text, stand_in.given)
     out = ""
     units: list[Unit] = []
     last_word = -1
@@ -123,4 +126,8 @@ def phonemize(text: str) -> Phonemes:
         else:  # a space or a symbol Kokoro has no phoneme for: a word boundary
             last_word = -1
         i += 1
-    return Phonemes(text=out.rstrip(), units=units, words=reading.words)
+    return Phonemes(
+        text=out.rstrip(),
+        units=[Unit(*stand_in.span(u.offset, u.length), u.start, u.end, u.word) for u in units],
+        words=[stand_in.span(o, n) for o, n in reading.words],
+    )

@@ -3,14 +3,18 @@ readings chosen in context (polyphones: 银行 hang2, 行长 zhang3), tone sandh
 which 儿 merge into the syllable before them, and Latin letters as Mandarin speakers name them.
 
 The text is langdu's spoken form (numbers, dates and units already written out), so the
-lexicon, polyphone and number rules of the normalizer reach every voice that reads it.
+lexicon, polyphone and number rules of the normalizer reach every voice that reads it. A
+lexicon entry given in pinyin comes marked up, `{mao4 die2}` (service.text.lexicon): those
+syllables are read exactly as given (`plain`, then `read` with them).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from service.text.lexicon import MARKUP, homophone_spelling
 
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 CLAUSE = set("，、；：,;:。！？!?…—")
@@ -83,10 +87,55 @@ class Reading:
     words: list[tuple[int, int]]
     word_of: list[int]
     syllables: list[str]
+    given: frozenset[int] = frozenset()  # positions whose syllable the lexicon gave
 
 
-def read(text: str) -> Reading:
-    """The reading of `text`, tone sandhi applied.
+@dataclass(frozen=True, slots=True)
+class Plain:
+    """A marked-up text with each pinyin syllable of its markup as one stand-in character
+    (a character read that way): `where[i]` is the [start, end) in the marked text of
+    character i, `given` the syllables the markup gave, by position in `text`."""
+
+    text: str
+    where: list[tuple[int, int]] = field(default_factory=list)
+    given: dict[int, str] = field(default_factory=dict)
+
+    def span(self, offset: int, length: int) -> tuple[int, int]:
+        """(offset, length) in the marked text of `length` characters at `offset`."""
+        if not self.given:
+            return offset, length
+        start = self.where[offset][0]
+        return start, self.where[offset + length - 1][1] - start
+
+
+def plain(marked: str) -> Plain:
+    """`marked` with its pinyin markup ({mao4 die2}) as stand-in characters."""
+    if "{" not in marked:
+        return Plain(marked, [(i, i + 1) for i in range(len(marked))])
+    out: list[str] = []
+    where: list[tuple[int, int]] = []
+    given: dict[int, str] = {}
+    pos = 0
+    for m in MARKUP.finditer(marked):
+        for i in range(pos, m.start()):
+            out.append(marked[i])
+            where.append((i, i + 1))
+        at = m.start(1)
+        for syllable in m.group(1).split(" "):
+            given[len(out)] = syllable
+            out.append((homophone_spelling(syllable) or "嗯")[0])
+            where.append((at, at + len(syllable)))
+            at += len(syllable) + 1
+        pos = m.end()
+    for i in range(pos, len(marked)):
+        out.append(marked[i])
+        where.append((i, i + 1))
+    return Plain("".join(out), where, given)
+
+
+def read(text: str, given: Mapping[int, str] | None = None) -> Reading:
+    """The reading of `text`, tone sandhi applied; `given` syllables (by position) are
+    taken as they are.
 
     Raises:
         ValueError: the readings do not line up with the text.
@@ -115,7 +164,12 @@ def read(text: str) -> Reading:
             pos += 1
     if len(syllables) != len(text):
         raise ValueError("the readings do not line up with the text")
-    return Reading(words=words, word_of=word_of, syllables=sandhi(syllables, words, text))
+    for i, syllable in (given or {}).items():
+        syllables[i] = syllable
+    out = sandhi(syllables, words, text)
+    for i, syllable in (given or {}).items():
+        out[i] = syllable  # as the newsroom wrote it: no sandhi
+    return Reading(words=words, word_of=word_of, syllables=out, given=frozenset(given or ()))
 
 
 def merges_er(text: str, reading: Reading, i: int) -> bool:
@@ -125,6 +179,8 @@ def merges_er(text: str, reading: Reading, i: int) -> bool:
     return (
         i + 1 < len(text)
         and text[i + 1] == "儿"
+        and i not in reading.given
+        and i + 1 not in reading.given
         and word_of[i + 1] == word_of[i]
         and words[word_of[i]][0] + words[word_of[i]][1] == i + 2
         and text[words[word_of[i]][0] : i + 2] not in FULL_ER

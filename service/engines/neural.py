@@ -82,6 +82,7 @@ class NeuralEngine(PooledEngine):
     # The model fails past ~25 s of audio in one call: clause-sized chunks (about 80
     # characters), which our chunker cuts at jieba word boundaries.
     chunk_budget = 240
+    reads_pinyin = True  # its front end reads the lexicon's {mao4 die2} (engines.mandarin)
 
     def __init__(self, model_dir: Path, *, workers: int = 1, threads: int = 1) -> None:
         for name in _FILES:

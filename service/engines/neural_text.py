@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from service.engines.mandarin import CLAUSE, HAN, LETTERS, merges_er, read
+from service.engines.mandarin import CLAUSE, HAN, LETTERS, merges_er, plain, read
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +59,12 @@ class FrontEnd:
         initial, final = pair
         return initial, final + tone
 
-    def phones(self, text: str) -> Phones:
-        """The symbols that speak `text` and where each character falls in them."""
-        reading = read(text)
+    def phones(self, marked: str) -> Phones:
+        """The symbols that speak `marked` (its pinyin markup as given) and where each
+        character falls in them."""
+        stand_in = plain(marked)
+        text = stand_in.text
+        reading = read(text, stand_in.given)
         words, word_of, syllables = reading.words, reading.word_of, reading.syllables
 
         symbols: list[str] = ["sil"]
@@ -101,7 +104,13 @@ class FrontEnd:
         unknown = [s for s in symbols if s not in self.symbol_to_id]
         if unknown:
             raise ValueError(f"symbols the model does not know: {unknown[:5]}")
-        return Phones(symbols=symbols, units=units, words=words)
+        return Phones(
+            symbols=symbols,
+            units=[
+                Unit(*stand_in.span(u.offset, u.length), u.first, u.last, u.word) for u in units
+            ],
+            words=[stand_in.span(o, n) for o, n in words],
+        )
 
     @staticmethod
     def _boundary(symbols: list[str], word_of: list[int], i: int) -> None:

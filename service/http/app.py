@@ -26,7 +26,7 @@ from service.http.hygiene import StrictJSON
 from service.http.openai_errors import OpenAIErrors
 from service.http.openapi import build as build_openapi
 from service.http.problems import http_error, langdu_error, problem, validation_error
-from service.http.routes import articles, feed, health, sources, speech, voices
+from service.http.routes import articles, feed, health, lexicon, sources, speech, voices
 from service.http.routes.health import PLAYER_DIR
 from service.runtime.metrics import Metrics
 from service.services import Services, close_services, open_services
@@ -167,7 +167,7 @@ def create_app(
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(OpenAIErrors)  # outermost: every refusal under /v1/audio/ is shaped
-    for module in (articles, feed, sources, speech, voices, health):
+    for module in (articles, feed, sources, lexicon, speech, voices, health):
         app.include_router(module.router)
     app.mount("/player", StaticFiles(directory=PLAYER_DIR), name="player")
     return app

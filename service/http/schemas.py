@@ -13,6 +13,7 @@ from service.audio.formats import Format
 from service.core.library import ArticleView
 from service.http.hygiene import check_http_url, clean_text
 from service.store.registry import SourceRecord
+from service.text.lexicon import homophone_spelling, is_pinyin
 
 _RATE = r"^[+-]?\d{1,3}%$"
 _PITCH = r"^[+-]?\d{1,3}(Hz|%)$"
@@ -210,6 +211,45 @@ def source_out(source: SourceRecord) -> SourceOut:
         last_error=source.last_error,
         failures=source.failures,
         items=source.items,
+    )
+
+
+class LexiconIn(BaseModel):
+    """How a written form is said: Chinese text, or pinyin with tone numbers (mao4 die2);
+    for every article, or only for one source's (`source`, its id)."""
+
+    model_config = ConfigDict(extra="forbid")
+    spoken: str = Field(..., min_length=1, max_length=200)
+    source: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+
+
+class LexiconEntryOut(BaseModel):
+    """A pronunciation. `layer`: `file` (the operator's LANGDU_LEXICON_FILE, read at start),
+    `all` (every article) or `source` (that source's articles). `homophones`: for pinyin,
+    what engines that take no pinyin are given (the offline neural voices read the pinyin)."""
+
+    written: str
+    spoken: str
+    source: str | None
+    layer: Literal["file", "all", "source"]
+    homophones: str | None
+    updated_at: datetime | None
+
+
+class LexiconList(BaseModel):
+    entries: list[LexiconEntryOut]
+
+
+def lexicon_out(
+    written: str, spoken: str, *, source: str | None, file: bool = False, at: datetime | None
+) -> LexiconEntryOut:
+    return LexiconEntryOut(
+        written=written,
+        spoken=spoken,
+        source=source,
+        layer="file" if file else "source" if source else "all",
+        homophones=homophone_spelling(spoken) if is_pinyin(spoken) else None,
+        updated_at=at,
     )
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+
+from service.text.lexicon import MARKUP
 
 _CLAUSE_END = re.compile(r"(?<=[，,、：:；;—])")
 _ALNUM_RUN = re.compile(r"[0-9A-Za-z０-９Ａ-Ｚａ-ｚ]")
@@ -17,30 +20,57 @@ class Segmenter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cut: Callable[[str], list[str]] | None = None
+        self._cutting = threading.Lock()  # a cut never sees another's added words
+        self._tokenizer: Any = None
 
     def warm_up(self) -> None:
         """Load the dictionary now (about 0.6 s) instead of on the first long sentence."""
         with self._lock:
-            if self._cut is None:
+            if self._tokenizer is None:
                 import jieba
 
                 logging.getLogger("jieba").setLevel(logging.WARNING)
                 tokenizer = jieba.Tokenizer()
                 tokenizer.initialize()
-                self._cut = lambda text: list(tokenizer.cut(text, HMM=True))
+                self._tokenizer = tokenizer
 
     @property
     def loaded(self) -> bool:
         """True once the dictionary is in memory."""
-        return self._cut is not None
+        return self._tokenizer is not None
+
+    def _cut(self, text: str) -> list[str]:
+        if self._tokenizer is None:
+            self.warm_up()
+        with self._cutting:
+            return list(self._tokenizer.cut(text, HMM=True))
 
     def words(self, text: str) -> list[str]:
         """The jieba words of `text`; joined they give `text` back exactly."""
-        if self._cut is None:
-            self.warm_up()
-        assert self._cut is not None
         return _merge_alnum(self._cut(text))
+
+    def words_with(self, text: str, extra: Sequence[str]) -> list[str]:
+        """jieba's words of `text` with the words `extra` known too (each as often as jieba
+        needs to keep it whole on its own), for this cut only: the dictionary is as it was
+        afterwards, so every cut depends on its own input alone."""
+        if self._tokenizer is None:
+            self.warm_up()
+        tk = self._tokenizer
+        with self._cutting:
+            freq: dict[str, int] = tk.FREQ
+            total = tk.total
+            before = {w[:i]: freq.get(w[:i]) for w in extra for i in range(1, len(w) + 1)}
+            try:
+                for word in sorted(extra):
+                    tk.add_word(word)
+                return list(tk.cut(text, HMM=True))
+            finally:
+                for word, count in before.items():
+                    if count is None:
+                        freq.pop(word, None)
+                    else:
+                        freq[word] = count
+                tk.total = total
 
 
 def _merge_alnum(words: list[str]) -> list[str]:
@@ -52,6 +82,24 @@ def _merge_alnum(words: list[str]) -> list[str]:
             out[-1] += w
         else:
             out.append(w)
+    return out
+
+
+def _whole_markup(text: str, words: list[str]) -> list[str]:
+    """`words` with the pieces of each lexicon pinyin markup ({mao4 die2}) joined: an engine
+    is never given half of one."""
+    spans = [(m.start(), m.end()) for m in MARKUP.finditer(text)]
+    if not spans:
+        return words
+    out: list[str] = []
+    at = 0
+    for word in words:
+        inside = any(start < at < end for start, end in spans)
+        if inside and out:
+            out[-1] += word
+        else:
+            out.append(word)
+        at += len(word)
     return out
 
 
@@ -109,6 +157,6 @@ def chunk(text: str, *, budget: int, segmenter: Segmenter) -> list[str]:
         if utf8_len(clause) <= budget:
             pieces.append(clause)
             continue
-        for word in segmenter.words(clause):
+        for word in _whole_markup(clause, segmenter.words(clause)):
             pieces.extend([word] if utf8_len(word) <= budget else _hard_cut(word, budget))
     return _pack(pieces, budget)

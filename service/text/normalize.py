@@ -7,19 +7,19 @@ below zero, ranges written with a dash, year ranges and full-width characters.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 from service.errors import ConfigError
+from service.text.chunks import Segmenter
+from service.text.lexicon import HOMOPHONES_VERSION, Lexicon, spoken_form, unmark, written_form
 
 
 def _wetext_version() -> str:
@@ -357,10 +357,11 @@ RULES_VERSION = "2026.12.05"
 
 
 def load_lexicon(path: Path) -> dict[str, str]:
-    """A newsroom pronunciation list: one `written<TAB>spoken` pair a line, `#` comments.
+    """A newsroom pronunciation list: one `written<TAB>spoken` pair a line, `#` comments;
+    spoken is Chinese text or tone-numbered pinyin (service.text.lexicon).
 
     Raises:
-        ConfigError: unreadable, or a line that is not two non-empty fields.
+        ConfigError: unreadable, or a line that is not two such fields.
     """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -373,35 +374,32 @@ def load_lexicon(path: Path) -> dict[str, str]:
         written, sep, spoken = line.partition("\t")
         if not sep or not written.strip() or not spoken.strip():
             raise ConfigError(f"{path.name}:{number}: expected 'written<TAB>spoken'")
-        lexicon[written.strip()] = spoken.strip()
+        try:
+            lexicon[written_form(written)] = spoken_form(spoken)
+        except ValueError as exc:
+            raise ConfigError(f"{path.name}:{number}: {exc}") from None
     return lexicon
 
 
 class Normalizer:
     """Text normalization for Mandarin news; the grammars load once, on first use or warm-up.
 
-    `lexicon` maps written forms to how they are to be read (names, brands, local places);
-    it applies before every rule, longest form first.
+    A lexicon (service.text.lexicon) given with a sentence applies before every rule,
+    longest form first, on word boundaries (cut by `segmenter`, jieba: its own if none).
     """
 
-    def __init__(self, *, lexicon: Mapping[str, str] | None = None) -> None:
+    def __init__(self, *, segmenter: Segmenter | None = None) -> None:
         self._lock = threading.Lock()
         self._tn: Callable[[str], str] | None = None
-        self._lexicon = dict(lexicon or {})
-        self._lexicon_re = (
-            re.compile("|".join(re.escape(w) for w in sorted(self._lexicon, key=len, reverse=True)))
-            if self._lexicon
-            else None
+        self._segmenter = segmenter
+        self.version = (
+            f"rules-{RULES_VERSION}/wetext-{_wetext_version()}/homophones-{HOMOPHONES_VERSION}"
         )
-        digest = hashlib.sha256(
-            json.dumps(sorted(self._lexicon.items()), ensure_ascii=False).encode()
-        ).hexdigest()[:12]
-        self.version = f"rules-{RULES_VERSION}/wetext-{_wetext_version()}/lexicon-{digest}"
 
-    @property
-    def lexicon(self) -> dict[str, str]:
-        """The newsroom's pronunciations this normalizer applies."""
-        return dict(self._lexicon)
+    def _words_with(self, text: str, extra: Sequence[str]) -> list[str]:
+        if self._segmenter is None:
+            self._segmenter = Segmenter()
+        return self._segmenter.words_with(text, extra)
 
     def warm_up(self) -> None:
         """Load the wetext grammars now rather than on the first number."""
@@ -439,15 +437,20 @@ class Normalizer:
             # Text the grammars cannot handle is read as written rather than dropped.
             return text.strip()
 
-    def normalize(self, text: str) -> str:
-        """The spoken form of one sentence (or line). Never empty for speakable input."""
+    def normalize(self, text: str, lexicon: Lexicon | None = None, *, pinyin: bool = False) -> str:
+        """The spoken form of one sentence (or line). Never empty for speakable input.
+
+        `lexicon`'s entries are said as they say, in the form the engine reads (`pinyin`:
+        its front end reads `{mao4 die2}`; else pinyin comes as a homophone spelling).
+        """
         if not text.strip():
             return text
-        if self._lexicon_re is not None:
-            text = self._lexicon_re.sub(lambda m: self._lexicon[m.group(0)], text)
+        forms: list[str] = []
+        if lexicon:
+            text, forms = lexicon.mark(text, self._words_with)
         pre = _apply(_RULES, text.translate(_FULLWIDTH))
         spoken = "".join(self._clause(c) for c in _clauses(pre)).strip()
-        spoken = _apply(_POST_RULES, spoken)
+        spoken = unmark(_apply(_POST_RULES, spoken), forms, pinyin=pinyin)
         if not is_speakable(spoken) and is_speakable(text):
-            return text
+            return unmark(text, forms, pinyin=pinyin)
         return spoken

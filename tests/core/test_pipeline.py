@@ -14,6 +14,7 @@ from service.audio.mp3 import AudioFormat, Mp3Part
 from service.core.pipeline import Pauses, Synthesizer
 from service.engines.base import SpeechOptions
 from service.text.chunks import Segmenter
+from service.text.lexicon import Lexicon
 from service.text.normalize import Normalizer
 from service.text.sentences import Sentence
 
@@ -61,9 +62,9 @@ class CountingNormalizer(Normalizer):
         super().__init__()
         self._seen = seen
 
-    def normalize(self, text: str) -> str:
+    def normalize(self, text: str, lexicon: Lexicon | None = None, *, pinyin: bool = False) -> str:
         self._seen.append(text)
-        return super().normalize(text)
+        return super().normalize(text, lexicon, pinyin=pinyin)
 
 
 class SlowFirstLookups:

@@ -371,10 +371,25 @@ def test_an_unreadable_lexicon_is_a_config_error_naming_the_file(tmp_path, raw):
         load_lexicon(path)
 
 
-def test_the_longest_lexicon_form_wins_everywhere_in_the_text():
-    n = Normalizer(lexicon={"安宁": "安宁镇", "安宁区": "安宁地区"})
-    assert n.lexicon == {"安宁": "安宁镇", "安宁区": "安宁地区"}  # a property, not a method
-    assert n.normalize("安宁区和安宁，安宁区") == "安宁地区和安宁镇，安宁地区"
+def test_the_longest_lexicon_form_wins_everywhere_in_the_text(normalizer):
+    from service.text.lexicon import Lexicon
+
+    lexicon = Lexicon({"安宁": "安宁镇", "安宁区": "安宁地区"})
+    assert normalizer.normalize("安宁区和安宁，安宁区", lexicon) == "安宁地区和安宁镇，安宁地区"
+
+
+def test_a_lexicon_line_with_a_spoken_form_that_is_neither_chinese_nor_pinyin_names_it(
+    tmp_path,
+):
+    from service.errors import ConfigError
+    from service.text.normalize import load_lexicon
+
+    path = tmp_path / "lexicon.tsv"
+    path.write_text("茂蝶\tmao4 die2\n冒顿\tmo du\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"lexicon\.tsv:2: the spoken form must be"):
+        load_lexicon(path)
+    path.write_text("茂蝶\tMao4  Die2\n", encoding="utf-8")
+    assert load_lexicon(path) == {"茂蝶": "mao4 die2"}
 
 
 def test_every_fullwidth_digit_reads_as_its_ascii_twin(normalizer):

@@ -8,7 +8,7 @@ in; another backend is one new module `service/registry/<scheme>.py` with a `con
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -98,6 +98,17 @@ class SourceRecord:
     last_error: str | None = None  # the last poll's failure (None: it went well)
     failures: int = 0  # polls failed in a row (the back-off grows with them)
     items: int = 0  # items taken from the feed so far
+
+
+@dataclass(frozen=True, slots=True)
+class LexiconEntry:
+    """A newsroom pronunciation: how `written` is said, for every article (source None) or
+    for one source's articles."""
+
+    written: str
+    spoken: str
+    source: str | None = None
+    updated_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +212,34 @@ class Registry(Protocol):
 
     def add_item(self, source_id: str, key: str, article_id: str | None) -> None:
         """Record a feed item taken (None: it had nothing to read); once per key."""
+        ...
+
+    # --- the lexicon (the newsroom's pronunciations) ---
+
+    def lexicon_revision(self) -> int:
+        """A number that moves with every change to the lexicon (0: never changed)."""
+        ...
+
+    def lexicon_entries(self) -> tuple[int, list[LexiconEntry]]:
+        """The revision and every entry at it (read together)."""
+        ...
+
+    def put_lexicon(self, written: str, spoken: str, source: str | None) -> bool:
+        """Say `written` as `spoken` (for `source`'s articles only, if given); True if the
+        entry is new. The revision moves if anything changed."""
+        ...
+
+    def delete_lexicon(self, written: str, source: str | None) -> bool:
+        """Forget an entry; False if there was none."""
+        ...
+
+    def articles_saying(self, written: str, sources: Sequence[str] | None) -> list[str]:
+        """The articles with stored audio whose text holds `written` (only those taken from
+        `sources`, if given)."""
+        ...
+
+    def sources_of(self, article_ids: Iterable[str] | None = None) -> Mapping[str, frozenset[str]]:
+        """The sources each article was taken from (of `article_ids`, or of every article)."""
         ...
 
     def newest_deployment(self, fingerprint: str) -> str:

@@ -96,6 +96,26 @@ source_items = sa.Table(
     sa.Column("seen_at", sa.BigInteger, nullable=False),
 )
 
+sa.Index("source_items_article", source_items.c.article_id)
+
+# The newsroom's pronunciations: scope "" for every article, else a source's id (its articles).
+lexicon = sa.Table(
+    "lexicon",
+    metadata,
+    sa.Column("written", sa.Text, primary_key=True),
+    sa.Column("scope", sa.Text, primary_key=True),
+    sa.Column("spoken", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# One row: bumped with every change to the lexicon, so each process knows when to read it.
+lexicon_revision = sa.Table(
+    "lexicon_revision",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+)
+
 deployments = sa.Table(
     "deployments",
     metadata,

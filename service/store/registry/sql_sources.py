@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from service.store.registry import SourceRecord, utc_now
-from service.store.registry.schema import _instant, _ms, source_items, sources
+from service.store.registry.schema import _instant, _ms, lexicon, source_items, sources
 
 
 def _source(row: sa.RowMapping) -> SourceRecord:
@@ -48,6 +48,9 @@ class SourcesSql:
         raise NotImplementedError
 
     def _begin(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        raise NotImplementedError
+
+    def _bump(self, conn: sa.Connection) -> None:
         raise NotImplementedError
 
     def _sources_query(self) -> sa.Select[Any]:
@@ -91,6 +94,9 @@ class SourcesSql:
     def remove_source(self, source_id: str) -> bool:
         with self._begin() as conn:
             conn.execute(sa.delete(source_items).where(source_items.c.source_id == source_id))
+            scoped = conn.execute(sa.delete(lexicon).where(lexicon.c.scope == source_id))
+            if scoped.rowcount:
+                self._bump(conn)
             gone = conn.execute(sa.delete(sources).where(sources.c.id == source_id))
             return int(gone.rowcount) == 1
 

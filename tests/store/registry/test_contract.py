@@ -6,6 +6,7 @@ Statuses, renderings, scheduled upgrades, the feed's order, the blob index; UTC 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -236,3 +237,37 @@ def test_sources_their_polls_and_items(db_url):
     finally:
         a.close()
         b.close()
+
+
+def test_the_lexicon_its_revision_and_the_articles_saying_a_word(reg):
+    assert reg.lexicon_revision() == 0 and reg.lexicon_entries() == (0, [])
+    source, _ = reg.add_source(SourceRecord(id="s" * 32, feed_url="https://news.example/rss"))
+    said = "_".join(["行长", "100%"])  # LIKE's wildcards are matched as written
+    fed, _ = reg.add(replace(_record("a" * 32), sentences=((0, "标题"), (1, f"行长说：{said}。"))))
+    posted, _ = reg.add(replace(_record("b" * 32), sentences=((0, "标题"), (1, "银行x100%。"))))
+    reg.add_item(source.id, "guid-1", fed.id)
+    for rec in (fed, posted):
+        reg.finish(rec.id, Finished(rendering="r1", degraded=None, duration_ms=1, size=1))
+    assert reg.put_lexicon("行长", "hang2 zhang3", None) is True
+    assert reg.put_lexicon("行长", "hang2 zhang3", None) is False  # the same: no change
+    assert reg.lexicon_revision() == 1
+    assert reg.put_lexicon("行长", "墨独", source.id) is True
+    assert reg.put_lexicon("行长", "hang2 zhang3", None) is False
+    revision, entries = reg.lexicon_entries()
+    assert revision == 2
+    assert [(e.written, e.spoken, e.source) for e in entries] == [
+        ("行长", "hang2 zhang3", None),
+        ("行长", "墨独", source.id),
+    ]
+    assert entries[0].updated_at.tzinfo is UTC
+    assert reg.articles_saying("行长", None) == [fed.id]
+    assert reg.articles_saying(said, None) == [fed.id]  # not 银行x100%
+    assert reg.articles_saying("100%", None) == sorted([fed.id, posted.id])
+    assert reg.articles_saying("100%", [source.id]) == [fed.id]
+    assert reg.articles_saying("100%", ["t" * 32]) == []
+    assert reg.sources_of() == {fed.id: frozenset({source.id})}
+    assert reg.sources_of([posted.id]) == {}
+    assert reg.delete_lexicon("行长", None) is True and reg.delete_lexicon("行长", None) is False
+    assert reg.lexicon_revision() == 3
+    assert reg.remove_source(source.id)  # its entries go with it
+    assert reg.lexicon_entries() == (4, [])

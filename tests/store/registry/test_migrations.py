@@ -44,7 +44,14 @@ def test_head_is_the_newest_revision():
     with sa.create_engine("sqlite://").connect() as conn:
         script = ScriptDirectory.from_config(alembic_config(conn))
     assert script.get_current_head() == HEAD
-    assert [r.revision for r in script.walk_revisions()] == ["0005", "0004", "0003", "0002", "0001"]
+    assert [r.revision for r in script.walk_revisions()] == [
+        "0006",
+        "0005",
+        "0004",
+        "0003",
+        "0002",
+        "0001",
+    ]
 
 
 def test_the_migrations_build_exactly_the_tables_a_new_database_gets(empty_engine):
@@ -167,7 +174,16 @@ def test_the_last_release_before_alembic_upgrades_in_place_with_nothing_lost(tmp
     assert _rows(after, "articles") == articles  # every column of every row, as it was
     assert _rows(after, "blobs") == blobs
     tables = {r[0] for r in after.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    expected = {"articles", "blobs", "deployments", "sources", "source_items", "alembic_version"}
+    expected = {
+        "articles",
+        "blobs",
+        "deployments",
+        "sources",
+        "source_items",
+        "lexicon",
+        "lexicon_revision",
+        "alembic_version",
+    }
     assert tables == expected  # no schema_version
     after.close()
 
@@ -206,10 +222,18 @@ def test_todays_tables_hold_the_same_columns_as_the_last_release(tmp_path):
     today = sqlite3.connect(tmp_path / "today.db")
     now, then = _schema(today), _schema(release)
     assert {t: now[t] for t in then} == then
-    # added since: deployments (revision 0004), sources and their items (0005)
-    assert set(now) - set(then) == {"deployments", "sources", "source_items"}
+    # added since: deployments (revision 0004), sources and their items (0005), the
+    # lexicon and its revision (0006)
+    assert set(now) - set(then) == {
+        "deployments",
+        "sources",
+        "source_items",
+        "lexicon",
+        "lexicon_revision",
+    }
     indexes = "SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE 'sqlite_%'"
-    assert sorted(today.execute(indexes)) == sorted(release.execute(indexes))
+    added = [("source_items_article",)]  # (0006)
+    assert sorted(today.execute(indexes)) == sorted([*release.execute(indexes), *added])
 
 
 def as_release_database(path: Path) -> None:
@@ -217,7 +241,7 @@ def as_release_database(path: Path) -> None:
     version table at 3 instead of Alembic's (the tables are the same, as tested above)."""
     db = sqlite3.connect(path)
     db.execute("DROP TABLE alembic_version")
-    for table in ("deployments", "sources", "source_items"):  # tables added since
+    for table in ("deployments", "sources", "source_items", "lexicon", "lexicon_revision"):
         db.execute(f"DROP TABLE {table}")
     db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
     db.execute("INSERT INTO schema_version VALUES (3)")
