@@ -3,9 +3,10 @@ the neutral tone), the commonest character read only that way.
 
 Engines that take no pinyin (espeak-ng, edge-tts, an OpenAI-compatible upstream) are given a
 lexicon entry's pinyin as these characters. Readings come from pypinyin's dictionary,
-commonness from jieba's (its count of the character as a word of its own). A syllable no
-single-reading character is common (a rare character is one an engine may not know) is
-spelled with a common character whose first reading it is, counted at a tenth. Run again (and commit the result) when pypinyin's or jieba's dictionary changes:
+commonness from jieba's (its count of the character as a word of its own). A character
+with other readings too counts a tenth as common (a rare character is one an engine may not
+know, a common one with two readings it may read the other way). Run again (and commit the
+result) when pypinyin's or jieba's dictionary changes:
 
     .venv/bin/python scripts/homophones.py
 """
@@ -44,7 +45,7 @@ def main() -> None:
         if syllable not in best or score > best[syllable][0]:
             best[syllable] = (score, ch)
     chosen = {s: c for s, (_, c) in best.items()}
-    for s, c in chosen.items():
+    for c in chosen.values():
         single += len(pinyin(c, style=Style.TONE3, heteronym=True)[0]) == 1
     lines = [f"{s} {chosen[s]}" for s in sorted(chosen)]
     import pypinyin

@@ -64,7 +64,8 @@ class Rendering:
         """This process's deployment: what shapes audio here, over every engine."""
         from service.store import part_key
 
-        return part_key(*sorted(s.fingerprint for s in self._ctx.synths.values()))
+        base = Lexicon(self._ctx.pronunciations.base).digest  # the operator's file: settings
+        return part_key(*sorted(s.fingerprint for s in self._ctx.synths.values()), base)
 
     async def check_deployment(self) -> bool:
         """Record this deployment and learn whether a newer one runs (cluster only).

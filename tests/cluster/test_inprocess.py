@@ -15,6 +15,7 @@ from service.core.cluster import Worker
 from service.runtime.metrics import Metrics
 from service.services import Services, close_services, open_services
 from service.store.registry import Priority
+from service.text.lexicon import homophone_spelling
 from tests.conftest import decoded_samples
 from tests.fakes import Fakes, running_app, settings, until, wait_ready
 from tests.servers import redis_url
@@ -297,3 +298,31 @@ async def test_a_listener_cut_on_one_replica_is_told_where_to_resume_by_another(
     assert info["degraded"] == "offline-a"
     assert mine["resume_at"] == timings["resume_at"] and 1 <= mine["resume_at"] <= 2
     assert other["resume_at"] is None
+
+
+async def test_a_lexicon_entry_put_on_one_replica_is_read_by_the_worker_and_seen_by_all(
+    tmp_path, cluster
+):
+    """Entries live in the shared registry: the replica that took the PUT queues the
+    article on the cluster's queue, the worker reads it with the entry, and the other
+    replica's render version agrees (it looks at the lexicon's revision)."""
+    a, b, w = Fakes(), Fakes(), Fakes()
+    async with (
+        running_app(tmp_path / "a", a, **cluster) as (client_a, _),
+        running_app(tmp_path / "b", b, **cluster) as (client_b, _),
+        running_worker(tmp_path / "w", w, **cluster),
+    ):
+        article_id = (await client_a.post("/v1/articles", json={"text": TEXT})).json()["id"]
+        first = (await wait_ready(client_a, article_id))["rendering"]
+        w.neural.calls.clear()
+        r = await client_a.put("/v1/lexicon/%E9%80%97%E5%8F%B7", json={"spoken": "dou4 hao4"})
+        assert r.status_code == 201, r.text
+
+        async def reread() -> bool:
+            info = (await client_b.get(f"/v1/articles/{article_id}")).json()
+            return bool(info["rendering"] != first and info["rendering"] == info["render_version"])
+
+        await until(reread, "never read again with the entry")
+    said = homophone_spelling("dou4 hao4")
+    assert w.neural.calls == [f"第二句话更长一些，有{said}。"]  # the one sentence holding it
+    assert a.neural.calls == b.neural.calls == []  # replicas read nothing themselves

@@ -36,7 +36,7 @@ SAID = homophone_spelling("an1 ning2 qu1")
 
 
 def _app(tmp_path: Path, fakes: Fakes, **more: object) -> Any:
-    return running_app(tmp_path, fakes, api_keys=KEY, **more)
+    return running_app(tmp_path, fakes, api_keys=KEY, **more)  # type: ignore[arg-type]
 
 
 async def _read(client: httpx.AsyncClient, text: str) -> dict[str, Any]:
@@ -63,7 +63,7 @@ async def _reread(client: httpx.AsyncClient, article_id: str, old: str) -> dict[
 
 async def test_an_entry_rereads_exactly_the_sentences_holding_the_word(tmp_path: Path) -> None:
     fakes = Fakes()
-    async with _app(tmp_path, fakes) as (client, services):
+    async with _app(tmp_path, fakes) as (client, _):
         a, b = await _read(client, "\n".join(A)), await _read(client, "\n".join(B))
         old_audio = (await client.get(f"/v1/articles/{a['id']}/audio.mp3")).content
         fakes.neural.calls.clear()
