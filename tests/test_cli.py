@@ -349,3 +349,27 @@ def test_serve_takes_its_data_dir_and_refuses_a_file(
     proc = langdu("serve", "--data-dir", str(tmp_path / "file"))
     assert proc.returncode == 2 and b"not a directory" in proc.stderr
     assert len(proc.stderr.decode().strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("voice", "said"),
+    [("kokoro-xiaoxiao", "{mao4 die2}"), ("cmn-offline", "帽叠")],  # pinyin / homophones
+)
+def test_the_lexicon_file_reaches_each_real_engine_in_its_form(tmp_path, voice, said):
+    """Kokoro's front end reads the pinyin itself; espeak-ng gets characters read that way.
+    The printed text (captions, highlighting) stays as it was, and the name is one word."""
+    lexicon = tmp_path / "lexicon.tsv"
+    lexicon.write_text("茂蝶\tmao4 die2\n行长\thang2 zhang3\n", encoding="utf-8")
+    src = tmp_path / "in.txt"
+    src.write_text("记者茂蝶报道，银行长期贷款利率保持稳定。", encoding="utf-8")
+    out, timings = tmp_path / "out.mp3", tmp_path / "t.json"
+    proc = langdu(
+        "synth", str(src), "-o", str(out), "--timings", str(timings), "--voice", voice,
+        env={"LANGDU_LEXICON_FILE": str(lexicon)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    (sentence,) = json.loads(timings.read_text(encoding="utf-8"))["sentences"]
+    assert sentence["text"] == "记者茂蝶报道，银行长期贷款利率保持稳定。"
+    assert sentence["spoken"] == f"记者{said}报道，银行长期贷款利率保持稳定。"  # 行长: no word
+    words = [w["text"] for w in sentence["words"]]
+    assert "茂蝶" in words, words
