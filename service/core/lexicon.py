@@ -59,8 +59,8 @@ class LexiconDesk:
         registry = self._ctx.registry
         created = await asyncio.to_thread(registry.put_lexicon, written, spoken, source)
         await self._changed(written, source)
-        entry = next(e for e in self._pron.entries if e.written == written and e.source == source)
-        return entry, created
+        mine = (e for e in self._pron.entries if e.written == written and e.source == source)
+        return next(mine, LexiconEntry(written, spoken, source)), created
 
     async def delete(self, written: str, source: str | None) -> None:
         """Forget an entry; the articles it changed are read again.
@@ -79,6 +79,13 @@ class LexiconDesk:
         task = asyncio.create_task(self.reread(written, source))
         self.rereading.add(task)
         task.add_done_callback(self.rereading.discard)
+
+    async def aclose(self) -> None:
+        """Stop queueing re-readings (an article not queued is read again when next asked
+        for: its stored rendering is not current)."""
+        for task in list(self.rereading):
+            task.cancel()
+        await asyncio.gather(*self.rereading, return_exceptions=True)
 
     async def reread(self, written: str, source: str | None) -> int:
         """Queue, in the background, a new reading of each article with stored audio whose

@@ -160,6 +160,7 @@ class Library:
     async def aclose(self) -> None:
         """Stop scheduling and every job (their work stays recorded in the registry)."""
         await self.sources.aclose()
+        await self.lexicon.aclose()
         await self.upkeep.aclose()
         await self.rendering.queue.aclose()
         await self._ctx.episodes.aclose()
