@@ -298,6 +298,7 @@ async def open_services(
             source_poll_s=settings.source_poll_s,
             source_max_items=settings.source_max_items,
             lexicon=lexicon,
+            lexicon_file=settings.lexicon_file,
         )
         await parse.warm_up()
         if reads:

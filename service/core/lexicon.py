@@ -18,6 +18,7 @@ from service.text.lexicon import spoken_form, written_form
 
 log = logging.getLogger("langdu.lexicon")
 _MAX_ENTRIES = 20_000  # entries in the registry's lexicon
+_CLUSTER_PACE_S = 0.25
 
 
 class LexiconDesk:
@@ -28,6 +29,21 @@ class LexiconDesk:
         self._rendering = rendering
         self._pron = pronunciations
         self.rereading: set[asyncio.Task[int]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+
+    def start(self, *, watch_s: float = 2.0) -> None:
+        """Watch the operator's file: an edit applies within `watch_s` (plus a reading),
+        no restart; the articles it changes are read again in the background."""
+        self._watcher = asyncio.create_task(self._watch(watch_s), name="langdu-lexicon-file")
+
+    async def _watch(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                for written in await self._pron.watch_file():
+                    await self.reread(written, None)
+            except Exception:  # a database hiccup: looked at again next time
+                log.exception("watching the lexicon file failed")
 
     async def entries(self, source: str | None = None) -> list[LexiconEntry]:
         """The registry's entries (for one source only, if given), as it has them now."""
@@ -83,13 +99,26 @@ class LexiconDesk:
     async def aclose(self) -> None:
         """Stop queueing re-readings (an article not queued is read again when next asked
         for: its stored rendering is not current)."""
-        for task in list(self.rereading):
+        tasks = [*self.rereading, *([self._watcher] if self._watcher else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.rereading, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _pace(self) -> None:
+        """One re-reading waits in this process's queue at a time (many articles may hold
+        a word: they are read one after another, never ahead of a listener's); on the
+        cluster's queue, a few a second."""
+        rendering = self._rendering
+        if rendering.shared is not None:
+            await asyncio.sleep(_CLUSTER_PACE_S)
+            return
+        while rendering.queue.queued > 0:
+            await asyncio.sleep(0.1)
 
     async def reread(self, written: str, source: str | None) -> int:
-        """Queue, in the background, a new reading of each article with stored audio whose
-        text holds `written` and whose render version moved. Returns how many."""
+        """Queue, in the background and at a bounded pace, a new reading of each article
+        with stored audio whose text holds `written` and whose render version moved.
+        Returns how many."""
         ctx, rendering = self._ctx, self._rendering
         sources = None if source is None else [source]
         ids = await asyncio.to_thread(ctx.registry.articles_saying, written, sources)
@@ -106,6 +135,7 @@ class LexiconDesk:
                 queued += 1
             except Exception as exc:  # the next listener has it read again
                 log.warning("article %s: not queued after a lexicon change: %s", rec.id, exc)
+            await self._pace()
         if queued:
             log.info("lexicon %r: %d article(s) to read again", written, queued)
         return queued

@@ -12,6 +12,7 @@ calls; the registry records every decision, so a restart reconciles and carries 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from service.core.articles import Limits
 from service.core.cluster import SharedQueue
@@ -67,8 +68,9 @@ class Library:
         source_poll_s: float = 600.0,
         source_max_items: int = 20,
         lexicon: Mapping[str, str] | None = None,
+        lexicon_file: Path | None = None,
     ) -> None:
-        self.pronunciations = Pronunciations(registry, lexicon)
+        self.pronunciations = Pronunciations(registry, lexicon, file=lexicon_file)
         ctx = Context(
             registry=registry,
             store=store,
@@ -154,6 +156,7 @@ class Library:
         feeds' poller too, unless `sources` is False: a worker takes readings from the
         shared queue and leaves the feeds to the replicas, which queue what they find)."""
         await self.upkeep.start()
+        self.lexicon.start()
         if sources:
             self.sources.start()
 

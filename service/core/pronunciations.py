@@ -9,11 +9,18 @@ The editors' side (the API's put, list and delete) is `service.core.lexicon`.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
+from service.errors import ConfigError
 from service.store.registry import ArticleRecord, LexiconEntry, Registry
 from service.text.lexicon import Lexicon
+from service.text.normalize import load_lexicon
+
+log = logging.getLogger("langdu.lexicon")
 
 _MAX_ARTICLES = 20_000  # articles whose lexicon is remembered
 
@@ -22,10 +29,17 @@ class Pronunciations:
     """The lexicon layers as last read, and the entries each article is read with."""
 
     def __init__(
-        self, registry: Registry, base: Mapping[str, str] | None = None, refresh_s: float = 2.0
+        self,
+        registry: Registry,
+        base: Mapping[str, str] | None = None,
+        refresh_s: float = 2.0,
+        *,
+        file: Path | None = None,
     ) -> None:
         self._registry = registry
         self._base = dict(base or {})
+        self._file = file  # the operator's file, watched (`watch_file`)
+        self._file_seen = _stat(file)
         self._refresh_s = refresh_s
         self._checked = -1e9
         self._lock = asyncio.Lock()
@@ -40,6 +54,31 @@ class Pronunciations:
     def base(self) -> dict[str, str]:
         """The operator's file lexicon."""
         return dict(self._base)
+
+    async def watch_file(self) -> list[str]:
+        """Read the operator's file again if it changed since last looked at; returns the
+        written forms whose entry changed, came or went (none if the new file is unusable:
+        the old entries stay, and the problem is logged once)."""
+        if self._file is None:
+            return []
+        seen = await asyncio.to_thread(_stat, self._file)
+        if seen == self._file_seen:
+            return []
+        self._file_seen = seen
+        try:
+            base = await asyncio.to_thread(load_lexicon, self._file)
+        except ConfigError as exc:
+            log.warning("the lexicon file is kept as it was: %s", exc)
+            return []
+        old, self._base = self._base, base
+        changed = sorted(w for w in {*old, *base} if old.get(w) != base.get(w))
+        if changed:
+            log.info(
+                "lexicon file: %d entr%s changed", len(changed), "y" if len(changed) == 1 else "ies"
+            )
+            self._merged.clear()
+            self._articles.clear()
+        return changed
 
     async def refresh(self, *, force: bool = False) -> None:
         """Read the entries again if the registry's revision moved (looked at most once per
@@ -113,3 +152,14 @@ class Pronunciations:
     def for_text(self) -> Lexicon:
         """The entries for text that is no source's (the base and every-article layers)."""
         return self._layered(frozenset())
+
+
+def _stat(path: Path | None) -> tuple[int, int, int] | None:
+    """What tells a file's new content from its old (None: no file there)."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)

@@ -221,3 +221,31 @@ async def test_a_source_entry_changes_only_that_sources_articles(
     assert posted_now["rendering"] == posted_now["render_version"] == posted["rendering"]
     assert [e["written"] for e in mine] == ["七里河区"]
     assert removed.status_code == 204 and after == []  # its entries go with it
+
+
+async def test_an_edit_of_the_lexicon_file_applies_within_seconds_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    lexicon_file = tmp_path / "lexicon.tsv"
+    lexicon_file.write_text("兰州新区\t兰州新地区\n", encoding="utf-8")
+    fakes = Fakes()
+    async with _app(tmp_path, fakes, lexicon_file=lexicon_file) as (client, _):
+        a, b = await _read(client, "\n".join(A)), await _read(client, "\n".join(B))
+        fakes.neural.calls.clear()
+        lexicon_file.write_text("兰州新区\t兰州新地区\n安宁区\tan1 ning2 qu1\n", encoding="utf-8")
+        started = asyncio.get_running_loop().time()
+        await _reread(client, a["id"], a["rendering"])
+        took = asyncio.get_running_loop().time() - started
+        listed = (await client.get("/v1/lexicon")).json()["entries"]
+        # A broken edit keeps the entries as they were.
+        lexicon_file.write_text("安宁区 no tab\n", encoding="utf-8")
+        await asyncio.sleep(2.5)
+        kept = (await client.get(f"/v1/articles/{a['id']}")).json()
+        b_now = (await client.get(f"/v1/articles/{b['id']}")).json()
+    assert took < 10
+    assert sorted(fakes.neural.calls) == sorted(
+        [A[0].replace("安宁区", SAID), A[2].replace("安宁区", SAID)]
+    )
+    assert ("安宁区", "file") in {(e["written"], e["layer"]) for e in listed}
+    assert kept["rendering"] == kept["render_version"] != a["rendering"]
+    assert b_now["rendering"] == b_now["render_version"] == b["rendering"]
