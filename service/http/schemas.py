@@ -3,7 +3,7 @@ is made from them), and how a core view becomes an `ArticleOut`."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
@@ -78,12 +78,15 @@ class ArticleIn(BaseModel):
     @classmethod
     def _in_utc_range(cls, value: datetime | None) -> datetime | None:
         # Stored and read back in UTC: year 1 at +11:49 is year 0 there, which no clock holds.
-        if value is None or value.tzinfo is None:
+        if value is None:
             return value
         try:
-            value.astimezone(UTC)
+            instant = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
         except OverflowError:
             raise ValueError("is outside years 1 to 9999 in UTC") from None
+        # The feed is newest first: an article dated in year 9999 would stay on top for good.
+        if instant > datetime.now(UTC) + timedelta(days=1):
+            raise ValueError("is more than a day in the future")
         return value
 
     @field_validator("url")

@@ -84,14 +84,25 @@ def _decimal_reading(m: re.Match[str]) -> str:
     return f"{cn2an.an2cn(m.group(1))}点{read_digits(m.group(2))}"
 
 
+_QUANTITY_BEFORE = re.compile(r"(?:约|近|超|逾|占|仅|达|不到|不足|将近|大约)$")
+_QUANTITY_AFTER = re.compile(r"^(?:倍|的|以上|以下|左右|多|强|弱)")
+
+
 def _fraction(m: re.Match[str]) -> str:
     """A proper fraction in lowest terms, 2/3 -> 3分之2, kept whole with the word before it
-    (约2/3 is 约三分之二, where the grammars would read 三分之约二)."""
+    (约2/3 is 约三分之二, where the grammars would read 三分之约二). Other slash forms are
+    fractions only next to a word of quantity (约2/4的人, 4/3倍: the grammars read them);
+    else a month and day is a date (5/20 -> 5月20日), and the rest two numbers (24/7)."""
     numerator, denominator = m.group(1), m.group(2)
     a, b = int(numerator), int(denominator)
-    if not 0 < a < b or math.gcd(a, b) != 1:
-        return m.group(0)  # 24/7, 5/20: not a fraction a reporter writes
-    return f"{denominator}分之{numerator}"
+    if 0 < a < b and math.gcd(a, b) == 1:
+        return f"{denominator}分之{numerator}"
+    before, after = m.string[max(0, m.start() - 4) : m.start()], m.string[m.end() :]
+    if _QUANTITY_BEFORE.search(before) or _QUANTITY_AFTER.match(after):
+        return m.group(0)
+    if 1 <= a <= 12 and 1 <= b <= 31:
+        return f"{a}月{b}日"
+    return f"{numerator} {denominator}"
 
 
 # Order matters: each rule sees the output of the ones above it.
@@ -353,7 +364,7 @@ def _import_wetext() -> Any:
 
 # Bump with every change to the rules above: it is part of the render version, so finished
 # articles are read again (lazily, only the sentences whose spoken form changed).
-RULES_VERSION = "2026.12.05"
+RULES_VERSION = "2026.12.05.2"
 
 
 def load_lexicon(path: Path) -> dict[str, str]:

@@ -10,7 +10,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -189,6 +189,27 @@ async def test_a_published_at_outside_what_a_clock_can_hold_is_422(
         assert r.status_code == 422, r.text
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["errors"][0]["loc"][-1] == "published_at"
+
+
+async def test_a_published_at_more_than_a_day_ahead_is_422_and_pins_no_feed(
+    tmp_path: Path,
+) -> None:
+    now = datetime.now(UTC)
+    async with running_app(tmp_path, Fakes()) as (client, _):
+        refused = [
+            await client.post(
+                "/v1/articles", json={"text": TEXT, "published_at": when, "publish": True}
+            )
+            for when in ("9999-01-01T00:00:00Z", (now + timedelta(days=2)).isoformat())
+        ]
+        soon = (now + timedelta(hours=20)).isoformat()  # a time zone's "tomorrow": fine
+        ok = await client.post("/v1/articles", json={"text": TEXT, "published_at": soon})
+        feed = (await client.get("/feed.xml")).text
+    for r in refused:
+        assert r.status_code == 422, r.text
+        assert "more than a day in the future" in r.text
+    assert ok.status_code == 201, ok.text
+    assert "<item>" not in feed
 
 
 async def test_an_old_but_real_published_at_is_kept(tmp_path: Path) -> None:

@@ -246,6 +246,18 @@ def test_what_is_not_a_proper_fraction_in_lowest_terms_is_left_to_the_grammars(n
     assert "分之" in spoken  # the whole of it reached them
 
 
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("5/20是网络情人节", "五月二十日是网络情人节"),  # a month and day: a date
+        ("全天候24/7服务", "全天候二十四 七服务"),  # two numbers, never 七分之二十四
+        ("10/10开幕", "十月十日开幕"),
+    ],
+)
+def test_a_slash_form_that_is_no_fraction_is_a_date_or_two_numbers(normalizer, text, spoken):
+    assert normalizer.normalize(text) == spoken
+
+
 def _island_pieces(clause: str) -> list[tuple[str, bool]]:
     from service.text.normalize import _islands
 
