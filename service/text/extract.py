@@ -92,12 +92,20 @@ def decode(data: bytes, *, charset: str | None = None) -> str:
     def candidates() -> Iterator[str | None]:
         # Valid UTF-8 first: non-trivial GB bytes are never valid UTF-8, but UTF-8 bytes
         # often decode (as mojibake) under a wrong GB declaration. GB18030 decodes almost
-        # any bytes (Big5 too, as nonsense): it comes last, after the detector's guess.
+        # any bytes (Big5 too, as nonsense): a Big5 guess of the detector goes first, then
+        # GB18030 if it makes mostly Chinese text (the detector doubts short or slightly
+        # damaged GB pages, and guesses Korean or Latin for them), then the guess.
         yield "utf-8"
         if declared:
             yield _codec_for(declared.group(1).decode("ascii", "replace"))
-        yield _detect(data)
-        yield "gb18030"
+        guess = _detect(data)
+        if _in_gb2312(data):  # Big5 bytes read as GB18030 fall outside GB2312, mostly
+            yield "gb18030"
+        if guess in _BIG5:
+            yield guess
+        if _mostly_chinese(data, "gb18030"):
+            yield "gb18030"
+        yield guess
 
     tried: set[str] = set()
     for codec in candidates():
@@ -110,6 +118,9 @@ def decode(data: bytes, *, charset: str | None = None) -> str:
             continue
         if _sensible(text):
             return text
+    if _mostly_chinese(data, "gb18030"):
+        # Chinese text with a stray control byte (a form feed, an EOF mark): kept without it.
+        return _CONTROL.sub("", data.decode("gb18030"))
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -133,6 +144,36 @@ def _strict(data: bytes, codec: str) -> str:
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
 _LATIN_HIGH = re.compile(r"[\u00a0-\u024f]")
+
+
+_BIG5 = frozenset({"big5", "big5hkscs", "cp950"})
+_CJK_CHAR = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+def _mostly_chinese(data: bytes, codec: str) -> bool:
+    """Whether `data` decodes under `codec` without an error into text whose characters
+    beyond ASCII are at least 90% Chinese (Han, CJK punctuation, full-width forms), with
+    at most one control character in a thousand."""
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        return False
+    high = sum(1 for c in text if ord(c) > 0x7F)
+    controls = len(_CONTROL.findall(text))
+    return high > 0 and len(_CJK_CHAR.findall(text)) >= 0.9 * high and controls * 1000 <= len(text)
+
+
+def _in_gb2312(data: bytes) -> bool:
+    """Whether `data` is mostly Chinese as GB18030 and every character of it beyond ASCII
+    is one of GB2312's (which Big5 or other bytes read as GB18030 rarely are)."""
+    if not _mostly_chinese(data, "gb18030"):
+        return False
+    text = data.decode("gb18030")
+    try:
+        "".join(c for c in text if ord(c) > 0x7F and not _CONTROL.match(c)).encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _sensible(text: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from service.errors import DecodeError, EmptyArticleError
@@ -80,6 +82,27 @@ def test_a_declaration_that_contradicts_the_bytes_is_overruled(sample_html):
 def test_big5_page_is_recognised():
     text = "臺北市政府今天宣布，將擴大辦理市民健康檢查服務。" * 20
     assert decode(f"<html><body><p>{text}</p></body></html>".encode("big5")).count("臺北市") == 20
+
+
+def test_a_gb2312_page_without_a_charset_and_with_stray_control_bytes_is_read(sample_html):
+    """The detector doubts it (a form feed and an EOF mark in the head): a clean GB18030
+    decode of mostly Chinese text wins, the control bytes dropped."""
+    page = re.sub(
+        r"<meta[^>]*charset[^>]*>", "", sample_html.read_text(encoding="utf-8"), flags=re.I
+    )
+    data = page.encode("gb18030").replace(b"</head>", b"\x0c\x1a</head>")
+    text = decode(data)
+    assert "安宁区" in text and "田玥" in text and "\x1a" not in text
+
+
+@pytest.mark.parametrize("text", ["兰州新区", "今天天气很好", "安宁区召开会议"])
+def test_a_short_gb2312_text_is_not_taken_for_big5_or_korean(text):
+    assert decode(text.encode("gb2312")) == text
+
+
+@pytest.mark.parametrize("text", ["臺北市", "台北市政府今天宣布"])
+def test_a_short_big5_text_stays_big5(text):
+    assert decode(text.encode("big5")) == text
 
 
 def test_a_charset_the_caller_gives_must_fit():
