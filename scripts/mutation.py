@@ -58,7 +58,7 @@ GROUPS = {
     ),
     "normalizer": Group(
         ("service/text/normalize.py",),
-        ("tests/text/test_normalize.py",),
+        ("tests/text/test_normalize.py", "tests/text/test_lexicon.py"),
         0.8,
         ("-k", "not test_time_grows_linearly_with_input"),
     ),

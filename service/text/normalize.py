@@ -97,7 +97,7 @@ def _fraction(m: re.Match[str]) -> str:
     a, b = int(numerator), int(denominator)
     if 0 < a < b and math.gcd(a, b) == 1:
         return f"{denominator}分之{numerator}"
-    before, after = m.string[max(0, m.start() - 4) : m.start()], m.string[m.end() :]
+    before, after = m.string[max(0, m.start() - 2) : m.start()], m.string[m.end() :]
     if _QUANTITY_BEFORE.search(before) or _QUANTITY_AFTER.match(after):
         return m.group(0)
     if 1 <= a <= 12 and 1 <= b <= 31:

@@ -252,10 +252,21 @@ def test_what_is_not_a_proper_fraction_in_lowest_terms_is_left_to_the_grammars(n
         ("5/20是网络情人节", "五月二十日是网络情人节"),  # a month and day: a date
         ("全天候24/7服务", "全天候二十四 七服务"),  # two numbers, never 七分之二十四
         ("10/10开幕", "十月十日开幕"),
+        ("1/1开幕", "一月一日开幕"),
+        ("12/30开幕", "十二月三十日开幕"),
+        ("编号0/5。", "编号零 五。"),  # no month 0
+        ("编号13/26。", "编号十三 二十六。"),  # no month 13
+        ("编号12/32。", "编号十二 三十二。"),  # no day 32
+        ("编号5/0。", "编号五 零。"),  # no day 0
     ],
 )
 def test_a_slash_form_that_is_no_fraction_is_a_date_or_two_numbers(normalizer, text, spoken):
     assert normalizer.normalize(text) == spoken
+
+
+@pytest.mark.parametrize("text", ["不足4/8。", "将近6/8。", "达6/8。", "增长4/8倍。", "是2/4的人"])
+def test_a_slash_form_next_to_a_word_of_quantity_is_left_to_the_grammars(normalizer, text):
+    assert "分之" in normalizer.normalize(text)
 
 
 def _island_pieces(clause: str) -> list[tuple[str, bool]]:
