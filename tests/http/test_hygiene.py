@@ -6,6 +6,7 @@ nothing behind: no registry row, no stored file.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -135,6 +136,21 @@ async def test_an_article_over_the_character_limit_is_413_before_anything_is_sto
         assert r.status_code == 413, r.text
         assert "2000" in r.json()["detail"]
         assert _count(services) == 0
+
+
+async def test_a_page_of_too_many_elements_is_413_at_once(tmp_path: Path) -> None:
+    """100,000 empty <p> (0.7 MB, under the byte limit) took seconds to parse for nothing."""
+    page = "<html><body>" + "<p>x</p>" * 100_000 + "</body></html>"
+    async with running_app(tmp_path, Fakes()) as (client, services):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        r = await client.post("/v1/articles", json={"html": page})
+        took = loop.time() - started
+        real = await client.post("/v1/articles", json={"html": f"<p>{TEXT}</p>" * 40})
+    assert r.status_code == 413, r.text
+    assert "30000 elements" in r.json()["detail"]
+    assert took < 1.0, took
+    assert _count(services) == 1 and real.status_code == 201
 
 
 async def test_a_number_too_long_to_read_is_422(tmp_path: Path) -> None:
