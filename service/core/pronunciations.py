@@ -76,8 +76,7 @@ class Pronunciations:
             log.info(
                 "lexicon file: %d entr%s changed", len(changed), "y" if len(changed) == 1 else "ies"
             )
-            self._merged.clear()
-            self._articles.clear()
+            self._forget_derived()
         return changed
 
     async def refresh(self, *, force: bool = False) -> None:
@@ -100,6 +99,10 @@ class Pronunciations:
         for e in entries:
             layers.setdefault(e.source, {})[e.written] = e.spoken
         self.revision, self.entries, self._layers = revision, entries, layers
+        self._forget_derived()
+
+    def _forget_derived(self) -> None:
+        """The layers changed: merged lexicons and articles' entries are worked out again."""
         self._merged.clear()
         self._articles.clear()
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from service.engines.mandarin import HAN, LETTERS, merges_er, plain, read
+from service.engines.mandarin import LETTERS, merges_er, plain, read
+from service.text.lexicon import HAN
 
 # Chinese and ASCII punctuation -> the punctuation symbols Kokoro knows.
 PUNCTUATION = {

@@ -10,13 +10,11 @@ syllables are read exactly as given (`plain`, then `read` with them).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from service.text.lexicon import MARKUP, homophone_spelling
+from service.text.lexicon import HAN, MARKUP, homophone_spelling
 
-HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 CLAUSE = set("，、；：,;:。！？!?…—")
 # Letters as Mandarin speakers name them, in syllables the model knows.
 LETTERS: dict[str, tuple[str, ...]] = {

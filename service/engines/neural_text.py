@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from service.engines.mandarin import CLAUSE, HAN, LETTERS, merges_er, plain, read
+from service.engines.mandarin import CLAUSE, LETTERS, merges_er, plain, read
+from service.text.lexicon import HAN
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,7 +147,8 @@ _LATIN_HIGH = re.compile(r"[\u00a0-\u024f]")
 
 
 _BIG5 = frozenset({"big5", "big5hkscs", "cp950"})
-_CJK_CHAR = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+_CJK = r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]"
+_CJK_CHAR = re.compile(_CJK)
 
 
 def _mostly_chinese(data: bytes, codec: str) -> bool:
@@ -408,7 +409,6 @@ _BLOCK_TAGS = frozenset(
 )
 _CONTAINER_TAGS = frozenset({"div", "section", "article", "main", "body", "center", "font"})
 _BR = "\u2028"  # a <br>, until blocks are cut into lines
-_CJK = r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]"
 _SOURCE_NEWLINE = re.compile(rf"(?<={_CJK})[ \t\r]*\n\s*(?={_CJK})")
 # "(责编：张三)" at the end of the last paragraph: furniture stuck to article text.
 _TRAILING_EDITOR = re.compile(

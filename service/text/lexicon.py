@@ -37,8 +37,8 @@ MAX_WRITTEN = 32
 MAX_SPOKEN = 64
 # Pinyin as the neural voices' front ends are given it: {mao4 die2}.
 MARKUP = re.compile(r"\{([a-z]+[1-5](?: [a-z]+[1-5])*)\}")
-_PINYIN = re.compile(r"[a-zü]+[1-5]")
-_CHINESE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+(?:[ ·][\u3400-\u9fff]+)*")
+_PINYIN = re.compile(r"[a-z]+[1-5]")  # as kept: ü written v
+_CHINESE = re.compile(rf"{HAN.pattern}+(?:[ ·]{HAN.pattern}+)*")
 # Where an entry applies, the normalizer's rules see one private-use character (which no
 # rule and no grammar touches): entry k of a sentence is U+E000 + k.
 _SENTINEL_BASE = 0xE000
@@ -96,7 +96,7 @@ def spoken_form(spoken: str) -> str:
     if _CHINESE.fullmatch(text):
         return text
     syllables = text.lower().replace("ü", "v").split(" ")
-    if all(_PINYIN.fullmatch(s.replace("v", "ü")) for s in syllables):
+    if all(_PINYIN.fullmatch(s) for s in syllables):
         unknown = [s for s in syllables if s[:-1] not in _bases()]
         if unknown:
             raise ValueError(f"not a Mandarin syllable: {unknown[0]}")

@@ -61,15 +61,15 @@ class LexiconSql:
             )
         )
 
+    _REVISION = sa.select(lexicon_revision.c.revision).where(lexicon_revision.c.id == 1)
+
     def lexicon_revision(self) -> int:
-        row = self._one(sa.select(lexicon_revision.c.revision).where(lexicon_revision.c.id == 1))
+        row = self._one(self._REVISION)
         return 0 if row is None else int(row["revision"])
 
     def lexicon_entries(self) -> tuple[int, list[LexiconEntry]]:
         with self._begin() as conn:
-            revision = conn.execute(
-                sa.select(lexicon_revision.c.revision).where(lexicon_revision.c.id == 1)
-            ).scalar()
+            revision = conn.execute(self._REVISION).scalar()
             rows = conn.execute(
                 sa.select(lexicon).order_by(lexicon.c.scope, lexicon.c.written)
             ).mappings()
