@@ -369,6 +369,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
     from service.http import server
+    from service.http.admission import Identity
     from service.http.app import create_asgi
 
     if args.port is not None and not 0 <= args.port <= 65535:
@@ -402,6 +403,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         header_timeout_s=settings.header_timeout_s,
         body_timeout_s=settings.body_timeout_s,
         max_connections=settings.max_connections,
+        max_per_client=settings.max_connections_per_client,
+        identity=Identity.build(settings.api_keys, settings.trusted_proxies),
     )
     return 0
 

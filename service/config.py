@@ -245,7 +245,16 @@ class Settings(BaseSettings):
         default=20.0, gt=0, description="a request body may not stall for longer than this"
     )
     max_connections: int = Field(
-        default=4096, ge=16, description="open connections; more are closed on arrival"
+        default=4096,
+        ge=16,
+        description="open connections; more are closed on arrival (never more than the"
+        " open-file limit allows)",
+    )
+    max_connections_per_client: int = Field(
+        default=64,
+        ge=1,
+        description="open connections from one address (behind a trusted proxy, the"
+        " forwarded one); more are refused at once",
     )
     cors_origins: CommaList = Field(default_factory=lambda: ["*"])
     api_keys: CommaList = Field(default_factory=list, description="if set, required to write")
@@ -336,7 +345,13 @@ class Settings(BaseSettings):
     episode_bitrate_kbps: int = Field(default=64, ge=32, le=320)
 
     @field_validator(
-        "cors_origins", "api_keys", "feed_categories", "edge_resolve", "fetch_allow", mode="before"
+        "cors_origins",
+        "api_keys",
+        "feed_categories",
+        "edge_resolve",
+        "fetch_allow",
+        "trusted_proxies",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -350,7 +365,7 @@ class Settings(BaseSettings):
         itunes_categories(value)  # ValueError names a category Apple does not list
         return value
 
-    @field_validator("fetch_allow")
+    @field_validator("fetch_allow", "trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for item in value:

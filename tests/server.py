@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -58,16 +59,26 @@ def _environment(data_dir: Path, defaults: bool, env: dict[str, str]) -> dict[st
     }
 
 
-def start_server(data_dir: Path, *, defaults: bool = False, **env: str) -> Server:
+def start_server(
+    data_dir: Path, *, defaults: bool = False, nofile: int | None = None, **env: str
+) -> Server:
+    """`langdu serve` with `env` as LANGDU_ settings; `nofile`: its open-file limit, soft
+    and hard (`ulimit -n`, as a container or a service unit may set it)."""
     port = _free_port()
     log = data_dir.parent / f"server-{port}.log"
     environment = _environment(data_dir, defaults, env)
+
+    def limit() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "service", "serve", "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=environment,
+            preexec_fn=limit if nofile is not None else None,
         )
     return _started(Server(proc, f"http://127.0.0.1:{port}", data_dir, log), "/healthz")
 

@@ -351,6 +351,29 @@ def test_serve_takes_its_data_dir_and_refuses_a_file(
     assert len(proc.stderr.decode().strip().splitlines()) == 1
 
 
+def test_serve_passes_its_connection_limits_and_proxies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.http.app
+    import service.http.server
+    from service.cli import main
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(service.http.app, "create_asgi", lambda settings: settings)
+    monkeypatch.setattr(service.http.server, "run", lambda app, **kw: seen.update(kw))
+    monkeypatch.setenv("LANGDU_DEFAULT_VOICE", "cmn-offline")
+    monkeypatch.setenv("LANGDU_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.3")
+    monkeypatch.setenv("LANGDU_MAX_CONNECTIONS_PER_CLIENT", "8")
+    assert main(["serve", "--data-dir", str(tmp_path / "d")]) == 0
+    assert seen["max_per_client"] == 8
+    assert seen["identity"].behind_proxy("10.1.2.3") and seen["identity"].behind_proxy("127.0.0.3")
+    assert not seen["identity"].behind_proxy("127.0.0.1")
+    proc = langdu("serve", env={"LANGDU_TRUSTED_PROXIES": "10.0.0.0/8,proxy.example"})
+    assert proc.returncode == 2
+    assert "'proxy.example' is not an address or network" in proc.stderr.decode()
+    assert len(proc.stderr.decode().strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("voice", "said"),
     [("kokoro-xiaoxiao", "{mao4 die2}"), ("cmn-offline", "帽叠")],  # pinyin / homophones

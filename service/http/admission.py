@@ -59,14 +59,22 @@ class Identity:
         if given and any(hmac.compare_digest(given.encode(), k.encode()) for k in self.api_keys):
             return "key:" + hashlib.sha256(given.encode()).hexdigest()[:16]
         peer = (scope.get("client") or ("unknown", 0))[0]
+        return "ip:" + self.address(peer, headers.get("x-forwarded-for", ""))
+
+    def address(self, peer: str, forwarded_for: str) -> str:
+        """The client's address: `peer`, or behind a trusted proxy the one it forwarded
+        (X-Forwarded-For: client, proxy1, proxy2 -- the first hop from the right that is
+        not one of our proxies)."""
         if self._trusted(peer):
-            # X-Forwarded-For: client, proxy1, proxy2 -- the first hop from the right that
-            # is not one of our proxies is the client.
-            hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+            hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
             for hop in reversed(hops):
                 if not self._trusted(hop):
-                    return f"ip:{hop}"
-        return f"ip:{peer}"
+                    return hop
+        return peer
+
+    def behind_proxy(self, peer: str) -> bool:
+        """Whether `peer` is one of our proxies (its connections carry many clients)."""
+        return self._trusted(peer)
 
 
 @dataclass(frozen=True)
