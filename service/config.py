@@ -230,6 +230,17 @@ class Settings(BaseSettings):
     rate_limit_speech: str = Field(
         default="30/minute", description="per client: the OpenAI speech endpoint"
     )
+    speech_audio_budget: str = Field(
+        default="120/10minutes",
+        description="per client: minutes of audio the speech endpoint makes in a window"
+        " (characters ÷ speed, charged before synthesis; more: 429)",
+    )
+    max_conversions: int = Field(
+        default_factory=lambda: 2 * max(1, os.cpu_count() or 1),
+        ge=1,
+        description="ffmpeg conversions (formats other than MP3, speed beyond 0.5-3x) at"
+        " once; a request waits up to 2 s for one, then 503",
+    )
     rate_limit_storage: str = Field(
         default="memory://",
         description="where the limiter counts (limits storage URL; redis://host:6379/0 shares"
@@ -373,6 +384,18 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an address or network") from None
+        return value
+
+    @field_validator("rate_limit_writes", "rate_limit_speech", "speech_audio_budget")
+    @classmethod
+    def _limits(cls, value: str) -> str:
+        from limits import parse_many
+
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a rate such as '60/minute'") from None
         return value
 
     @field_validator("feed_owner_email")

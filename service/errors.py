@@ -64,6 +64,15 @@ class ClientBusyError(LangduError):
     """This client has its share of the synthesis queue in hand; it should retry later."""
 
 
+class OverBudgetError(LangduError):
+    """This client has spent its budget of audio for now; it may retry in `retry_after`
+    seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class WorkerLostError(LangduError):
     """A worker process died while doing this request's work (it has been replaced); the
     caller should retry."""

@@ -299,6 +299,7 @@ async def open_services(
             source_max_items=settings.source_max_items,
             lexicon=lexicon,
             lexicon_file=settings.lexicon_file,
+            max_conversions=settings.max_conversions,
         )
         await parse.warm_up()
         if reads:

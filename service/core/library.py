@@ -69,6 +69,7 @@ class Library:
         source_max_items: int = 20,
         lexicon: Mapping[str, str] | None = None,
         lexicon_file: Path | None = None,
+        max_conversions: int = 4,
     ) -> None:
         self.pronunciations = Pronunciations(registry, lexicon, file=lexicon_file)
         ctx = Context(
@@ -100,7 +101,7 @@ class Library:
             parse=self._parse,
             fetcher=fetcher,
         )
-        self.listening = Listening(ctx, self.rendering, self.intake)
+        self.listening = Listening(ctx, self.rendering, self.intake, max_conversions)
         self.sources = Sources(
             ctx,
             self.intake,

@@ -16,19 +16,23 @@ from service.core.context import Context
 from service.core.intake import Intake
 from service.core.rendering import Rendering
 from service.core.views import Live, Speech, Stored, Timings
-from service.errors import LangduError
+from service.errors import LangduError, QueueFullError
 from service.store import audio_key
 from service.store.registry import Priority
 
 _MAX_CUTS = 10_000
 _CUT_KEPT_S = 6 * 3600.0  # how long another replica can tell a cut listener where to resume
+CONVERSION_WAIT_S = 2.0  # how long a request waits for a free conversion before a 503
 
 
 class Listening:
     """Answers listeners; remembers where cut streams resume."""
 
-    def __init__(self, ctx: Context, rendering: Rendering, intake: Intake) -> None:
+    def __init__(
+        self, ctx: Context, rendering: Rendering, intake: Intake, max_conversions: int = 4
+    ) -> None:
         self._ctx = ctx
+        self._conversions = asyncio.Semaphore(max_conversions)  # ffmpeg processes at once
         self._rendering = rendering
         self._intake = intake
         # (article, listener) -> sentences heard before the reading started over in the
@@ -142,28 +146,60 @@ class Listening:
 
         Raises:
             InputError: nothing to read. UnknownVoiceError / OptionError: bad voice options.
-            QueueFullError / ClientBusyError: no room to read it now. AudioError: the
-            conversion cannot start. LangduError: the audio was not kept.
+            QueueFullError / ClientBusyError: no room to read it now, or (after waiting
+            CONVERSION_WAIT_S) to convert it. AudioError: the conversion cannot start.
+            LangduError: the audio was not kept.
         """
+        output = OUTPUTS[response_format]
+        converted = needs_conversion(response_format, tempo)
+        if not converted:
+            found = await self._spoken(text, voice, rate, client)
+            if isinstance(found, Live):
+                return Speech(output.media_type, found.job.stream())
+            return Speech(output.media_type, await self._kept(found))
+        # A conversion is taken before anything is read: a request that cannot have one
+        # is refused before it costs any synthesis.
+        try:
+            await asyncio.wait_for(self._conversions.acquire(), CONVERSION_WAIT_S)
+        except TimeoutError:
+            raise QueueFullError(
+                "every audio conversion is in use; try again shortly, or ask for mp3 at a"
+                " speed of 0.5 to 3"
+            ) from None
+        try:
+            found = await self._spoken(text, voice, rate, client)
+            source = (
+                found.job.stream() if isinstance(found, Live) else once(await self._kept(found))
+            )
+        except BaseException:
+            self._conversions.release()
+            raise
+        # Started here (its first chunk made), the conversion gives its place back when it
+        # ends, fails or is dropped unread (the event loop closes a dropped generator).
+        converting = _released(convert(source, response_format, tempo), self._conversions)
+        return Speech(output.media_type, await _primed(converting))
+
+    async def _spoken(self, text: str, voice: str, rate: str, client: str) -> Stored | Live:
         view, _ = await self._intake.register(
             voice=voice, article=plain_article(text), rate=rate, client=client
         )
-        found = await self.listen(view.record.id, client)
-        output = OUTPUTS[response_format]
-        converted = needs_conversion(response_format, tempo)
-        source: AsyncIterator[bytes]
-        if isinstance(found, Live):
-            source = found.job.stream()
-        else:
-            mp3 = await self.stored_audio(found.article_id, found.rendering)
-            if mp3 is None:
-                raise LangduError("the audio was not kept; try again")
-            if not converted:
-                return Speech(output.media_type, mp3)
-            source = once(mp3)
-        if converted:
-            source = await _primed(convert(source, response_format, tempo))
-        return Speech(output.media_type, source)
+        return await self.listen(view.record.id, client)
+
+    async def _kept(self, found: Stored) -> bytes:
+        mp3 = await self.stored_audio(found.article_id, found.rendering)
+        if mp3 is None:
+            raise LangduError("the audio was not kept; try again")
+        return mp3
+
+
+async def _released(chunks: AsyncIterator[bytes], held: asyncio.Semaphore) -> AsyncIterator[bytes]:
+    """`chunks`, giving `held` (acquired by the caller) back once they end, fail or are
+    closed."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        held.release()
 
 
 async def _primed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -22,6 +22,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import OverBudgetError, PayloadTooLargeError
 from service.http.problems import problem
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -104,6 +105,58 @@ def _parse(text: str) -> tuple[RateLimitItem, ...]:
     """ "60/minute;10/second", tightest first (the one RateLimit headers report)."""
     items = parse_many(text)
     return tuple(sorted(items, key=lambda i: i.amount / i.get_expiry()))
+
+
+# Mandarin news read at 1x: about 230 characters a minute.
+SECONDS_PER_CHARACTER = 0.26
+
+
+def audio_seconds(characters: int, speed: float) -> float:
+    """The audio `characters` of text make at `speed` (OpenAI's: 0.25 .. 4), estimated."""
+    return characters * SECONDS_PER_CHARACTER / speed
+
+
+class SpeechBudget:
+    """Each client's audio on the speech endpoint, charged by what a request will make
+    (characters ÷ speed), not by how many requests it sends: a budget of minutes of audio
+    per window (`"120/10minutes"`: 120 minutes of audio in any 10 minutes)."""
+
+    def __init__(
+        self, budget: str, *, storage: str = "async+memory://", prefix: str = "langdu"
+    ) -> None:
+        per = parse_many(budget)[0]
+        # Counted in seconds of audio: the item's amount is minutes.
+        self.item = type(per)(per.amount * 60, per.multiples, per.namespace)
+        self.minutes = per.amount
+        options: dict[str, str] = {}
+        if storage.startswith("async+redis"):
+            options = {"implementation": "redispy", "key_prefix": f"{prefix}:limits"}
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage, **options))
+
+    async def charge(self, client: str, seconds: float) -> None:
+        """Charge `client` for `seconds` of audio, before any of it is made.
+
+        Raises:
+            OverBudgetError: it does not fit in what is left now (retry_after: when the
+                oldest charge in the window ends, at the soonest).
+            PayloadTooLargeError: it is more than the whole budget.
+        """
+        cost = max(1, math.ceil(seconds))
+        if cost > self.item.amount:
+            raise PayloadTooLargeError(
+                f"about {cost / 60:.0f} minutes of audio: more than the {self.minutes}"
+                f" minutes a client may have per {self.item.get_expiry()} s"
+            )
+        if await self.limiter.hit(self.item, "speech-audio", client, cost=cost):
+            return
+        reset, remaining = await self.limiter.get_window_stats(self.item, "speech-audio", client)
+        wait = max(1, math.ceil(reset - time.time()))
+        raise OverBudgetError(
+            f"about {cost / 60:.1f} minutes of audio, and {remaining / 60:.1f} of this"
+            f" client's {self.minutes} minutes per {self.item.get_expiry()} s are left;"
+            f" try again in {wait} s",
+            retry_after=wait,
+        )
 
 
 def async_storage(url: str) -> str:

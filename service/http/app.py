@@ -19,7 +19,7 @@ from service import __version__
 from service.config import Settings, get_settings
 from service.engines import EngineFactory
 from service.errors import LangduError
-from service.http.admission import Identity, RateLimit, async_storage
+from service.http.admission import Identity, RateLimit, SpeechBudget, async_storage
 from service.http.admission import rules as rate_rules
 from service.http.hotpath import HotAudioMiddleware
 from service.http.hygiene import StrictJSON
@@ -145,6 +145,16 @@ def create_app(
         description="朗读 — read Chinese news articles aloud.",
     )
     app.openapi = functools.partial(build_openapi, app)  # type: ignore[method-assign]
+    # The speech endpoint's clients are charged by the audio they ask for (routes/speech.py).
+    app.state.speech_budget = (
+        SpeechBudget(
+            settings.speech_audio_budget,
+            storage=async_storage(settings.rate_limit_storage),
+            prefix=settings.queue_prefix,
+        )
+        if settings.speech_audio_budget.strip()
+        else None
+    )
     app.add_exception_handler(LangduError, langdu_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

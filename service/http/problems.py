@@ -19,6 +19,7 @@ from service.errors import (
     LangduError,
     NotFoundError,
     OptionError,
+    OverBudgetError,
     PayloadTooLargeError,
     QueueFullError,
     StorageFullError,
@@ -41,6 +42,7 @@ _STATUS: tuple[tuple[type[LangduError], int], ...] = (
     (BackendUnavailableError, 503),
     (WorkerLostError, 503),
     (ClientBusyError, 429),
+    (OverBudgetError, 429),
     (EngineError, 502),
     (FetchFailedError, 502),
 )
@@ -66,7 +68,10 @@ async def langdu_error(_: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     if status == 500:
         log.error("unexpected service error: %s", exc)
-    return problem(status, type(exc).__name__.removesuffix("Error") or "Error", str(exc))
+    response = problem(status, type(exc).__name__.removesuffix("Error") or "Error", str(exc))
+    if isinstance(exc, OverBudgetError):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -199,3 +199,24 @@ def test_the_connection_cap_follows_the_open_file_limit(tmp_path: Path) -> None:
         assert server.proc.poll() is None
     finally:
         server.stop()
+
+
+def test_maximal_slow_speech_requests_are_charged_before_synthesis(server: Server) -> None:
+    # Each is 4,096 characters at speed 0.25: ~71 minutes of audio. The budget (120
+    # minutes per 10 minutes, the default) takes one.
+    body = {"model": "tts-1", "voice": "alloy", "input": "安宁区召开会议。" * 512, "speed": 0.25}
+    codes = []
+    transport = httpx.HTTPTransport(local_address="127.0.0.7")
+    with httpx.Client(base_url=server.url, transport=transport, timeout=60) as c:
+        for _ in range(4):
+            started = time.monotonic()
+            with c.stream("POST", "/v1/audio/speech", json=body) as r:
+                codes.append(r.status_code)
+                if r.status_code == 200:
+                    assert next(r.iter_bytes())  # it is being read: enough
+                else:
+                    r.read()
+                    assert time.monotonic() - started < 1.0
+                    assert int(r.headers["retry-after"]) >= 1
+                    assert r.json()["error"]["type"] == "rate_limit_error"
+    assert codes.count(429) >= 2, codes

@@ -7,9 +7,12 @@ import io
 import wave
 from pathlib import Path
 
+import httpx
 import pytest
 
 from service.audio.formats import tempo_filter
+from service.core.views import Speech
+from service.errors import QueueFullError
 from service.http.routes.speech import _speeds
 from tests.conftest import decoded_seconds
 from tests.fakes import Fakes, running_app
@@ -140,3 +143,66 @@ async def test_the_openai_sdk_names_the_reason(tmp_path: Path) -> None:
     assert "at most 4096 characters" in str(refused.value), str(refused.value)
     assert refused.value.param == "input"
     assert refused.value.code == "string_too_long"
+
+
+async def test_clients_are_charged_by_the_audio_they_ask_for(tmp_path: Path) -> None:
+    fakes = Fakes()
+    # 20 minutes of audio per 10 minutes; 1,000 characters at 1x is ~4.3 minutes.
+    async with running_app(
+        tmp_path, fakes, speech_audio_budget="20/10minutes", api_keys="k1,k2"
+    ) as (client, _):
+
+        async def ask(n: int, speed: float = 1.0, key: str = "k1") -> httpx.Response:
+            body = {**BODY, "input": f"第{n}条。" + "新闻" * 497, "speed": speed}
+            return await client.post(
+                "/v1/audio/speech", json=body, headers={"Authorization": f"Bearer {key}"}
+            )
+
+        fits = [(await ask(n)).status_code for n in range(4)]
+        calls = len(fakes.neural.calls)
+        over = await ask(4)
+        slow = await ask(5, speed=0.25)  # ~17 minutes: does not fit what is left either
+        assert len(fakes.neural.calls) == calls  # refused before anything was read
+        other = await ask(6, key="k2")  # another client has its own budget
+        slower = await ask(7, speed=0.5, key="k2")  # ~8.7 minutes: fits
+        huge = await client.post(
+            "/v1/audio/speech",
+            json={**BODY, "input": "新" * 4096, "speed": 0.25},
+            headers={"Authorization": "Bearer k2"},
+        )
+    assert fits == [200] * 4
+    for refused in (over, slow):
+        assert refused.status_code == 429, refused.text
+        assert 1 <= int(refused.headers["retry-after"]) <= 600
+        assert refused.json()["error"]["type"] == "rate_limit_error"
+        assert "minutes of audio" in refused.json()["detail"]
+    assert other.status_code == 200 and slower.status_code == 200
+    # More than the whole budget at once can never fit: 413, not "try again".
+    assert huge.status_code == 413
+    assert "more than the 20 minutes" in huge.json()["detail"]
+
+
+async def test_conversions_at_once_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.core.listening
+
+    monkeypatch.setattr(service.core.listening, "CONVERSION_WAIT_S", 0.3)
+    async with running_app(tmp_path, Fakes(), max_conversions=1) as (_, services):
+        speak = services.library.listening.speak
+
+        async def wav(text: str) -> Speech:
+            return await speak(text, voice="fake-a", rate="+0%", response_format="wav")
+
+        held = await wav("第一条新闻。")  # its conversion runs until it is read or dropped
+        with pytest.raises(QueueFullError, match="every audio conversion is in use"):
+            await wav("第二条新闻。")
+        # MP3 at a speed the engine reads needs no conversion: never held back.
+        mp3 = await speak("第三条新闻。", voice="fake-a", rate="+0%", response_format="mp3")
+        assert mp3.media_type == "audio/mpeg"
+        assert not isinstance(held.body, bytes)
+        audio = b"".join([chunk async for chunk in held.body])
+        assert audio[:4] == b"RIFF"
+        again = await wav("第二条新闻。")  # the finished one gave its place back
+        assert not isinstance(again.body, bytes)
+        assert (b"".join([chunk async for chunk in again.body]))[:4] == b"RIFF"

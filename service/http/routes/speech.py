@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from service.engines.base import MAX_RATE, MIN_RATE, rate_from_speed
+from service.http.admission import SpeechBudget, audio_seconds
 from service.http.hygiene import ParsedRoute, clean_text
 from service.http.routes.deps import client_of, require_write_key, services
 from service.http.schemas import SpeechIn
@@ -49,10 +50,16 @@ def _speeds(speed: float) -> tuple[float, float]:
 async def speech(
     body: SpeechIn, request: Request, svc: Annotated[Services, Depends(services)]
 ) -> Response:
-    """Speak `input` and return the audio in `response_format`, streamed as it is made."""
+    """Speak `input` and return the audio in `response_format`, streamed as it is made.
+    The client is charged for the audio first (its characters ÷ speed): over its budget,
+    429 before anything is read."""
     engine_speed, tempo = _speeds(body.speed)
+    text = clean_text(body.input)
+    budget: SpeechBudget | None = request.app.state.speech_budget
+    if budget is not None:
+        await budget.charge(client_of(request), audio_seconds(len(text), body.speed))
     speech = await svc.library.speak(
-        clean_text(body.input),
+        text,
         voice=_voice_id(svc, body.voice),
         rate=rate_from_speed(engine_speed),
         response_format=body.response_format,
