@@ -167,14 +167,27 @@ class JobQueue:
             QueueFullError: too many listeners' articles are in hand.
             ClientBusyError: this client has its share in hand already.
         """
+        held = self.share_held(client)
+        if held is not None:
+            raise ClientBusyError(held)
         listeners = [j for j in self._jobs.values() if j.priority == Priority.LISTENER]
-        if client and sum(1 for j in listeners if j.client == client) >= self._per_client:
-            raise ClientBusyError(
-                f"{self._per_client} of your articles are being read or wait already;"
-                " try again when one is done"
-            )
         if len(listeners) >= self._limit:
             raise QueueFullError("the synthesis queue is full; try again shortly")
+
+    def share_held(self, client: str) -> str | None:
+        """Why `client` may not have another article read now (it holds its share of the
+        queue), or None."""
+        if not client:
+            return None
+        held = sum(
+            1 for j in self._jobs.values() if j.priority == Priority.LISTENER and j.client == client
+        )
+        if held < self._per_client:
+            return None
+        return (
+            f"{self._per_client} of your articles are being read or wait already;"
+            " try again when one is done"
+        )
 
     def submit(
         self, article_id: str, priority: Priority, *, upgrade: bool = False, client: str = ""

@@ -161,6 +161,12 @@ class Rendering:
         else:
             self.queue.admit(client)
 
+    def share_held(self, client: str) -> str | None:
+        """Why `client`'s new article would be refused now (it holds its share of this
+        process's queue), or None; asked before a post is even parsed. With a shared
+        queue the shares are counted across the cluster, at `admit`."""
+        return None if self.shared is not None else self.queue.share_held(client)
+
     async def submit(
         self, rec: ArticleRecord, priority: Priority, *, upgrade: bool = False, client: str = ""
     ) -> Job | RemoteReading:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
@@ -23,7 +24,8 @@ from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import OverBudgetError, PayloadTooLargeError
-from service.http.problems import problem
+from service.http.openai_errors import PREFIX as OPENAI_PREFIX
+from service.http.openai_errors import openai_error
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -165,7 +167,14 @@ def async_storage(url: str) -> str:
 
 
 class RateLimit:
-    """ASGI middleware: count each client's requests per rule; refuse over the limit."""
+    """ASGI, ahead of the framework: count each client's requests per rule; refuse over
+    the limit, or a new article from a client holding its share of the queue.
+
+    Refusals are answered here, without the framework's middleware, routing or response
+    objects: a flood of refused posts costs the event loop little. A client refused over a
+    limit is refused again without asking the limiter until the window frees a request
+    (the moving window's oldest entry ends; later hits do not move it).
+    """
 
     def __init__(
         self,
@@ -175,6 +184,9 @@ class RateLimit:
         rules: Sequence[Rule],
         storage: str = "async+memory://",
         prefix: str = "langdu",
+        cors_origins: Sequence[str] = (),
+        count: Callable[[str, str, int], None] = lambda route, method, status: None,
+        share: Callable[[str], str | None] = lambda client: None,
     ) -> None:
         self.app = app
         self.identity = identity
@@ -185,6 +197,12 @@ class RateLimit:
             # extra's client), under the deployment's prefix.
             options = {"implementation": "redispy", "key_prefix": f"{prefix}:limits"}
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage, **options))
+        self._any_origin = "*" in cors_origins
+        self._origins = frozenset(o.encode() for o in cors_origins)
+        self._count = count
+        self._share = share
+        # (rule, client) -> (until when it is refused, the limit it is over)
+        self._over: dict[tuple[str, str], tuple[float, RateLimitItem]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -197,19 +215,12 @@ class RateLimit:
             return
         client = self.identity.client(scope)
         scope["langdu.client"] = client
-        for item in rule.limits:
-            if not await self.limiter.hit(item, rule.name, client):
-                reset, _ = await self.limiter.get_window_stats(item, rule.name, client)
-                wait = max(1, math.ceil(reset - time.time()))
-                response = problem(
-                    429,
-                    "Too many requests",
-                    f"over {item.amount} per {item.get_expiry()} s for {rule.name};"
-                    f" try again in {wait} s",
-                )
-                response.headers.update(_headers(rule.name, item, 0, wait))
-                response.headers["Retry-After"] = str(wait)
-                await response(scope, receive, send)
+        if await self._over_limit(scope, send, rule, client):
+            return
+        if rule.name == "writes" and scope["path"] == "/v1/articles":
+            held = self._share(client)
+            if held is not None:
+                await self._refuse(scope, send, rule, 429, "ClientBusy", held, [])
                 return
         # Tell the client where it stands on the tightest limit.
         item = rule.limits[0]
@@ -219,18 +230,85 @@ class RateLimit:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = dict(message)
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *((k.lower().encode(), v.encode()) for k, v in extra.items()),
-                ]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         await self.app(scope, receive, with_headers)
 
+    async def _over_limit(self, scope: Scope, send: Send, rule: Rule, client: str) -> bool:
+        """Refuse the request if `client` is over one of `rule`'s limits."""
+        now = time.time()
+        over = self._over.get((rule.name, client))
+        if over is None or over[0] <= now:
+            over = None
+            for item in rule.limits:
+                if not await self.limiter.hit(item, rule.name, client):
+                    reset, _ = await self.limiter.get_window_stats(item, rule.name, client)
+                    over = (reset, item)
+                    if len(self._over) > 100_000:
+                        self._over = {k: v for k, v in self._over.items() if v[0] > now}
+                    self._over[(rule.name, client)] = over
+                    break
+        if over is None:
+            return False
+        until, item = over
+        wait = max(1, math.ceil(until - now))
+        detail = (
+            f"over {item.amount} per {item.get_expiry()} s for {rule.name}; try again in {wait} s"
+        )
+        headers = [*_headers(rule.name, item, 0, wait), (b"retry-after", str(wait).encode())]
+        await self._refuse(scope, send, rule, 429, "Too many requests", detail, headers)
+        return True
 
-def _headers(name: str, item: RateLimitItem, remaining: int, reset: int) -> dict[str, str]:
+    async def _refuse(
+        self,
+        scope: Scope,
+        send: Send,
+        rule: Rule,
+        status: int,
+        title: str,
+        detail: str,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """A problem document, sent as it is (under /v1/audio/ with OpenAI's `error`)."""
+        doc: dict[str, object] = {
+            "type": "about:blank",
+            "title": title,
+            "status": status,
+            "detail": detail,
+        }
+        if scope["path"].startswith(OPENAI_PREFIX):
+            doc["error"] = openai_error(doc)
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+        if not any(name == b"retry-after" for name, _ in headers):
+            headers.append((b"retry-after", b"5"))
+        origin = next((v for k, v in scope["headers"] if k == b"origin"), b"")
+        if origin and (self._any_origin or origin in self._origins):
+            headers.append((b"access-control-allow-origin", b"*" if self._any_origin else origin))
+            headers.append((b"access-control-expose-headers", _EXPOSED))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        self._count(rule.prefixes[0], scope["method"], status)
+
+
+_EXPOSED = b"Retry-After, RateLimit, RateLimit-Policy"
+
+
+def _headers(
+    name: str, item: RateLimitItem, remaining: int, reset: int
+) -> list[tuple[bytes, bytes]]:
     """draft-ietf-httpapi-ratelimit-headers: the policy, and what is left of it."""
-    return {
-        "RateLimit-Policy": f'"{name}";q={item.amount};w={item.get_expiry()}',
-        "RateLimit": f'"{name}";r={remaining};t={reset}',
-    }
+    return [
+        (b"ratelimit-policy", f'"{name}";q={item.amount};w={item.get_expiry()}'.encode()),
+        (b"ratelimit", f'"{name}";r={remaining};t={reset}'.encode()),
+    ]

@@ -107,6 +107,20 @@ class RequestMetrics:
             self.metrics.requests.labels(scope["method"], path, str(status)).inc()
 
 
+class LangduApp(FastAPI):
+    """FastAPI with admission in front (`front`, set by `create_app`): a request over its
+    client's rate, or a new article from a client holding its share of the queue, is
+    refused before the framework's middleware, routing and handlers are entered."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is not None and scope["type"] == "http":
+            await self.front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None, *, engines: Mapping[str, EngineFactory] | None = None
 ) -> FastAPI:
@@ -138,7 +152,7 @@ def create_app(
         finally:
             await close_services(services)
 
-    app = FastAPI(
+    app = LangduApp(
         title="langdu",
         version=__version__,
         lifespan=lifespan,
@@ -167,19 +181,30 @@ def create_app(
     )
     app.add_middleware(StrictJSON)  # inside BodyLimit: it reads only bodies within the limit
     app.add_middleware(BodyLimit, max_bytes=settings.max_article_bytes)
-    # Outside the body limit: a client over its rate is refused before its body is read.
-    app.add_middleware(
-        RateLimit,
-        identity=Identity.build(settings.api_keys, settings.trusted_proxies),
-        rules=rate_rules(writes=settings.rate_limit_writes, speech=settings.rate_limit_speech),
-        storage=async_storage(settings.rate_limit_storage),
-        prefix=settings.queue_prefix,
-    )
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(OpenAIErrors)  # outermost: every refusal under /v1/audio/ is shaped
     for module in (articles, feed, sources, lexicon, speech, voices, health):
         app.include_router(module.router)
     app.mount("/player", StaticFiles(directory=PLAYER_DIR), name="player")
+
+    def share_held(client: str) -> str | None:
+        services: Services | None = getattr(app.state, "services", None)
+        return None if services is None else services.library.rendering.share_held(client)
+
+    # Ahead of the framework: a client over its rate or its share is refused before its
+    # body is read, and at little cost to the event loop.
+    app.front = RateLimit(
+        functools.partial(FastAPI.__call__, app),
+        identity=Identity.build(settings.api_keys, settings.trusted_proxies),
+        rules=rate_rules(writes=settings.rate_limit_writes, speech=settings.rate_limit_speech),
+        storage=async_storage(settings.rate_limit_storage),
+        prefix=settings.queue_prefix,
+        cors_origins=settings.cors_origins,
+        count=lambda route, method, status: metrics.requests.labels(
+            method, route, str(status)
+        ).inc(),
+        share=share_held,
+    )
     return app
 
 

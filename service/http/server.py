@@ -86,6 +86,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._read_timer: asyncio.TimerHandle | None = None
         self._refused = False
         self._peer = ""
+        self._via_proxy = False
         self._holder: str | None = None  # the client this connection is counted against
         self._awaiting_headers = True
         self._header_bytes = 0  # of this request's headers, as received
@@ -139,10 +140,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         peername = transport.get_extra_info("peername")
         self._peer = str(peername[0]) if peername else ""
-        if not (
-            # A proxy's connections carry many clients: counted by the forwarded address.
-            self.identity.behind_proxy(self._peer) or self._hold(self._peer)
-        ) or (len(self.connections) >= self.max_connections and not self._make_room()):
+        # A proxy's connections carry many clients: counted by the forwarded address.
+        self._via_proxy = bool(self.identity.trusted_proxies) and self.identity.behind_proxy(
+            self._peer
+        )
+        if not (self._via_proxy or self._hold(self._peer)) or (
+            len(self.connections) >= self.max_connections and not self._make_room()
+        ):
             self._refused = True
             transport.abort()
             return
@@ -229,7 +233,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         size = len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers)
         if size > MAX_HEADER_BYTES:
             self._refuse(_too_large())
-        if self.identity.behind_proxy(self._peer):
+        if self._via_proxy:
             forwarded = b",".join(v for k, v in self.headers if k == b"x-forwarded-for")
             client = self.identity.address(self._peer, forwarded.decode("latin-1"))
             if not self._hold(client):

@@ -1,7 +1,7 @@
-"""Load benchmark: requests/s and p99 latency of cached audio, Range, timings, feed and posts
-on a real `langdu serve`, quiet and then under one abusive client, side by side.
+"""Load benchmark: requests/s, p50 and p99 latency of cached audio, Range, timings, feed and
+posts on a real `langdu serve`, quiet and then under one abusive client, side by side.
 
-    python tests/bench/bench_load.py [--seconds 5]
+    python tests/bench/bench_load.py [--seconds 5] [--split-cpus]
 
 The abusive client (a process of its own) holds 200 slow-header connections, posts bursts
 of new articles (new ones for every endpoint: each is measured while some are being read)
@@ -9,7 +9,8 @@ and 1.2 MB pages. The load (8 connections per endpoint, posts paced under
 the write limit; wrk for GETs when installed; "1 conn" is one listener's connection)
 runs in another process, so neither shares an interpreter lock with the
 other. Also measured: how long a second client's new short article takes to start playing
-under the abuse (target: under 1 s; cached audio p99 within 2x of quiet).
+under the abuse (target: under 1 s; cached audio p99 within 2x of quiet), and the server
+CPU one request costs: a post refused over the rate next to a /healthz (target: 1.5x).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ async def _load(
     errors = 0
     deadline = time.monotonic() + seconds
     paced = method == "POST"
+    if method == "FLOOD":  # posts as fast as they are answered (refused ones)
+        method = "POST"
     limits = httpx.Limits(max_connections=conns)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
 
@@ -76,22 +79,26 @@ def _run_load(args: tuple[str, str, dict[str, str], object, float, int], out: ob
 _WRK_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
-def _wrk(url: str, headers: dict[str, str], seconds: float) -> tuple[float, float, int]:
+def _wrk(url: str, headers: dict[str, str], seconds: float) -> tuple[float, float, float, int]:
     cmd = ["nice", "-n", str(CLIENT_NICE), "wrk", "-t2", "-c8", f"-d{seconds:.0f}s", "--latency"]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+
+    def percentile(p: int) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * _WRK_UNITS[unit]
+
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rate, float(value) * _WRK_UNITS[unit], int(bad.group(1)) if bad else 0
+    return rate, percentile(50), percentile(99), int(bad.group(1)) if bad else 0
 
 
 def measure(
     url: str, method: str, headers: dict[str, str], body: object, seconds: float
-) -> tuple[float, float, int]:
-    """(requests/s, p99 seconds, errors): GETs with wrk when it is installed (a C client
-    that is not the bottleneck), else (and posts) from a Python process of its own."""
+) -> tuple[float, float, float, int]:
+    """(requests/s, p50 seconds, p99 seconds, errors): GETs with wrk when it is installed
+    (a C client that is not the bottleneck), else (and posts) from a Python process."""
     conns = 8
     if method == "GET1":  # one connection, one request at a time: a listener, not a flood
         method, conns = "GET", 1
@@ -104,7 +111,28 @@ def measure(
     count, errors, latencies = queue.get()
     proc.join()
     p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 100 else max(latencies)
-    return count / seconds, p99, errors
+    return count / seconds, statistics.median(latencies), p99, errors
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_request(
+    server: Server, url: str, method: str, headers: dict[str, str], body: object, seconds: float
+) -> tuple[float, int]:
+    """(the server process's CPU seconds per answered request, requests answered): what
+    one request costs the event loop, whoever the client is."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    before = _cpu_seconds(server.proc.pid)
+    proc = ctx.Process(target=_run_load, args=((url, method, headers, body, seconds, 8), queue))
+    proc.start()
+    count, _, _ = queue.get()
+    proc.join()
+    return (_cpu_seconds(server.proc.pid) - before) / max(1, count), count
 
 
 def _remote_abuse(*args: object) -> None:
@@ -171,12 +199,18 @@ def run(server: Server, seconds: float) -> None:
         ("posts (known page)", f"{server.url}/v1/articles", "POST", key, {"text": SHORT * 4}),
     ]
     quiet = {name: measure(url, m, h, b, seconds) for name, url, m, h, b in cases}
+    # What one request costs the server: a health check, and a post refused over the rate.
+    health, checks = cpu_per_request(server, f"{server.url}/healthz", "GET", {}, None, seconds)
+    over = {"X-API-Key": "flood"}
+    refused, posts = cpu_per_request(
+        server, f"{server.url}/v1/articles", "FLOOD", over, {"text": SHORT * 4}, seconds
+    )
 
     page = SAMPLE.read_text(encoding="utf-8")
     filler = "<p>" + "安宁区全面加强城市基层党建工作。" * 25 + "</p>\n"
     big = page.replace("</body>", filler * (1_200_000 // len(filler.encode())) + "</body>")
     ctx = multiprocessing.get_context("fork")
-    noisy: dict[str, tuple[float, float, int]] = {}
+    noisy: dict[str, tuple[float, float, float, int]] = {}
     first_byte = []
     for n, (name, url, m, h, b) in enumerate(cases):
         codes = ctx.Queue()
@@ -200,15 +234,20 @@ def run(server: Server, seconds: float) -> None:
         abuser.join(120)
 
     print(
-        f"{'endpoint':<20} {'quiet req/s':>11} {'p99 ms':>8} {'abused req/s':>13} {'p99 ms':>8}"
-        f" {'p99 x':>6} {'errors':>7}"
+        f"{'endpoint':<22} {'quiet req/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'abused req/s':>12}"
+        f" {'p50 ms':>7} {'p99 ms':>7} {'p99 x':>6} {'errors':>6}"
     )
     for name, *_ in cases:
-        (qr, qp, qe), (nr, np_, ne) = quiet[name], noisy[name]
+        (qr, q50, qp, qe), (nr, n50, np_, ne) = quiet[name], noisy[name]
         print(
-            f"{name:<22} {qr:>11.0f} {qp * 1000:>8.1f} {nr:>13.0f} {np_ * 1000:>8.1f}"
-            f" {np_ / qp:>6.2f} {qe + ne:>7d}"
+            f"{name:<22} {qr:>11.0f} {q50 * 1000:>7.2f} {qp * 1000:>7.2f} {nr:>12.0f}"
+            f" {n50 * 1000:>7.2f} {np_ * 1000:>7.2f} {np_ / qp:>6.2f} {qe + ne:>6d}"
         )
+    print(
+        f"server CPU per request: /healthz {health * 1000:.3f} ms ({checks} checks),"
+        f" a post refused over the rate {refused * 1000:.3f} ms ({posts} posts):"
+        f" {refused / health:.2f}x (target <= 1.50)"
+    )
     print(
         f"a second client's new short article, first byte under abuse: "
         f"median {statistics.median(first_byte) * 1000:.0f} ms, max {max(first_byte) * 1000:.0f} ms"

@@ -398,3 +398,40 @@ def test_counts_in_redis_go_through_redis_py_under_the_deployment_s_prefix() -> 
         app, identity=Identity.build([], []), rules=[], storage="async+memory://"
     ).limiter.storage
     assert type(local).__name__ == "MemoryStorage"
+
+
+async def test_refusals_are_answered_ahead_of_the_framework(tmp_path: Path) -> None:
+    fakes = Fakes()
+    fakes.neural.delay_s = 5.0  # readings stay in hand
+    async with running_app(
+        tmp_path, fakes, rate_limit_writes="3/minute", max_jobs=1, max_queue=3
+    ) as (client, _):
+        origin = {"Origin": "https://news.example"}
+        # A client holding its share of the queue (2 of 4) is refused before its body is
+        # read: even a body the framework would call malformed.
+        for n in range(2):
+            r = await client.post("/v1/articles", json={"text": _article(n)}, headers=origin)
+            assert r.status_code == 201, r.text
+        busy = await client.post(
+            "/v1/articles",
+            content=b"{not json",
+            headers={**origin, "content-type": "application/json"},
+        )
+        assert busy.status_code == 429, busy.text
+        assert busy.json()["detail"].startswith("2 of your articles are being read")
+        assert busy.headers["access-control-allow-origin"] == "*"
+        # Over the rate (the third post was the refused one): refused again without asking
+        # the limiter until the window frees.
+        over = [
+            await client.post(
+                "/v1/articles", content=b"{", headers={"content-type": "application/json"}
+            )
+            for _ in range(4)
+        ]
+        assert {r.status_code for r in over} == {429}
+        assert all(r.headers["ratelimit"].startswith('"writes";r=0;t=') for r in over)
+        assert all(1 <= int(r.headers["retry-after"]) <= 60 for r in over)
+        text = (await client.get("/metrics")).text
+        assert 'langdu_requests_total{method="POST",route="/v1/articles",status="429"} 5.0' in (
+            text
+        )
