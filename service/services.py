@@ -26,11 +26,17 @@ from service.core.artwork import load as load_artwork
 from service.core.cluster import SharedQueue, Worker
 from service.core.episodes import Episodes, EpisodeStyle
 from service.core.hotaudio import HotAudio
+from service.core.legacy import move_first_release
 from service.core.library import Library
 from service.core.pipeline import PartCache, Pauses, Synthesizer, init_text_worker
 from service.core.voices import VoiceCatalog
 from service.engines import Engine, EngineFactory, engine_factory
-from service.errors import EngineUnavailableError, OptionError, VoiceCatalogError
+from service.errors import (
+    EngineUnavailableError,
+    LangduError,
+    OptionError,
+    VoiceCatalogError,
+)
 from service.runtime.fetch import Fetcher
 from service.runtime.fetch import networks as fetch_networks
 from service.runtime.metrics import Metrics
@@ -310,13 +316,13 @@ async def open_services(
         if work is not None:
             await work.aclose()
         raise
-    old_layout = settings.data_dir / "audio"
-    if (old_layout / "articles").is_dir():
-        log.warning(
-            "%s holds audio in the first release's layout, no longer read (articles "
-            "are read again on demand); it can be deleted",
-            old_layout,
-        )
+    # Audio the first release kept under paths is moved into the blob store before the
+    # first request (its episodes are served from the first second) and before reconcile
+    # (which would read those articles again).
+    try:
+        await asyncio.to_thread(move_first_release, settings.data_dir / "audio", registry, store)
+    except (OSError, LangduError) as exc:  # tried again at the next start; nothing is lost
+        log.warning("first release's audio not moved yet: %s", exc)
     services = Services(
         settings=settings,
         catalog=catalog,
