@@ -220,3 +220,30 @@ def test_maximal_slow_speech_requests_are_charged_before_synthesis(server: Serve
                     assert int(r.headers["retry-after"]) >= 1
                     assert r.json()["error"]["type"] == "rate_limit_error"
     assert codes.count(429) >= 2, codes
+
+
+def test_an_edit_of_the_lexicon_file_reaches_a_finished_article_within_10_s(
+    tmp_path: Path,
+) -> None:
+    lexicon = tmp_path / "lexicon.tsv"
+    lexicon.write_text("兰州新区\t兰州新地区\n", encoding="utf-8")
+    server = start_server(tmp_path / "data", lexicon_file=str(lexicon))
+    text = "安宁区今天召开工作会议，总结上半年全区基层党建工作的主要成效和经验做法。"
+    try:
+        with server.client() as c:
+            posted = c.post("/v1/articles", json={"text": text}).json()
+            url = f"/v1/articles/{posted['id']}"
+            deadline = time.monotonic() + 60
+            while (info := c.get(url).json())["status"] != "ready":
+                assert time.monotonic() < deadline, "never ready"
+                time.sleep(0.1)
+            lexicon.write_text("兰州新区\t兰州新地区\n安宁区\tan1 ning2 qu1\n", encoding="utf-8")
+            edited = time.monotonic()
+            while c.get(url).json()["render_version"] == info["render_version"]:
+                assert time.monotonic() - edited < 10, "the edit never reached the article"
+                time.sleep(0.2)
+            listed = c.get("/v1/lexicon").json()["entries"]
+        assert ("安宁区", "file") in {(e["written"], e["layer"]) for e in listed}
+        assert server.proc.poll() is None  # no restart
+    finally:
+        server.stop()
