@@ -226,6 +226,9 @@ class Rendering:
             await self._finish(job, rec, target, degraded)
             self._full_until = 0.0
             ok = True
+            await ctx.pronunciations.prepare(rec, fresh=True)
+            if self.render_version(rec, ctx.pronunciations.for_article(rec)) != target:
+                ctx.rerender.add(rec.id)  # the lexicon moved meanwhile: upkeep reads it again
         except EngineError as exc:
             if not job.upgrade:
                 await self._failed(job, rec, exc)

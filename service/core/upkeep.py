@@ -149,8 +149,12 @@ class Upkeep:
 
     async def _read_again(self) -> None:
         ctx = self._ctx
+        later: set[str] = set()
         while ctx.rerender:
             article_id = ctx.rerender.pop()
+            if self._rendering.queue.get(article_id) is not None:
+                later.add(article_id)  # its reading is still under way: look again next time
+                continue
             rec = await asyncio.to_thread(ctx.registry.get, article_id)
             if rec is None:
                 continue
@@ -161,9 +165,15 @@ class Upkeep:
                 rec = await asyncio.to_thread(ctx.registry.get, article_id)
                 if rec is None:
                     continue
-            if rec.rendering is None and self._rendering.queue.get(rec.id) is None:
-                log.info("article %s: reading it again", rec.id)
-                await self._rendering.submit(rec, Priority.BACKGROUND)
+            if rec.rendering is not None:
+                # Stored and whole: read again only if it is not what it should sound like
+                # now (the lexicon moved while it was read).
+                await ctx.pronunciations.prepare(rec, fresh=True)
+                if self._rendering.current(rec) or self._rendering.outdated:
+                    continue
+            log.info("article %s: reading it again", rec.id)
+            await self._rendering.submit(rec, Priority.BACKGROUND)
+        ctx.rerender |= later
 
     async def _upgrades_due(self) -> list[ArticleRecord]:
         """Degraded articles whose upgrade time has come (in a cluster, for one process at a

@@ -99,6 +99,24 @@ async def test_an_entry_rereads_exactly_the_sentences_holding_the_word(tmp_path:
     assert b_now["rendering"] == b_now["render_version"] == b["rendering"]  # B: untouched
 
 
+async def test_an_entry_put_while_the_article_is_read_again_is_not_lost(
+    tmp_path: Path,
+) -> None:
+    fakes = Fakes()
+    async with _app(tmp_path, fakes) as (client, services):
+        a = await _read(client, "\n".join(A))
+        fakes.neural.delay_s = 0.5  # the new reading takes a while
+        assert (await _put(client, "安宁区", spoken="an1 ning2 qu1")).status_code == 201
+        await until(lambda: services.library.rendering.queue.get(a["id"]) is not None, "a reading")
+        # A second entry the article holds, while the first one's reading is under way:
+        # that reading is already out of date when it is stored, and is read again.
+        assert (await _put(client, "党建", spoken="dang3 jian4")).status_code == 201
+        final = await _reread(client, a["id"], a["rendering"])
+        timings = (await client.get(final["timings_url"])).json()
+    spoken = timings["sentences"][0]["spoken"]
+    assert spoken.startswith(SAID) and "党建" not in spoken, spoken
+
+
 async def test_a_new_article_is_read_with_the_entry_and_a_delete_takes_it_back(
     tmp_path: Path,
 ) -> None:
