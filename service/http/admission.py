@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.errors import OverBudgetError, PayloadTooLargeError
 from service.http.openai_errors import PREFIX as OPENAI_PREFIX
 from service.http.openai_errors import openai_error
+from service.http.problems import problem_document
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -130,10 +131,7 @@ class SpeechBudget:
         # Counted in seconds of audio: the item's amount is minutes.
         self.item = type(per)(per.amount * 60, per.multiples, per.namespace)
         self.minutes = per.amount
-        options: dict[str, str] = {}
-        if storage.startswith("async+redis"):
-            options = {"implementation": "redispy", "key_prefix": f"{prefix}:limits"}
-        self.limiter = MovingWindowRateLimiter(storage_from_string(storage, **options))
+        self.limiter = moving_window(storage, prefix)
 
     async def charge(self, client: str, seconds: float) -> None:
         """Charge `client` for `seconds` of audio, before any of it is made.
@@ -166,6 +164,16 @@ def async_storage(url: str) -> str:
     return url if url.startswith("async+") else f"async+{url}"
 
 
+def moving_window(storage: str, prefix: str) -> MovingWindowRateLimiter:
+    """A moving-window limiter counting in `storage` (an async+ URL)."""
+    options: dict[str, str] = {}
+    if storage.startswith("async+redis"):
+        # Counted in Redis for every replica at once, through redis-py (the cluster
+        # extra's client), under the deployment's prefix.
+        options = {"implementation": "redispy", "key_prefix": f"{prefix}:limits"}
+    return MovingWindowRateLimiter(storage_from_string(storage, **options))
+
+
 class RateLimit:
     """ASGI, ahead of the framework: count each client's requests per rule; refuse over
     the limit, or a new article from a client holding its share of the queue.
@@ -191,12 +199,7 @@ class RateLimit:
         self.app = app
         self.identity = identity
         self.rules = list(rules)
-        options: dict[str, str] = {}
-        if storage.startswith("async+redis"):
-            # Counted in Redis for every replica at once, through redis-py (the cluster
-            # extra's client), under the deployment's prefix.
-            options = {"implementation": "redispy", "key_prefix": f"{prefix}:limits"}
-        self.limiter = MovingWindowRateLimiter(storage_from_string(storage, **options))
+        self.limiter = moving_window(storage, prefix)
         self._any_origin = "*" in cors_origins
         self._origins = frozenset(o.encode() for o in cors_origins)
         self._count = count
@@ -271,12 +274,7 @@ class RateLimit:
         headers: list[tuple[bytes, bytes]],
     ) -> None:
         """A problem document, sent as it is (under /v1/audio/ with OpenAI's `error`)."""
-        doc: dict[str, object] = {
-            "type": "about:blank",
-            "title": title,
-            "status": status,
-            "detail": detail,
-        }
+        doc = problem_document(status, title, detail)
         if scope["path"].startswith(OPENAI_PREFIX):
             doc["error"] = openai_error(doc)
         body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()

@@ -48,9 +48,14 @@ _STATUS: tuple[tuple[type[LangduError], int], ...] = (
 )
 
 
+def problem_document(status: int, title: str, detail: str, **extra: object) -> dict[str, object]:
+    """An RFC 9457 problem document's members."""
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+
+
 def problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:
     """An RFC 9457 problem document."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    body = problem_document(status, title, detail, **extra)
     headers = {"Retry-After": "5"} if status in (429, 503) else None
     return JSONResponse(
         body, status_code=status, headers=headers, media_type="application/problem+json"

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service.http.admission import Identity
+from service.http.problems import problem_document
 
 log = logging.getLogger("langdu.serve")
 
@@ -199,14 +200,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """Answer `refusal` as a problem document and close the connection."""
         if self.transport.is_closing():
             return
-        body = json.dumps(
-            {
-                "type": "about:blank",
-                "title": refusal.title,
-                "status": refusal.status,
-                "detail": refusal.detail,
-            }
-        ).encode()
+        body = json.dumps(problem_document(refusal.status, refusal.title, refusal.detail)).encode()
         head = [
             b"HTTP/1.1 %d %s" % (refusal.status, _REASONS[refusal.status]),
             b"content-type: application/problem+json",
