@@ -241,6 +241,18 @@ class Settings(BaseSettings):
         description="ffmpeg conversions (formats other than MP3, speed beyond 0.5-3x) at"
         " once; a request waits up to 2 s for one, then 503",
     )
+    rate_limit_events: str = Field(
+        default="600/minute;30/second",
+        description="per client (its address, only as a salted digest in the limiter's"
+        " memory): listening-event batches",
+    )
+    events_keep_days: int = Field(
+        default=30,
+        ge=2,
+        le=3650,
+        description="days raw listening events are kept after they are rolled up (the"
+        " per-article, per-day figures are kept for good)",
+    )
     rate_limit_storage: str = Field(
         default="memory://",
         description="where the limiter counts (limits storage URL; redis://host:6379/0 shares"
@@ -386,7 +398,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not an address or network") from None
         return value
 
-    @field_validator("rate_limit_writes", "rate_limit_speech", "speech_audio_budget")
+    @field_validator(
+        "rate_limit_writes", "rate_limit_speech", "rate_limit_events", "speech_audio_budget"
+    )
     @classmethod
     def _limits(cls, value: str) -> str:
         from limits import parse_many

@@ -92,7 +92,12 @@ class PayloadTooLargeError(InputError):
 
 
 class UnauthorizedError(LangduError):
-    """A write endpoint was called without a valid API key."""
+    """A write endpoint was called without a valid API key; `challenge` is the
+    WWW-Authenticate value to answer with."""
+
+    def __init__(self, message: str, challenge: str = 'Bearer realm="langdu"') -> None:
+        super().__init__(message)
+        self.challenge = challenge
 
 
 class FetchRefusedError(InputError):

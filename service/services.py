@@ -306,6 +306,7 @@ async def open_services(
             lexicon=lexicon,
             lexicon_file=settings.lexicon_file,
             max_conversions=settings.max_conversions,
+            events_keep_days=settings.events_keep_days,
         )
         await parse.warm_up()
         if reads:

@@ -6,7 +6,8 @@ and re-render (a new render version). Routes and the CLI translate HTTP and argv
 calls; the registry records every decision, so a restart reconciles and carries on.
 
 `Library` is a facade: each concern is a part of its own (`intake`, `listening`,
-`rendering`, `publishing`, `sources`, `lexicon`, `upkeep`), sharing one `Context`.
+`rendering`, `publishing`, `sources`, `lexicon`, `analytics`, `upkeep`), sharing one
+`Context`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from service.core.analytics import Analytics
 from service.core.articles import Limits
 from service.core.cluster import SharedQueue
 from service.core.context import Context
@@ -70,6 +72,7 @@ class Library:
         lexicon: Mapping[str, str] | None = None,
         lexicon_file: Path | None = None,
         max_conversions: int = 4,
+        events_keep_days: int = 30,
     ) -> None:
         self.pronunciations = Pronunciations(registry, lexicon, file=lexicon_file)
         ctx = Context(
@@ -111,6 +114,7 @@ class Library:
         )
         self.publishing = Publishing(ctx, self.rendering)
         self.lexicon = LexiconDesk(ctx, self.rendering, self.pronunciations)
+        self.analytics = Analytics(ctx, keep_days=events_keep_days)
         self.upkeep = Upkeep(
             ctx, self.rendering, scrub_every_s=scrub_every_s, scrub_bytes=scrub_bytes
         )
@@ -160,10 +164,12 @@ class Library:
         self.lexicon.start()
         if sources:
             self.sources.start()
+            self.analytics.start()
 
     async def aclose(self) -> None:
         """Stop scheduling and every job (their work stays recorded in the registry)."""
         await self.sources.aclose()
+        await self.analytics.aclose()
         await self.lexicon.aclose()
         await self.upkeep.aclose()
         await self.rendering.queue.aclose()

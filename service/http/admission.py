@@ -14,6 +14,7 @@ import hmac
 import ipaddress
 import json
 import math
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,14 +90,18 @@ class Rule:
     methods: frozenset[str]
     prefixes: tuple[str, ...]
     limits: tuple[RateLimitItem, ...]
+    anonymous: bool = False  # the client is counted by a salted digest, not its address
 
     def matches(self, method: str, path: str) -> bool:
         return method in self.methods and path.startswith(self.prefixes)
 
 
-def rules(*, writes: str, speech: str) -> list[Rule]:
-    """The limits of `langdu serve`: article writes, and the speech endpoint apart."""
+def rules(*, writes: str, speech: str, events: str = "") -> list[Rule]:
+    """The limits of `langdu serve`: article writes, the speech endpoint apart, and the
+    players' listening events (counted without keeping anyone's address)."""
     out = []
+    if events.strip():
+        out.append(Rule("events", frozenset({"POST"}), ("/v1/events",), _parse(events), True))
     if speech.strip():
         out.append(Rule("speech", frozenset({"POST"}), ("/v1/audio/",), _parse(speech)))
     if writes.strip():
@@ -204,6 +209,8 @@ class RateLimit:
         self._origins = frozenset(o.encode() for o in cors_origins)
         self._count = count
         self._share = share
+        # Anonymous rules' clients: a digest under a salt this process made (and forgets).
+        self._salt = secrets.token_bytes(16)
         # (rule, client) -> (until when it is refused, the limit it is over)
         self._over: dict[tuple[str, str], tuple[float, RateLimitItem]] = {}
 
@@ -218,6 +225,8 @@ class RateLimit:
             return
         client = self.identity.client(scope)
         scope["langdu.client"] = client
+        if rule.anonymous:
+            client = "anon:" + hmac.new(self._salt, client.encode(), "sha256").hexdigest()[:20]
         if await self._over_limit(scope, send, rule, client):
             return
         if rule.name == "writes" and scope["path"] == "/v1/articles":

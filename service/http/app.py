@@ -26,8 +26,19 @@ from service.http.hygiene import StrictJSON
 from service.http.openai_errors import OpenAIErrors
 from service.http.openapi import build as build_openapi
 from service.http.problems import http_error, langdu_error, problem, validation_error
-from service.http.routes import articles, feed, health, lexicon, sources, speech, voices
+from service.http.routes import (
+    analytics,
+    articles,
+    dashboard,
+    feed,
+    health,
+    lexicon,
+    sources,
+    speech,
+    voices,
+)
 from service.http.routes.health import PLAYER_DIR
+from service.http.schemas import EVENTS_MAX_BYTES
 from service.runtime.metrics import Metrics
 from service.services import Services, close_services, open_services
 
@@ -37,17 +48,21 @@ log = logging.getLogger("langdu")
 class BodyLimit:
     """Answer 413 to request bodies over the limit, before anything parses them."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, paths: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.paths = dict(paths or {})  # a path's own (smaller) limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
             await self.app(scope, receive, send)
             return
+        limit = self.paths.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, receive, send, limit)
             return
         received = 0
         answered = False
@@ -60,9 +75,9 @@ class BodyLimit:
                 return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > limit:
                 answered = True
-                await self._too_large(scope, receive, send)
+                await self._too_large(scope, receive, send, limit)
                 return {"type": "http.disconnect"}
             return message
 
@@ -76,9 +91,20 @@ class BodyLimit:
             if not answered:
                 raise
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, "Payload too large", f"request body over {self.max_bytes} bytes")
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = problem(413, "Payload too large", f"request body over {limit} bytes")
         await response(scope, receive, send)
+
+
+EVENTS_PATH = "/v1/events"
+_REFUSED = {
+    400: "malformed",
+    404: "unknown_article",
+    413: "too_large",
+    422: "invalid",
+    429: "rate",
+    503: "unavailable",
+}
 
 
 class RequestMetrics:
@@ -105,6 +131,8 @@ class RequestMetrics:
         finally:
             path = scope.get("langdu.route") or getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(scope["method"], path, str(status)).inc()
+            if scope["path"] == EVENTS_PATH and status >= 400:
+                self.metrics.listening_refused.labels(_REFUSED.get(status, str(status))).inc()
 
 
 class LangduApp(FastAPI):
@@ -119,6 +147,12 @@ class LangduApp(FastAPI):
             await self.front(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+
+def _count_refusal(metrics: Metrics, route: str, method: str, status: int) -> None:
+    metrics.requests.labels(method, route, str(status)).inc()
+    if route == EVENTS_PATH:
+        metrics.listening_refused.labels("rate").inc()
 
 
 def create_app(
@@ -179,11 +213,17 @@ def create_app(
         allow_headers=["*"],
         expose_headers=["Content-Range", "Accept-Ranges", "ETag", "Content-Length"],
     )
-    app.add_middleware(StrictJSON)  # inside BodyLimit: it reads only bodies within the limit
-    app.add_middleware(BodyLimit, max_bytes=settings.max_article_bytes)
+    # Inside BodyLimit: it reads only bodies within the limit. navigator.sendBeacon posts
+    # its JSON as text/plain (no CORS preflight for it).
+    app.add_middleware(StrictJSON, plain_json=(EVENTS_PATH,))
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_article_bytes,
+        paths={EVENTS_PATH: EVENTS_MAX_BYTES},
+    )
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(OpenAIErrors)  # outermost: every refusal under /v1/audio/ is shaped
-    for module in (articles, feed, sources, lexicon, speech, voices, health):
+    for module in (articles, analytics, dashboard, feed, sources, lexicon, speech, voices, health):
         app.include_router(module.router)
     app.mount("/player", StaticFiles(directory=PLAYER_DIR), name="player")
 
@@ -196,13 +236,15 @@ def create_app(
     app.front = RateLimit(
         functools.partial(FastAPI.__call__, app),
         identity=Identity.build(settings.api_keys, settings.trusted_proxies),
-        rules=rate_rules(writes=settings.rate_limit_writes, speech=settings.rate_limit_speech),
+        rules=rate_rules(
+            writes=settings.rate_limit_writes,
+            speech=settings.rate_limit_speech,
+            events=settings.rate_limit_events,
+        ),
         storage=async_storage(settings.rate_limit_storage),
         prefix=settings.queue_prefix,
         cors_origins=settings.cors_origins,
-        count=lambda route, method, status: metrics.requests.labels(
-            method, route, str(status)
-        ).inc(),
+        count=functools.partial(_count_refusal, metrics),
         share=share_held,
     )
     return app

@@ -95,8 +95,9 @@ class StrictJSON:
     to the route (ParsedRequest); a large body is parsed in a parsing worker process, so
     megabyte posts never hold up the event loop."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, plain_json: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.plain_json = plain_json  # paths whose text/plain bodies are JSON too
 
     @staticmethod
     async def _parse(scope: Scope, body: bytes) -> Any:
@@ -110,6 +111,11 @@ class StrictJSON:
             await self.app(scope, receive, send)
             return
         content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip()
+        if content_type == b"text/plain" and scope["path"] in self.plain_json:
+            content_type = b"application/json"
+            scope["headers"] = [
+                (k, b"application/json" if k == b"content-type" else v) for k, v in scope["headers"]
+            ]
         if not (content_type == b"application/json" or content_type.endswith(b"+json")):
             await self.app(scope, receive, send)
             return

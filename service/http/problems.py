@@ -76,6 +76,8 @@ async def langdu_error(_: Request, exc: Exception) -> JSONResponse:
     response = problem(status, type(exc).__name__.removesuffix("Error") or "Error", str(exc))
     if isinstance(exc, OverBudgetError):
         response.headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, UnauthorizedError):
+        response.headers["WWW-Authenticate"] = exc.challenge
     return response
 
 

@@ -274,3 +274,107 @@ class SpeechIn(BaseModel):
     speed: float = Field(1.0, ge=0.25, le=4.0)  # OpenAI's range
     # OpenAI's server-sent events are for its gpt-4o models only; raw audio is the default.
     stream_format: Literal["audio"] = "audio"
+
+
+# --- listening analytics ---------------------------------------------------------------
+
+EVENTS_MAX_BYTES = 64 * 1024  # a batch's body; more is 413
+EVENTS_MAX = 500  # events in one batch
+
+
+class EventIn(BaseModel):
+    """One thing a listener did. `t`: when (ms since the epoch; within the last day and not
+    ahead of the service's clock by more than 5 minutes). `position_ms`: where in the audio.
+    `progress` reports what was heard since the last report: `listened_ms` of audio at
+    `speed`, and `heard`, the indexes of the sentences heard (as in the timings)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["play", "pause", "seek", "speed", "progress", "ended", "download"]
+    t: int = Field(..., ge=0, le=10**14)
+    position_ms: int | None = Field(None, ge=0, le=86_400_000)
+    listened_ms: int | None = Field(None, ge=0, le=3_600_000)
+    speed: float | None = Field(None, ge=0.25, le=4.0)
+    heard: list[Annotated[int, Field(ge=0, le=100_000)]] = Field(
+        default_factory=list, max_length=5000
+    )
+    voice: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    degraded: bool | None = None
+
+    @model_validator(mode="after")
+    def _progress_only(self) -> EventIn:
+        if self.type != "progress" and (self.heard or self.listened_ms):
+            raise ValueError("heard and listened_ms belong to progress events")
+        return self
+
+
+class EventsIn(BaseModel):
+    """A batch of one session's events for one article. `session`: a random id the
+    player makes for one page view (nothing else identifies a listener). `client`:
+    `player` (the 智能朗读 widget), `app` (an accessibility client) or `podcast` (a feed
+    download: counted as a download, never as a play)."""
+
+    model_config = ConfigDict(extra="forbid")
+    article: str = Field(..., pattern=r"^[0-9a-f]{32}$")
+    session: str = Field(..., pattern=r"^[A-Za-z0-9_-]{16,64}$")
+    client: Literal["player", "app", "podcast"] = "player"
+    events: list[EventIn] = Field(..., min_length=1, max_length=EVENTS_MAX)
+
+
+class EventsAccepted(BaseModel):
+    accepted: int
+
+
+class FiguresOut(BaseModel):
+    """Listening figures. `plays`: sessions that played; `sessions`: page views (and
+    downloads) that reported anything; `completion`: sessions that reached 25, 50, 75 and
+    100 % of the audio; `speeds`: ms listened at each speed; `voices`: plays by the voice
+    heard; `degraded_plays`: plays of a fallback voice's reading."""
+
+    plays: int
+    sessions: int
+    downloads: int
+    listened_ms: int
+    completion: dict[str, int]
+    speeds: dict[str, int]
+    voices: dict[str, int]
+    degraded_plays: int
+
+
+class DayOut(BaseModel):
+    day: str
+    plays: int
+    sessions: int
+    listened_ms: int
+
+
+class ArticleStatsOut(FiguresOut):
+    """One article's listening from `from` to `to` (UTC days, both included).
+    `sentence_reach`: per sentence (as in the timings), the share of the sessions that
+    played which heard it. `voice`: the voice asked for; `degraded`: set when the stored
+    reading is a fallback voice's."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    id: str
+    title: str | None
+    from_: str = Field(..., alias="from")
+    to: str
+    voice: str
+    degraded: str | None
+    sentence_reach: list[float]
+    days: list[DayOut]
+
+
+class ArticleLineOut(FiguresOut):
+    id: str
+    title: str | None
+
+
+class StatsOut(FiguresOut):
+    """Every article's listening from `from` to `to`: totals, each day, and the most
+    played articles (at most `limit`)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    from_: str = Field(..., alias="from")
+    to: str
+    days: list[DayOut]
+    articles: list[ArticleLineOut]

@@ -8,6 +8,11 @@
  *           service has installed), and a placeholder element
  *           <div data-langdu-player></div> where the controls go (else a bar fixed to the
  *           bottom of the window, so the page never shifts; the page keeps room for it).
+ * Listening analytics: the player reports play, pause, seek, speed, ended and the sentences
+ * heard to the service (POST /v1/events, with navigator.sendBeacon when the page is hidden
+ * or left, and every 30 s of a long listen), under a random id for this page view only: no
+ * cookie, nothing stored in the browser. Off with Do Not Track, Global Privacy Control, or
+ * data-langdu-analytics="off".
  * Script API: window.langdu.read({text | html, title?, into?, mount?}) reads other text
  * (the demo's paste box): `into` is where its sentences are shown and highlighted, `mount`
  * where the controls move while it is read.
@@ -128,6 +133,59 @@
   const named = (url) => url + (url.includes("?") ? "&" : "?") + "listener=" + listener;
   const live = (url) => !url.includes("/renders/");
 
+  /* ---- listening analytics ------------------------------------------------------ */
+  const analyticsOn = cfg.langduAnalytics !== "off" && navigator.doNotTrack !== "1"
+    && window.doNotTrack !== "1" && navigator.globalPrivacyControl !== true;
+  const session = Array.from(crypto.getRandomValues(new Uint8Array(12)),
+    (b) => b.toString(16).padStart(2, "0")).join("");
+  let pending = [];          // events not sent yet, of `reported` (an article id)
+  let reported = null;
+  let heardNow = new Set();  // sentences heard since the last progress report
+  let listenedMs = 0;        // audio heard since then (at `listenedSpeed`)
+  let listenedSpeed = 1;
+  let lastAt = null;         // audio time at the last timeupdate while playing
+  const posMs = () => Math.round(audio.currentTime * 1000);
+  function progress() {
+    if (!heardNow.size && listenedMs < 1) return;
+    pending.push({ type: "progress", t: Date.now(), position_ms: posMs(), speed: listenedSpeed,
+      listened_ms: Math.round(listenedMs), heard: [...heardNow] });
+    heardNow = new Set();
+    listenedMs = 0;
+  }
+  function flush() {
+    if (!analyticsOn || !reported) return;
+    progress();
+    if (!pending.length) return;
+    const body = JSON.stringify({ article: reported, session, client: "player", events: pending });
+    pending = [];
+    const url = `${API}v1/events`;
+    // text/plain: a simple request, no CORS preflight (the service reads it as JSON).
+    const blob = new Blob([body], { type: "text/plain;charset=UTF-8" });
+    if (!(navigator.sendBeacon && navigator.sendBeacon(url, blob))) {
+      fetch(url, { method: "POST", body, keepalive: true,
+        headers: { "Content-Type": "text/plain;charset=UTF-8" } }).catch(() => {});
+    }
+  }
+  function track(type, extra = {}) {
+    if (!analyticsOn || !article || source) return;  // the page's article, not pasted text
+    if (reported !== article.id) { flush(); reported = article.id; }
+    if (type !== "play") progress();
+    pending.push({ type, t: Date.now(), position_ms: posMs(), ...extra });
+    if (pending.length >= 50) flush();
+  }
+  function listened() {
+    if (!analyticsOn || !article || source || audio.paused || audio.seeking) { lastAt = null; return; }
+    const now = audio.currentTime;
+    if (lastAt !== null && now > lastAt && now - lastAt < 2) {
+      if (audio.playbackRate !== listenedSpeed) { progress(); listenedSpeed = audio.playbackRate; }
+      listenedMs += (now - lastAt) * 1000;
+    }
+    lastAt = now;
+  }
+  setInterval(() => { if (!audio.paused) flush(); }, 30000);
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "hidden") flush(); });
+  window.addEventListener("pagehide", flush);
+
   const say = (text) => { status.textContent = text; };
   const fail = (text) => {
     say(text);
@@ -214,6 +272,7 @@
   };
 
   function highlight(index) {
+    if (index >= 0 && !audio.paused && !source && article) heardNow.add(index);
     if (index === current) return;
     current = index;
     currentWord = -2;
@@ -444,6 +503,7 @@
 
   function closePlayer() {
     audio.pause();
+    flush();
     clearTimeout(slowTimer);
     audio.removeAttribute("src");
     audio.load();  // stops a live stream's download
@@ -523,6 +583,16 @@
   for (const ev of ["timeupdate", "play", "pause", "seeked", "durationchange"]) {
     audio.addEventListener(ev, render);
   }
+  audio.addEventListener("timeupdate", listened);
+  audio.addEventListener("play", () => {
+    lastAt = null;
+    track("play", { speed: audio.playbackRate, voice: article && (article.degraded || article.voice),
+      degraded: !!(article && article.degraded) });
+  });
+  audio.addEventListener("pause", () => { listened(); track("pause"); lastAt = null; });
+  audio.addEventListener("seeking", () => { listened(); lastAt = null; });
+  audio.addEventListener("seeked", () => track("seek"));
+  audio.addEventListener("ratechange", () => { listened(); track("speed", { speed: audio.playbackRate }); });
   audio.addEventListener("playing", () => {
     clearTimeout(slowTimer);
     root.classList.remove("langdu-error");
@@ -538,6 +608,8 @@
     root.dataset.playing = "false";
     if (!final && resumeAt === null) await loadTimings();  // was our stream cut?
     if (resumeAt !== null) { resumeInNewVoice(); return; }
+    track("ended");
+    flush();
     say("朗读完毕");
   });
   audio.addEventListener("error", () => {
@@ -567,7 +639,8 @@
     return begin(0);
   }
 
-  window.langdu = { audio, listener, read, close: closePlayer, get sentence() { return current; },
+  window.langdu = { audio, listener, session, read, close: closePlayer, flush,
+    get analytics() { return analyticsOn; }, get sentence() { return current; },
     get word() { return currentWord; },
     get article() { return article; } };
 })();

@@ -52,6 +52,24 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        # Listening analytics: no per-article labels (an article id is unbounded).
+        self.listening_events = Counter(
+            "langdu_listening_events",
+            "Listening events taken from players, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.listening_plays = Counter(
+            "langdu_listening_plays",
+            "Sessions that started playing (counted when rolled up)",
+            registry=self.registry,
+        )
+        self.listening_refused = Counter(
+            "langdu_listening_batches_refused",
+            "Event batches refused, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
         self._audio_children: dict[tuple[str, str, int], tuple[Counter, Counter]] = {}
 
     def engine_failed(self, engine: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 import re
 
@@ -70,18 +71,44 @@ def _issued(pattern: re.Pattern[str], value: str, what: str) -> str:
     return value
 
 
+def _given_key(request: Request, *, basic: bool) -> str:
+    given = request.headers.get("x-api-key") or ""
+    auth = request.headers.get("authorization") or ""
+    if auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    elif basic and auth.lower().startswith("basic "):
+        try:  # a browser's login box: any user name, the key as the password
+            given = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            given = ""
+    return given
+
+
+def _check_key(request: Request, *, basic: bool) -> bool:
+    keys = services(request).settings.api_keys
+    given = _given_key(request, basic=basic).encode()
+    return not keys or any(hmac.compare_digest(given, k.encode()) for k in keys)
+
+
 def require_write_key(request: Request) -> None:
     """When API keys are configured, write endpoints need one (Bearer or X-API-Key).
 
     Raises:
         UnauthorizedError: no key, or a wrong one.
     """
-    keys = services(request).settings.api_keys
-    if not keys:
-        return
-    given = request.headers.get("x-api-key") or ""
-    auth = request.headers.get("authorization") or ""
-    if auth.lower().startswith("bearer "):
-        given = auth[7:].strip()
-    if not any(hmac.compare_digest(given.encode(), k.encode()) for k in keys):
+    if not _check_key(request, basic=False):
         raise UnauthorizedError("a valid API key is required (Authorization: Bearer <key>)")
+
+
+def require_dashboard_key(request: Request) -> None:
+    """The dashboard, for a browser: the write key as a Basic password (the browser asks
+    for it), or as for the API.
+
+    Raises:
+        UnauthorizedError: no key, or a wrong one (with a Basic challenge).
+    """
+    if not _check_key(request, basic=True):
+        raise UnauthorizedError(
+            "the dashboard needs the write key (as the password; any user name)",
+            challenge='Basic realm="langdu dashboard", charset="UTF-8"',
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -109,6 +109,41 @@ class LexiconEntry:
     spoken: str
     source: str | None = None
     updated_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ListeningEvent:
+    """One event a player (or an app, or the podcast side) reported, as it is kept: a
+    random session id for one page view, never an address or a cookie."""
+
+    article_id: str
+    session: str
+    kind: str  # play, pause, seek, speed, progress, ended, download
+    at: datetime  # when it happened (the client's clock, checked against ours)
+    client: str = "player"  # player, app, podcast
+    position_ms: int | None = None  # where in the audio
+    listened_ms: int | None = None  # progress: audio heard since the last report
+    speed: float | None = None
+    heard: tuple[int, ...] = ()  # progress: sentence indexes heard since the last report
+    voice: str | None = None
+    degraded: bool | None = None  # play: the article was read in a fallback voice
+
+
+@dataclass(frozen=True, slots=True)
+class ListeningDay:
+    """An article's listening on one day (UTC), as the roll-up counted it."""
+
+    article_id: str
+    day: str  # YYYY-MM-DD
+    sessions: int = 0  # page views (and downloads) that reported anything
+    plays: int = 0  # sessions that played
+    downloads: int = 0  # feed downloads (a play only of their own kind)
+    listened_ms: int = 0
+    quartiles: tuple[int, int, int, int] = (0, 0, 0, 0)  # sessions reaching 25/50/75/100 %
+    reach: tuple[int, ...] = ()  # per sentence: the sessions that heard it
+    speeds: Mapping[str, int] = field(default_factory=dict)  # speed -> listened ms
+    voices: Mapping[str, int] = field(default_factory=dict)  # voice -> plays
+    degraded: int = 0  # plays of a fallback voice's reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +275,24 @@ class Registry(Protocol):
 
     def sources_of(self, article_ids: Iterable[str] | None = None) -> Mapping[str, frozenset[str]]:
         """The sources each article was taken from (of `article_ids`, or of every article)."""
+        ...
+
+    # --- listening analytics ---
+
+    def add_events(self, events: Sequence[ListeningEvent], received_at: datetime) -> None:
+        """Append a batch of events (all or none)."""
+        ...
+
+    def roll_up(self, now: datetime, keep_days: int, limit: int = 20_000) -> tuple[int, int]:
+        """Fold events not yet rolled up (at most `limit`) into their sessions and days,
+        then delete events and sessions older than `keep_days`; the events folded and the
+        sessions that started playing. Safe to run from several processes at once: each
+        event counts once."""
+        ...
+
+    def listening_days(self, article_id: str | None, first: str, last: str) -> list[ListeningDay]:
+        """The days from `first` to `last` (YYYY-MM-DD, both included) of one article, or
+        of every article, in order of article and day."""
         ...
 
     def newest_deployment(self, fingerprint: str) -> str:

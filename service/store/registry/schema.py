@@ -116,6 +116,84 @@ lexicon_revision = sa.Table(
     sa.Column("revision", sa.BigInteger, nullable=False),
 )
 
+# Listening analytics. Events as the players posted them, append-only (deleted only when
+# older than LANGDU_EVENTS_KEEP_DAYS, after they are rolled up); no address, no cookie: a
+# session is a random id the player made for one page view.
+_EVENT_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: the rowid
+
+listening_events = sa.Table(
+    "listening_events",
+    metadata,
+    sa.Column("id", _EVENT_ID, primary_key=True, autoincrement=True),
+    sa.Column("article_id", sa.Text, nullable=False),
+    sa.Column("session", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("received_at", sa.BigInteger, nullable=False),
+    sa.Column("position_ms", sa.BigInteger),
+    sa.Column("listened_ms", sa.BigInteger),
+    sa.Column("speed", sa.Float),
+    sa.Column("heard", sa.Text),  # JSON: sentence indexes heard since the last report
+    sa.Column("voice", sa.Text),
+    sa.Column("degraded", sa.Boolean),
+    sa.Column("client", sa.Text, nullable=False),  # player, app, podcast
+)
+
+sa.Index("listening_events_received", listening_events.c.received_at)
+
+# One row per page view (or feed download) of an article: what the roll-up knows of it,
+# so that a session's later events add only what is new to its day's figures.
+listening_sessions = sa.Table(
+    "listening_sessions",
+    metadata,
+    sa.Column("article_id", sa.Text, primary_key=True),
+    sa.Column("session", sa.Text, primary_key=True),
+    sa.Column("day", sa.Text, nullable=False),  # YYYY-MM-DD (UTC) of its first event
+    sa.Column("last_at", sa.BigInteger, nullable=False),
+    sa.Column("played", sa.Boolean, nullable=False),
+    sa.Column("downloads", sa.Integer, nullable=False),
+    sa.Column("listened_ms", sa.BigInteger, nullable=False),
+    sa.Column("furthest_ms", sa.BigInteger, nullable=False),
+    sa.Column("ended", sa.Boolean, nullable=False),
+    sa.Column("quartile", sa.Integer, nullable=False),  # 0..4: quarters of the audio reached
+    sa.Column("heard", sa.Text, nullable=False),  # JSON: sorted sentence indexes
+    sa.Column("speeds", sa.Text, nullable=False),  # JSON: {speed: listened ms}
+    sa.Column("voices", sa.Text, nullable=False),  # JSON: {voice: plays}
+    sa.Column("degraded", sa.Integer, nullable=False),  # plays in a fallback voice
+)
+
+sa.Index("listening_sessions_last", listening_sessions.c.last_at)
+
+# Per article, per day: the figures the stats and the dashboard read.
+listening_daily = sa.Table(
+    "listening_daily",
+    metadata,
+    sa.Column("article_id", sa.Text, primary_key=True),
+    sa.Column("day", sa.Text, primary_key=True),
+    sa.Column("sessions", sa.Integer, nullable=False),
+    sa.Column("plays", sa.Integer, nullable=False),
+    sa.Column("downloads", sa.Integer, nullable=False),
+    sa.Column("listened_ms", sa.BigInteger, nullable=False),
+    sa.Column("q25", sa.Integer, nullable=False),
+    sa.Column("q50", sa.Integer, nullable=False),
+    sa.Column("q75", sa.Integer, nullable=False),
+    sa.Column("q100", sa.Integer, nullable=False),
+    sa.Column("reach", sa.Text, nullable=False),  # JSON: sessions that heard each sentence
+    sa.Column("speeds", sa.Text, nullable=False),
+    sa.Column("voices", sa.Text, nullable=False),
+    sa.Column("degraded", sa.Integer, nullable=False),
+)
+
+sa.Index("listening_daily_day", listening_daily.c.day)
+
+# One row: the last event id rolled up (a roll-up moves it by a conditional update).
+listening_rollup = sa.Table(
+    "listening_rollup",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("upto", sa.BigInteger, nullable=False),
+)
+
 deployments = sa.Table(
     "deployments",
     metadata,

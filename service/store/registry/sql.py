@@ -35,10 +35,11 @@ from service.store.registry import (
     utc_now,
 )
 from service.store.registry.schema import _instant, _ms, articles, blobs, deployments, metadata
+from service.store.registry.sql_analytics import AnalyticsSql
 from service.store.registry.sql_lexicon import LexiconSql
 from service.store.registry.sql_sources import SourcesSql
 
-HEAD = "0006"  # the newest revision in migrations/versions (a test checks it)
+HEAD = "0007"  # the newest revision in migrations/versions (a test checks it)
 # The revision a pre-Alembic SQLite file had reached, by its schema_version.
 _LEGACY = {1: "0001", 2: "0002", 3: "0003"}
 _MIGRATION_LOCK = 0x6C616E67  # "lang": one PostgreSQL advisory lock for every replica
@@ -128,7 +129,7 @@ def _translated() -> Iterator[None]:
         raise BackendUnavailableError("the database is unavailable; try again later") from exc
 
 
-class SqlRegistry(LexiconSql, SourcesSql):
+class SqlRegistry(LexiconSql, SourcesSql, AnalyticsSql):
     """Articles and the blob index in a SQL database, shared by the threads of a process
     (and, on PostgreSQL, by every replica and worker)."""
 

@@ -22,15 +22,6 @@ from service.store.registry import (
     Status,
     connect,
 )
-from tests.servers import fresh_postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'r.db'}"
-    else:
-        yield from fresh_postgres_database()
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ def test_head_is_the_newest_revision():
         script = ScriptDirectory.from_config(alembic_config(conn))
     assert script.get_current_head() == HEAD
     assert [r.revision for r in script.walk_revisions()] == [
+        "0007",
         "0006",
         "0005",
         "0004",
@@ -182,6 +183,10 @@ def test_the_last_release_before_alembic_upgrades_in_place_with_nothing_lost(tmp
         "source_items",
         "lexicon",
         "lexicon_revision",
+        "listening_events",
+        "listening_sessions",
+        "listening_daily",
+        "listening_rollup",
         "alembic_version",
     }
     assert tables == expected  # no schema_version
@@ -223,16 +228,25 @@ def test_todays_tables_hold_the_same_columns_as_the_last_release(tmp_path):
     now, then = _schema(today), _schema(release)
     assert {t: now[t] for t in then} == then
     # added since: deployments (revision 0004), sources and their items (0005), the
-    # lexicon and its revision (0006)
+    # lexicon and its revision (0006), listening analytics (0007)
     assert set(now) - set(then) == {
         "deployments",
         "sources",
         "source_items",
         "lexicon",
         "lexicon_revision",
+        "listening_events",
+        "listening_sessions",
+        "listening_daily",
+        "listening_rollup",
     }
     indexes = "SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE 'sqlite_%'"
-    added = [("source_items_article",)]  # (0006)
+    added = [  # (0006), (0007)
+        ("source_items_article",),
+        ("listening_events_received",),
+        ("listening_sessions_last",),
+        ("listening_daily_day",),
+    ]
     assert sorted(today.execute(indexes)) == sorted([*release.execute(indexes), *added])
 
 
@@ -241,7 +255,17 @@ def as_release_database(path: Path) -> None:
     version table at 3 instead of Alembic's (the tables are the same, as tested above)."""
     db = sqlite3.connect(path)
     db.execute("DROP TABLE alembic_version")
-    for table in ("deployments", "sources", "source_items", "lexicon", "lexicon_revision"):
+    for table in (
+        "deployments",
+        "sources",
+        "source_items",
+        "lexicon",
+        "lexicon_revision",
+        "listening_events",
+        "listening_sessions",
+        "listening_daily",
+        "listening_rollup",
+    ):
         db.execute(f"DROP TABLE {table}")
     db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
     db.execute("INSERT INTO schema_version VALUES (3)")
