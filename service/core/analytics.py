@@ -121,15 +121,24 @@ class Overview:
     articles: list[ArticleLine]
 
 
-def day_range(first: date | None, last: date | None, *, default_days: int = 30) -> tuple[str, str]:
-    """The days asked for (both included), checked: `last` defaults to today (UTC), `first`
-    to `default_days` before it.
+def _date(text: str, name: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{name} is not a day (YYYY-MM-DD): {text[:20]!r}") from None
+
+
+def day_range(
+    first_day: str | None, last_day: str | None, *, default_days: int = 30
+) -> tuple[str, str]:
+    """The days asked for (YYYY-MM-DD, both included), checked: `last_day` defaults to
+    today (UTC), `first_day` to `default_days` before it.
 
     Raises:
-        InputError: `first` after `last`, or more than a year apart.
+        InputError: not a day, `first_day` after `last_day`, or more than a year apart.
     """
-    last = last or datetime.now(UTC).date()
-    first = first or last - timedelta(days=default_days - 1)
+    last = _date(last_day, "to") if last_day else datetime.now(UTC).date()
+    first = _date(first_day, "from") if first_day else last - timedelta(days=default_days - 1)
     if first > last:
         raise InputError(f"from ({first}) is after to ({last})")
     if (last - first).days >= MAX_SPAN_DAYS:

@@ -48,7 +48,8 @@ def test_a_listen_then_leaving_the_page_shows_in_the_stats_and_dashboard(page, s
         dash.goto(f"{server.url}/dashboard/articles/{article_id}")
         shaded = dash.eval_on_selector_all(
             ".article-text .s",
-            "spans => spans.map(s => [Number(s.dataset.reach), getComputedStyle(s).backgroundColor])",
+            "spans => spans.map(s =>"
+            " [Number(s.dataset.reach), getComputedStyle(s).backgroundColor])",
         )
         assert shaded[0][0] == 1.0 and shaded[-1][0] == 0.0
         assert shaded[0][1] != shaded[-1][1], "heard sentences are shaded darker"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -26,9 +26,14 @@ from service.store.registry import ListeningEvent
 
 router = APIRouter(tags=["analytics"], route_class=ParsedRoute)
 
-From = Annotated[date | None, Query(alias="from", description="first day (UTC), included")]
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+From = Annotated[
+    str | None,
+    Query(alias="from", pattern=_DATE, description="first day (UTC, YYYY-MM-DD), included"),
+]
 To = Annotated[
-    date | None, Query(alias="to", description="last day (UTC), included; default today")
+    str | None,
+    Query(alias="to", pattern=_DATE, description="last day (UTC), included; default today"),
 ]
 AsCsv = Annotated[Literal["json", "csv"] | None, Query(description="csv: as Accept: text/csv")]
 _CSV: dict[int | str, dict[str, Any]] = {
