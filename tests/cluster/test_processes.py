@@ -206,6 +206,35 @@ def test_a_listener_on_one_replica_hears_a_reading_posted_to_the_other(deploymen
     assert bytes(listener.data) == finished
 
 
+def test_listening_figures_are_the_same_whichever_replica_took_the_events(deployment):
+    a, b = deployment.replicas
+    text = "两台机器的收听统计。第二句在这里。第三句也在这里。"
+    article_id = str(
+        httpx.post(f"{a.url}/v1/articles", json={"text": text}, timeout=60).json()["id"]
+    )
+    _wait_ready(a, article_id)
+    now = int(time.time() * 1000)
+    for i, server in enumerate((a, b, a, b)):  # four sessions, split between the replicas
+        batch = {
+            "article": article_id,
+            "session": f"{i:016x}",
+            "events": [
+                {"type": "play", "t": now},
+                {
+                    "type": "progress",
+                    "t": now,
+                    "heard": list(range(i % 2 + 1)),
+                    "listened_ms": 1000,
+                },
+            ],
+        }
+        assert httpx.post(f"{server.url}/v1/events", json=batch, timeout=30).status_code == 202
+    seen = [httpx.get(f"{s.url}/v1/articles/{article_id}/stats", timeout=30).json() for s in (b, a)]
+    assert seen[0] == seen[1]
+    assert (seen[0]["plays"], seen[0]["listened_ms"]) == (4, 4000)
+    assert seen[0]["sentence_reach"][:2] == [1.0, 0.5]
+
+
 def test_a_killed_worker_s_reading_is_finished_by_another_reusing_its_parts(deployment, sample_txt):
     a, b = deployment.replicas
     deployment.worker()  # a second worker, idle
