@@ -161,7 +161,7 @@ def _by_day(days: Sequence[ListeningDay], first: str, last: str) -> list[DayFigu
 class Analytics:
     """Takes the players' events and answers with the figures."""
 
-    def __init__(self, ctx: Context, *, keep_days: int, rollup_every_s: float = 5.0) -> None:
+    def __init__(self, ctx: Context, *, keep_days: int, rollup_every_s: float = 1.0) -> None:
         self._ctx = ctx
         self.keep_days = keep_days
         self.rollup_every_s = rollup_every_s
