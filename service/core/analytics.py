@@ -26,7 +26,6 @@ log = logging.getLogger("langdu.analytics")
 MAX_AGE = timedelta(hours=24)  # events older than this are refused: a day is closed then
 MAX_AHEAD = timedelta(minutes=5)  # clocks differ; more than this is a lie
 MAX_SPAN_DAYS = 366
-KINDS = ("play", "pause", "seek", "speed", "progress", "ended", "download")
 _KNOWN_ARTICLES = 10_000
 
 
