@@ -18,15 +18,23 @@ _ID = re.compile(r"^[0-9a-f]{32}$")
 _RENDERING = re.compile(f"^{RENDERING_NAME}$")
 
 
-def services(request: Request) -> Services:
-    """The services the lifespan built."""
+# The dependencies are coroutines: FastAPI runs a plain function dependency on a thread of
+# its pool, a hop (and a turn for the interpreter lock) on every request for nothing.
+
+
+def _services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
 
 
-def library(request: Request) -> Library:
+async def services(request: Request) -> Services:
+    """The services the lifespan built."""
+    return _services(request)
+
+
+async def library(request: Request) -> Library:
     """The application layer."""
-    return services(request).library
+    return _services(request).library
 
 
 def client_of(request: Request) -> str:
@@ -85,12 +93,12 @@ def _given_key(request: Request, *, basic: bool) -> str:
 
 
 def _check_key(request: Request, *, basic: bool) -> bool:
-    keys = services(request).settings.api_keys
+    keys = _services(request).settings.api_keys
     given = _given_key(request, basic=basic).encode()
     return not keys or any(hmac.compare_digest(given, k.encode()) for k in keys)
 
 
-def require_write_key(request: Request) -> None:
+async def require_write_key(request: Request) -> None:
     """When API keys are configured, write endpoints need one (Bearer or X-API-Key).
 
     Raises:
@@ -100,7 +108,7 @@ def require_write_key(request: Request) -> None:
         raise UnauthorizedError("a valid API key is required (Authorization: Bearer <key>)")
 
 
-def require_dashboard_key(request: Request) -> None:
+async def require_dashboard_key(request: Request) -> None:
     """The dashboard, for a browser: the write key as a Basic password (the browser asks
     for it), or as for the API.
 
