@@ -32,6 +32,20 @@ from service.store.registry.schema import (
 )
 
 DAY_MS = 86_400_000
+_EVENT_COLUMNS = (
+    "article_id",
+    "session",
+    "kind",
+    "at",
+    "received_at",
+    "position_ms",
+    "listened_ms",
+    "speed",
+    "heard",
+    "voice",
+    "degraded",
+    "client",
+)
 
 
 def day_of(ms: int) -> str:
@@ -235,6 +249,7 @@ class AnalyticsSql:
 
     _insert: Any
     engine: sa.Engine
+    _events_sql: tuple[str, tuple[str, ...] | None] | None = None
 
     def _rows(self, statement: sa.Executable) -> list[sa.RowMapping]:
         raise NotImplementedError
@@ -243,27 +258,50 @@ class AnalyticsSql:
         raise NotImplementedError
 
     def add_events(self, events: Sequence[ListeningEvent], received_at: datetime) -> None:
+        if not events:
+            return
         received = _ms(received_at)
+        sql, columns = self._event_insert()
         rows = [
-            {
-                "article_id": e.article_id,
-                "session": e.session,
-                "kind": e.kind,
-                "at": _ms(e.at),
-                "received_at": received,
-                "position_ms": e.position_ms,
-                "listened_ms": e.listened_ms,
-                "speed": e.speed,
-                "heard": json.dumps(list(e.heard), separators=(",", ":")) if e.heard else None,
-                "voice": e.voice,
-                "degraded": e.degraded,
-                "client": e.client,
-            }
+            (
+                e.article_id,
+                e.session,
+                e.kind,
+                _ms(e.at),
+                received,
+                e.position_ms,
+                e.listened_ms,
+                e.speed,
+                "[" + ",".join(map(str, e.heard)) + "]" if e.heard else None,
+                e.voice,
+                e.degraded,
+                e.client,
+            )
             for e in events
         ]
-        if rows:
-            with self._begin() as conn:
-                conn.execute(sa.insert(listening_events), rows)
+        params: list[Any]
+        if columns is None:  # a named paramstyle (PostgreSQL's drivers)
+            params = [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in rows]
+        elif columns == _EVENT_COLUMNS:
+            params = rows
+        else:
+            at = [_EVENT_COLUMNS.index(c) for c in columns]
+            params = [tuple(row[i] for i in at) for row in rows]
+        with self._begin() as conn:
+            # The driver's own executemany: players post events all day long, and the
+            # statement's SQL and parameters are the same every time.
+            conn.exec_driver_sql(sql, params)
+
+    def _event_insert(self) -> tuple[str, tuple[str, ...] | None]:
+        """The events' INSERT in this database's SQL; the column order of a positional
+        paramstyle's rows (None: the driver takes names)."""
+        if self._events_sql is None:
+            compiled = sa.insert(listening_events).compile(
+                dialect=self.engine.dialect, column_keys=list(_EVENT_COLUMNS)
+            )
+            order = compiled.positiontup
+            self._events_sql = (str(compiled), None if order is None else tuple(order))
+        return self._events_sql
 
     def _fence(self) -> int:
         """The highest event id below which every event is committed."""
