@@ -218,7 +218,11 @@ class Settings(BaseSettings):
         description="normalize, segment and encode in worker processes, not the server's",
     )
     parse_workers: int = Field(
-        default=1, ge=0, le=16, description="processes that parse posted pages (0: a thread)"
+        default=1,
+        ge=0,
+        le=16,
+        description="processes that parse posted pages (0: a thread; then listening events"
+        " are taken on a thread too, not in a worker process of their own)",
     )
     max_number_digits: int = Field(
         default=64, ge=16, le=4096, description="digits in one number an article may hold"

@@ -307,6 +307,13 @@ async def open_services(
             lexicon_file=settings.lexicon_file,
             max_conversions=settings.max_conversions,
             events_keep_days=settings.events_keep_days,
+            # Listening events are taken in a worker process of their own when parsing is
+            # (it opens the registry again: not for a database only this process can see).
+            events_database=(
+                settings.database
+                if settings.parse_workers > 0 and ":memory:" not in settings.database
+                else None
+            ),
         )
         await parse.warm_up()
         if reads:

@@ -18,25 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from service.core.context import Context
+from service.core.ledger import Batch, Ledger, LedgerPool
 from service.errors import InputError
-from service.store.registry import ListeningDay, ListeningEvent, utc_now
+from service.store.registry import ListeningDay, utc_now
 
 log = logging.getLogger("langdu.analytics")
 
-MAX_AGE = timedelta(hours=24)  # events older than this are refused: a day is closed then
-MAX_AHEAD = timedelta(minutes=5)  # clocks differ; more than this is a lie
 MAX_SPAN_DAYS = 366
-_KNOWN_ARTICLES = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """What one client posts at once: events of one session of one article."""
-
-    article_id: str
-    session: str
-    client: str
-    events: tuple[ListeningEvent, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,25 +146,25 @@ def _by_day(days: Sequence[ListeningDay], first: str, last: str) -> list[DayFigu
 
 
 class Analytics:
-    """Takes the players' events and answers with the figures."""
+    """Takes the players' events and answers with the figures. The events are checked,
+    stored and rolled up by the events worker (service.core.ledger)."""
 
-    def __init__(self, ctx: Context, *, keep_days: int, rollup_every_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        keep_days: int,
+        rollup_every_s: float = 1.0,
+        worker_database: str | None = None,
+    ) -> None:
+        """`worker_database`: the registry's URL for a worker process of its own (None: a
+        thread of this process)."""
         self._ctx = ctx
         self.keep_days = keep_days
         self.rollup_every_s = rollup_every_s
-        self._sentences: dict[str, int] = {}  # article id -> its sentences (ids never change)
+        self.worker = LedgerPool(ctx.registry, worker_database)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-
-    async def _sentence_count(self, article_id: str) -> int:
-        known = self._sentences.get(article_id)
-        if known is None:
-            record = await self._ctx.record(article_id)  # NotFoundError: no such article
-            known = len(record.sentences)  # the title is the first, when there is one
-            if len(self._sentences) >= _KNOWN_ARTICLES:
-                self._sentences.pop(next(iter(self._sentences)))
-            self._sentences[article_id] = known
-        return known
 
     async def record(self, batch: Batch, now: datetime | None = None) -> int:
         """Keep a batch of events (all or none); the number kept.
@@ -185,41 +173,28 @@ class Analytics:
             NotFoundError: no such article.
             InputError: an event from the future or more than a day ago, or a sentence the
                 article does not have.
+            WorkerLostError: the events worker died.
         """
-        now = now or utc_now()
-        sentences = await self._sentence_count(batch.article_id)
-        for i, event in enumerate(batch.events):
-            if event.at > now + MAX_AHEAD:
-                raise InputError(f"events[{i}].t is in the future ({event.at.isoformat()})")
-            if event.at < now - MAX_AGE:
-                raise InputError(f"events[{i}].t is more than a day ago ({event.at.isoformat()})")
-            if event.heard and max(event.heard) >= sentences:
-                raise InputError(
-                    f"events[{i}].heard names sentence {max(event.heard)};"
-                    f" the article has {sentences}"
-                )
-        await asyncio.to_thread(self._ctx.registry.add_events, batch.events, now)
-        for event in batch.events:
-            self._ctx.metrics.listening_events.labels(event.kind).inc()
-        return len(batch.events)
+        return self.counted(await self.worker.run(Ledger.store, batch, now or utc_now()))
+
+    def counted(self, kinds: dict[str, int]) -> int:
+        """Count events kept (by kind, from Ledger.store); how many they were."""
+        for kind, count in kinds.items():
+            self._ctx.metrics.listening_events.labels(kind).inc(count)
+        return sum(kinds.values())
 
     async def roll_up(self) -> int:
         """Fold the events not yet rolled up into the figures; the number folded."""
         async with self._lock:
-            total = 0
-            while True:
-                folded, plays = await asyncio.to_thread(
-                    self._ctx.registry.roll_up, utc_now(), self.keep_days
-                )
-                self._ctx.metrics.listening_plays.inc(plays)
-                total += folded
-                if folded < 20_000:
-                    return total
+            folded, plays = await self.worker.run(Ledger.roll_up, utc_now(), self.keep_days)
+            self._ctx.metrics.listening_plays.inc(plays)
+            return folded
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._rolling(), name="langdu-analytics")
 
     async def _rolling(self) -> None:
+        await self.worker.warm_up()
         while True:
             await asyncio.sleep(self.rollup_every_s)
             try:
@@ -232,6 +207,7 @@ class Analytics:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        self.worker.close()
 
     async def article(self, article_id: str, first: str, last: str) -> ArticleStats:
         """One article's figures from `first` to `last` (days, both included).

@@ -73,6 +73,7 @@ class Library:
         lexicon_file: Path | None = None,
         max_conversions: int = 4,
         events_keep_days: int = 30,
+        events_database: str | None = None,
     ) -> None:
         self.pronunciations = Pronunciations(registry, lexicon, file=lexicon_file)
         ctx = Context(
@@ -114,7 +115,7 @@ class Library:
         )
         self.publishing = Publishing(ctx, self.rendering)
         self.lexicon = LexiconDesk(ctx, self.rendering, self.pronunciations)
-        self.analytics = Analytics(ctx, keep_days=events_keep_days)
+        self.analytics = Analytics(ctx, keep_days=events_keep_days, worker_database=events_database)
         self.upkeep = Upkeep(
             ctx, self.rendering, scrub_every_s=scrub_every_s, scrub_bytes=scrub_bytes
         )

@@ -17,12 +17,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
 from service.config import Settings, get_settings
+from service.core.library import Library
 from service.engines import EngineFactory
 from service.errors import LangduError
 from service.http.admission import Identity, RateLimit, SpeechBudget, async_storage
 from service.http.admission import rules as rate_rules
 from service.http.hotpath import HotAudioMiddleware
 from service.http.hygiene import StrictJSON
+from service.http.ingest import EVENTS_PATH, EventsFront
 from service.http.openai_errors import OpenAIErrors
 from service.http.openapi import build as build_openapi
 from service.http.problems import http_error, langdu_error, problem, validation_error
@@ -96,7 +98,6 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-EVENTS_PATH = "/v1/events"
 _REFUSED = {
     400: "malformed",
     404: "unknown_article",
@@ -233,8 +234,24 @@ def create_app(
 
     # Ahead of the framework: a client over its rate or its share is refused before its
     # body is read, and at little cost to the event loop.
+    def library() -> Library | None:
+        services: Services | None = getattr(app.state, "services", None)
+        return None if services is None else services.library
+
+    def limited(answer: ASGIApp) -> ASGIApp:
+        limit = BodyLimit(answer, max_bytes=EVENTS_MAX_BYTES)
+        return RequestMetrics(limit, metrics=metrics)
+
+    # Ahead of the framework: a client over its rate or its share is refused before its
+    # body is read, and at little cost to the event loop; players' events are taken
+    # without entering the framework at all.
     app.front = RateLimit(
-        functools.partial(FastAPI.__call__, app),
+        EventsFront(
+            functools.partial(FastAPI.__call__, app),
+            library=library,
+            limit=limited,
+            cors_origins=settings.cors_origins,
+        ),
         identity=Identity.build(settings.api_keys, settings.trusted_proxies),
         rules=rate_rules(
             writes=settings.rate_limit_writes,

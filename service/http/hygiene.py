@@ -7,6 +7,7 @@ can become a 500, a reset connection, or a document (feed, ID3 tag) that is not 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +53,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# A lone surrogate can only come from a \uD800-\uDFFF escape (UTF-8 text cannot hold one), so
+# a body without such an escape needs no walk through its strings.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _check_strings(value: Any) -> None:
     stack = [value]
     while stack:
@@ -81,8 +87,21 @@ def check_json(body: bytes) -> Any:
         value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         raise BadJSON(f"the body is not valid JSON: {exc.msg} at character {exc.pos}") from exc
-    _check_strings(value)
+    if _SURROGATE_ESCAPE.search(text):
+        _check_strings(value)
     return value
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """A request's whole body; None if the client left first (or a body limit answered)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 PARSED = "langdu.json"  # the scope key of the checked body's value (see ParsedRequest)
@@ -119,15 +138,9 @@ class StrictJSON:
         if not (content_type == b"application/json" or content_type.endswith(b"+json")):
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client left (or the body limit answered it already)
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = await read_body(receive)
+        if body is None:
+            return  # the client left (or the body limit answered it already)
         if body:
             try:
                 scope[PARSED] = await self._parse(scope, body)

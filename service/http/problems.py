@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -67,9 +68,8 @@ def status_for(exc: LangduError) -> int:
     return next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
 
 
-async def langdu_error(_: Request, exc: Exception) -> JSONResponse:
+def langdu_problem(exc: LangduError) -> JSONResponse:
     """A LangduError as its problem document."""
-    assert isinstance(exc, LangduError)
     status = status_for(exc)
     if status == 500:
         log.error("unexpected service error: %s", exc)
@@ -81,18 +81,29 @@ async def langdu_error(_: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def langdu_error(_: Request, exc: Exception) -> JSONResponse:
+    """A LangduError as its problem document."""
+    assert isinstance(exc, LangduError)
+    return langdu_problem(exc)
+
+
+def invalid(errors: list[dict[str, Any]]) -> JSONResponse:
+    """422 for fields that do not validate (pydantic's errors: loc, msg, type)."""
+    listed = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in errors
+    ]
+    first = listed[0] if listed else {"loc": [], "msg": "invalid request"}
+    detail = f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
+    return problem(422, "Invalid request", detail, errors=listed)
+
+
 async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     """Malformed JSON (400) or fields that do not validate (422)."""
     assert isinstance(exc, RequestValidationError)
     if any(e.get("type") == "json_invalid" for e in exc.errors()):
         return problem(400, "Malformed JSON", "the request body is not valid JSON")
-    errors = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        for e in exc.errors()
-    ]
-    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-    detail = f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
-    return problem(422, "Invalid request", detail, errors=errors)
+    return invalid(list(exc.errors()))
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -46,3 +46,13 @@ def yield_cpu(steps: int = 10) -> None:
     # --split-cpus: a listener's p99 under abuse 2.6x -> 1.5x of quiet).
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+
+
+def idle_cpu() -> None:
+    """Run only on CPU time nothing else wants (Linux: SCHED_IDLE; elsewhere the lowest
+    priority): work that can wait, such as listening analytics, never delays a request,
+    and is only postponed while the server is busy."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(19)
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))

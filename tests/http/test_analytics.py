@@ -4,9 +4,13 @@ the dashboard), hostile batches refused with a problem and nothing counted from 
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import io
 import json
+import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -193,6 +197,47 @@ async def test_a_flood_from_one_client_is_refused_before_it_is_read(tmp_path: Pa
     assert refused.headers["content-type"] == "application/problem+json"
     assert stats["plays"] == 5
     assert 'langdu_listening_batches_refused_total{reason="rate"} 4.0' in metrics
+
+
+def _events_worker() -> int:
+    """The pid of this process's events worker (a child named langdu-events)."""
+    for task in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            stat = (task / "stat").read_text()
+            if stat.split(") ", 1)[1].split()[1] == str(os.getpid()) and (
+                (task / "comm").read_text().strip() == "langdu-events"
+            ):
+                return int(task.name)
+    raise AssertionError("no events worker")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+async def test_events_are_taken_in_a_worker_process_that_comes_back_when_killed(
+    tmp_path: Path,
+) -> None:
+    async with running_app(tmp_path, Fakes(), parse_workers=1) as (client, _):
+        aid = str((await _article(client))["id"])
+        ok = await _post(client, _batch(aid, "a" * 16, _e("play")))
+        # Refusals come back across the process boundary as they do from a thread.
+        bad_json = await client.post(
+            "/v1/events", content=b'{"a": 1, "a": 2}', headers={"Content-Type": "text/plain"}
+        )
+        unknown = await _post(client, _batch("0" * 32, "a" * 16, _e("play")))
+        beyond = await _post(client, _batch(aid, "a" * 16, _e("progress", heard=[99])))
+        worker = _events_worker()
+        os.kill(worker, signal.SIGKILL)
+        after = [(await _post(client, _batch(aid, f"{i:016x}", _e("play")))) for i in range(3)]
+        stats = await _stats(client, aid)
+        again = _events_worker()
+    assert ok.status_code == 202, ok.text
+    assert (bad_json.status_code, unknown.status_code, beyond.status_code) == (400, 404, 422)
+    assert "duplicate key" in bad_json.text and "names sentence 99" in beyond.text
+    # The batch the dead worker was given is refused (503: try again), never half kept;
+    # a new worker takes the next ones.
+    codes = [r.status_code for r in after]
+    assert set(codes) <= {202, 503} and codes[-1] == 202, codes
+    assert stats["plays"] == 1 + codes.count(202)
+    assert again != worker
 
 
 async def test_stats_survive_a_restart(tmp_path: Path) -> None:

@@ -282,7 +282,9 @@ def test_check_json_tells_what_is_wrong_with_the_encoding(body: bytes, detail: s
 
 def test_check_json_finds_lone_surrogates_in_keys_and_nested_lists() -> None:
     assert check_json(b'{"a": [1, {"b": "\\u4e2d"}]}') == {"a": [1, {"b": "中"}]}
-    for body in (b'{"\\ud800": 1}', b'{"a": [[{"b": ["\\udfff"]}]]}'):
+    # A pair is one character; an escaped backslash before "ud800" is no escape at all.
+    assert check_json(b'["\\ud83d\\ude00", "\\\\ud800"]') == ["\U0001f600", "\\ud800"]
+    for body in (b'{"\\ud800": 1}', b'{"a": [[{"b": ["\\udfff"]}]]}', b'["x\\uDBFF"]'):
         with pytest.raises(BadJSON, match="lone surrogate"):
             check_json(body)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from service.core.analytics import ArticleStats, Batch, Figures, Overview, day_range
+from service.core.analytics import ArticleStats, Figures, Overview, day_range
 from service.core.library import Library
 from service.http.hygiene import ParsedRoute
+from service.http.ingest import batch_of
 from service.http.routes.deps import check_id, library, require_write_key
 from service.http.schemas import (
     ArticleLineOut,
@@ -22,7 +22,6 @@ from service.http.schemas import (
     EventsIn,
     StatsOut,
 )
-from service.store.registry import ListeningEvent
 
 router = APIRouter(tags=["analytics"], route_class=ParsedRoute)
 
@@ -47,29 +46,9 @@ async def post_events(body: EventsIn, lib: Annotated[Library, Depends(library)])
     `navigator.sendBeacon` may send it as text/plain). Nothing that identifies a listener
     is kept: no address, no cookie, only the page view's random `session`. 413 over 64 KiB,
     422 for events from the future or more than a day ago, 404 for an unknown article,
-    429 for a client posting too often."""
-    batch = Batch(
-        article_id=body.article,
-        session=body.session,
-        client=body.client,
-        events=tuple(
-            ListeningEvent(
-                article_id=body.article,
-                session=body.session,
-                kind=e.type,
-                at=datetime.fromtimestamp(e.t / 1000, UTC),
-                client=body.client,
-                position_ms=e.position_ms,
-                listened_ms=e.listened_ms,
-                speed=e.speed,
-                heard=tuple(sorted(set(e.heard))),
-                voice=e.voice,
-                degraded=e.degraded,
-            )
-            for e in body.events
-        ),
-    )
-    return EventsAccepted(accepted=await lib.analytics.record(batch))
+    429 for a client posting too often. (`langdu serve` takes these posts ahead of the
+    framework, in service/http/ingest.py, with the same answers.)"""
+    return EventsAccepted(accepted=await lib.analytics.record(batch_of(body)))
 
 
 def _wants_csv(request: Request, format: str | None) -> bool:
