@@ -228,15 +228,13 @@ def create_app(
         app.include_router(module.router)
     app.mount("/player", StaticFiles(directory=PLAYER_DIR), name="player")
 
-    def share_held(client: str) -> str | None:
-        services: Services | None = getattr(app.state, "services", None)
-        return None if services is None else services.library.rendering.share_held(client)
-
-    # Ahead of the framework: a client over its rate or its share is refused before its
-    # body is read, and at little cost to the event loop.
     def library() -> Library | None:
         services: Services | None = getattr(app.state, "services", None)
         return None if services is None else services.library
+
+    def share_held(client: str) -> str | None:
+        lib = library()
+        return None if lib is None else lib.rendering.share_held(client)
 
     def limited(answer: ASGIApp) -> ASGIApp:
         limit = BodyLimit(answer, max_bytes=EVENTS_MAX_BYTES)

@@ -23,7 +23,6 @@ import os
 import socket
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,9 +32,15 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench.bench_load import CLIENT_NICE, _ready, measure  # noqa: E402
+from tests.bench.bench_load import (  # noqa: E402
+    CLIENT_NICE,
+    _ready,
+    add_split_cpus,
+    bench_server,
+    measure,
+)
 from tests.http.test_resilience import SHORT  # noqa: E402
-from tests.server import Server, start_server  # noqa: E402
+from tests.server import Server  # noqa: E402
 
 EVENTS_PER_S = 1000
 PER_BATCH = 50
@@ -263,30 +268,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="each turn")
     parser.add_argument("--rounds", type=int, default=8, help="turns of each side")
-    parser.add_argument(
-        "--split-cpus",
-        action="store_true",
-        help="the server and its workers on the first CPU, every client on the others",
-    )
+    add_split_cpus(parser)
     args = parser.parse_args()
-    cpus = sorted(os.sched_getaffinity(0))
-    split = args.split_cpus and len(cpus) > 1
-    if split:
-        os.sched_setaffinity(0, cpus[:1])
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(
-            Path(tmp) / "data",
-            access_log="false",
-            preload_jieba="true",
-            rate_limit_events="100000/minute;2000/second",  # one address posts it all
-        )
-        if split:
-            os.sched_setaffinity(0, cpus[1:])
-            print(f"server on CPU {cpus[0]}, clients on CPUs {cpus[1:]}")
-        try:
-            run(server, args.seconds, args.rounds)
-        finally:
-            server.stop()
+    with bench_server(
+        args.split_cpus,
+        preload_jieba="true",
+        rate_limit_events="100000/minute;2000/second",  # one address posts it all
+    ) as server:
+        run(server, args.seconds, args.rounds)
 
 
 if __name__ == "__main__":

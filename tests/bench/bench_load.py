@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import re
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,36 +154,49 @@ def _ready(c: httpx.Client, body: dict[str, object]) -> dict[str, object]:
         time.sleep(0.1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+def add_split_cpus(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split-cpus",
         action="store_true",
         help="the server and its workers on the first CPU, every client on the others",
     )
-    args = parser.parse_args()
+
+
+@contextlib.contextmanager
+def bench_server(split_cpus: bool, **settings: str) -> Iterator[Server]:
+    """A `langdu serve` on a fresh data folder, stopped afterwards. With `split_cpus` (and
+    more than one CPU) it and the workers it starts run on the first CPU, and this process
+    and every client it starts afterwards on the others."""
     cpus = sorted(os.sched_getaffinity(0))
-    split = args.split_cpus and len(cpus) > 1
+    split = split_cpus and len(cpus) > 1
     if split:  # the server (and the workers it starts) inherit this
         os.sched_setaffinity(0, cpus[:1])
     with tempfile.TemporaryDirectory() as tmp:
-        server: Server = start_server(
-            Path(tmp) / "data",
-            access_log="false",
-            api_keys="bench,flood,reader,other",
-            # Posts are measured at 8/s from one key; the abusive client's bursts (160 posts
-            # in a second or two) still meet the per-second limit.
-            rate_limit_writes="6000/minute;20/second",
-            preload_jieba="true",
-        )
+        data = Path(tmp) / "data"
+        server = start_server(data, defaults=False, nofile=None, access_log="false", **settings)
         if split:  # wrk, the load and the abusive client inherit this
             os.sched_setaffinity(0, cpus[1:])
             print(f"server on CPU {cpus[0]}, clients on CPUs {cpus[1:]}")
         try:
-            run(server, args.seconds)
+            yield server
         finally:
             server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    add_split_cpus(parser)
+    args = parser.parse_args()
+    with bench_server(
+        args.split_cpus,
+        api_keys="bench,flood,reader,other",
+        # Posts are measured at 8/s from one key; the abusive client's bursts (160 posts
+        # in a second or two) still meet the per-second limit.
+        rate_limit_writes="6000/minute;20/second",
+        preload_jieba="true",
+    ) as server:
+        run(server, args.seconds)
 
 
 def run(server: Server, seconds: float) -> None:

@@ -249,7 +249,7 @@ class AnalyticsSql:
 
     _insert: Any
     engine: sa.Engine
-    _events_sql: tuple[str, tuple[str, ...] | None] | None = None
+    _events_sql: tuple[str, bool] | None = None
 
     def _rows(self, statement: sa.Executable) -> list[sa.RowMapping]:
         raise NotImplementedError
@@ -261,7 +261,7 @@ class AnalyticsSql:
         if not events:
             return
         received = _ms(received_at)
-        sql, columns = self._event_insert()
+        sql, positional = self._event_insert()
         rows = [
             (
                 e.article_id,
@@ -279,28 +279,26 @@ class AnalyticsSql:
             )
             for e in events
         ]
-        params: list[Any]
-        if columns is None:  # a named paramstyle (PostgreSQL's drivers)
-            params = [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in rows]
-        elif columns == _EVENT_COLUMNS:
-            params = rows
-        else:
-            at = [_EVENT_COLUMNS.index(c) for c in columns]
-            params = [tuple(row[i] for i in at) for row in rows]
+        # A named paramstyle (PostgreSQL's drivers) takes each row by its columns' names.
+        params: list[Any] = (
+            rows if positional else [dict(zip(_EVENT_COLUMNS, r, strict=True)) for r in rows]
+        )
         with self._begin() as conn:
             # The driver's own executemany: players post events all day long, and the
             # statement's SQL and parameters are the same every time.
             conn.exec_driver_sql(sql, params)
 
-    def _event_insert(self) -> tuple[str, tuple[str, ...] | None]:
-        """The events' INSERT in this database's SQL; the column order of a positional
-        paramstyle's rows (None: the driver takes names)."""
+    def _event_insert(self) -> tuple[str, bool]:
+        """The events' INSERT in this database's SQL, and whether its driver takes each
+        row's values by position (in _EVENT_COLUMNS' order)."""
         if self._events_sql is None:
             compiled = sa.insert(listening_events).compile(
                 dialect=self.engine.dialect, column_keys=list(_EVENT_COLUMNS)
             )
             order = compiled.positiontup
-            self._events_sql = (str(compiled), None if order is None else tuple(order))
+            if order is not None and tuple(order) != _EVENT_COLUMNS:
+                raise RuntimeError(f"listening_events' INSERT takes {order}")
+            self._events_sql = (str(compiled), order is not None)
         return self._events_sql
 
     def _fence(self) -> int:
