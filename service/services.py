@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from service.audio.episode import load_sting
@@ -240,13 +238,10 @@ async def open_services(
         # Pure functions of their input: a call whose worker died is run again.
         text_process = (
             RespawningPool(
-                functools.partial(
-                    ProcessPoolExecutor,
-                    settings.workers,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=init_text_worker,
-                    initargs=(os.getpid(), settings.preload_jieba),
-                )
+                settings.workers,
+                initializer=init_text_worker,
+                initargs=(os.getpid(), settings.preload_jieba),
+                name="langdu-text",
             )
             if settings.text_process and reads
             else None

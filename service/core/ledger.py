@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -128,13 +127,11 @@ class LedgerPool:
         else:
             # Not retried: a batch half-stored when its worker died must not be stored twice.
             self._pool = RespawningPool(
-                lambda: ProcessPoolExecutor(
-                    1,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start,
-                    initargs=(os.getpid(), database),
-                ),
+                1,
+                initializer=_start,
+                initargs=(os.getpid(), database),
                 retries=0,
+                name="langdu-events",
             )
 
     async def run(

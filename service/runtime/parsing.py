@@ -12,11 +12,10 @@ import asyncio
 import contextlib
 import functools
 import importlib
-import multiprocessing
 import os
 import resource
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
@@ -59,13 +58,11 @@ class ParsePool:
             return ThreadPoolExecutor(1, thread_name_prefix="langdu-parse")
         # Not retried: the input that killed a worker would kill the next one too.
         return RespawningPool(
-            lambda: ProcessPoolExecutor(
-                self._workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
-                initargs=(os.getpid(), self._memory, self._preload),
-            ),
+            self._workers,
+            initializer=_worker_init,
+            initargs=(os.getpid(), self._memory, self._preload),
             retries=0,
+            name="langdu-parse",
         )
 
     async def warm_up(self) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
-from concurrent.futures import ProcessPoolExecutor
+import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -34,10 +33,26 @@ def _die() -> int:
 
 
 def _pool(retries: int) -> RespawningPool:
-    return RespawningPool(
-        lambda: ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")),
-        retries=retries,
-    )
+    return RespawningPool(1, retries=retries)
+
+
+def _large(size: int) -> bytes:
+    return b"x" * size
+
+
+def _fails() -> None:
+    raise ValueError("bad input")
+
+
+def _writing(pid: int) -> bool:
+    """Whether `pid` is blocked writing to a pipe (its answer is larger than the pipe)."""
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+        number = Path(f"/proc/{pid}/syscall").read_text().split()[0]
+    except (OSError, IndexError):
+        return False
+    write = {"x86_64": "1", "aarch64": "64"}.get(os.uname().machine)
+    return "pipe_write" in wchan or number == write
 
 
 def test_work_whose_worker_died_runs_again_on_a_new_pool(tmp_path: Path) -> None:
@@ -60,6 +75,51 @@ def test_work_that_kills_every_worker_fails_and_the_pool_still_serves() -> None:
         assert pool.submit(_pid).result(60) > 0
     finally:
         pool.shutdown()
+
+
+def test_a_worker_killed_while_sending_its_answer_is_seen_dead() -> None:
+    # The standard library's ProcessPoolExecutor waits forever for the rest of an answer
+    # whose writer was killed half-way (its workers share one result pipe): the call would
+    # never end and the pool would never be replaced. Here the call is run again.
+    pool = _pool(retries=1)
+    try:
+        pid = pool.submit(_pid).result(60)
+        answer = pool.submit(_large, 256 * 1024 * 1024)
+        deadline = time.monotonic() + 60
+        while not _writing(pid):
+            assert time.monotonic() < deadline and not answer.done(), "never seen writing"
+            time.sleep(0.001)
+        os.kill(pid, signal.SIGKILL)
+        assert len(answer.result(60)) == 256 * 1024 * 1024
+        assert pool.respawned == 1 and pool.submit(_pid).result(60) != pid
+    finally:
+        pool.shutdown()
+
+
+def test_a_worker_s_exception_reaches_the_caller_with_its_traceback() -> None:
+    pool = _pool(retries=1)
+    try:
+        with pytest.raises(ValueError, match="bad input") as raised:
+            pool.submit(_fails).result(60)
+        assert "_fails" in str(raised.value.__cause__)
+        with pytest.raises(Exception, match="pickle"):
+            pool.submit(lambda: 1).result(60)  # cannot be sent: the worker is unharmed
+        assert pool.respawned == 0 and pool.submit(_pid).result(60) > 0
+    finally:
+        pool.shutdown()
+
+
+def test_shutdown_cancels_waiting_work_and_ends_the_workers() -> None:
+    pool = _pool(retries=0)
+    pid = pool.submit(_pid).result(60)
+    busy = pool.submit(time.sleep, 0.5)
+    waiting = pool.submit(_pid)
+    time.sleep(0.1)
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert busy.result(0) is None and waiting.cancelled()
+    with pytest.raises(RuntimeError):
+        pool.submit(_pid)
+    assert not Path(f"/proc/{pid}").exists()  # ended and reaped
 
 
 @pytest.mark.anyio
