@@ -24,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -121,6 +122,9 @@ class RespawningPool(Executor):
         )
         try:
             process.start()
+        except BaseException:
+            mine.close()
+            raise
         finally:
             theirs.close()  # the worker holds the only other end: its death closes the pipe
         return process, mine
@@ -137,19 +141,21 @@ class RespawningPool(Executor):
                 continue
             call.started = True
             try:
-                if worker is None:
-                    worker = self._start()
-                worker[1].send((call.fn, call.args, call.kwargs))
+                payload = bytes(ForkingPickler.dumps((call.fn, call.args, call.kwargs)))
+            except Exception as exc:  # the call cannot be sent: the worker is not involved
+                call.future.set_exception(exc)
+                continue
+            idle, worker = worker, None
+            try:
+                worker = self._deliver(idle, payload)  # `idle` is the feeder's no more
                 ok, value, remote = worker[1].recv()
             except (EOFError, OSError) as exc:
                 if worker is not None:
-                    _bury(worker)
+                    self._lost(worker)
                     worker = None
-                    with self._lock:
-                        self.respawned += 1
                 self._after_death(call, exc)
                 continue
-            except Exception as exc:  # the call cannot be pickled: the worker is fine
+            except Exception as exc:  # an answer that cannot be unpickled here
                 call.future.set_exception(exc)
                 continue
             if ok:
@@ -162,6 +168,35 @@ class RespawningPool(Executor):
             with contextlib.suppress(OSError):
                 worker[1].send(None)
             _bury(worker, grace=5.0)
+
+    def _deliver(
+        self, worker: tuple[BaseProcess, Connection] | None, payload: bytes
+    ) -> tuple[BaseProcess, Connection]:
+        """Send a call to `worker` (started if there is none) and return it. A worker that
+        died while idle is replaced first, and the call does not count that death against
+        its retries: it never reached the worker. A new worker that cannot take the call
+        raises OSError."""
+        if worker is not None and not worker[0].is_alive():
+            self._lost(worker)
+            worker = None
+        if worker is not None:
+            try:
+                worker[1].send_bytes(payload)
+                return worker
+            except OSError:  # it died just now, before reading the call
+                self._lost(worker)
+        worker = self._start()
+        try:
+            worker[1].send_bytes(payload)
+        except OSError:
+            self._lost(worker)
+            raise
+        return worker
+
+    def _lost(self, worker: tuple[BaseProcess, Connection]) -> None:
+        _bury(worker)
+        with self._lock:
+            self.respawned += 1
 
     def _after_death(self, call: _Call, cause: BaseException) -> None:
         with self._lock:

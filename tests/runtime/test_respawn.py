@@ -40,6 +40,18 @@ def _large(size: int) -> bytes:
     return b"x" * size
 
 
+def _slow_pid() -> int:
+    time.sleep(0.2)  # long enough for the other worker to take the next call
+    return os.getpid()
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
+
+
 def _fails() -> None:
     raise ValueError("bad input")
 
@@ -92,6 +104,24 @@ def test_a_worker_killed_while_sending_its_answer_is_seen_dead() -> None:
         os.kill(pid, signal.SIGKILL)
         assert len(answer.result(60)) == 256 * 1024 * 1024
         assert pool.respawned == 1 and pool.submit(_pid).result(60) != pid
+    finally:
+        pool.shutdown()
+
+
+def test_a_worker_that_died_while_idle_is_replaced_without_costing_a_retry() -> None:
+    pool = RespawningPool(2, retries=0)
+    try:
+        pids: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids.update(f.result(60) for f in [pool.submit(_slow_pid) for _ in range(2)])
+        assert len(pids) == 2
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        while any(_running(pid) for pid in pids):
+            time.sleep(0.01)
+        answers = {f.result(60) for f in [pool.submit(_slow_pid) for _ in range(4)]}
+        assert answers and not answers & pids and pool.respawned == 2
     finally:
         pool.shutdown()
 
