@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from service.runtime.respawn import RespawningPool
+from tests.procs import writing
 
 ANSWER = 256 * 1024 * 1024
 
@@ -36,17 +37,6 @@ def echo(text: str) -> str:
 
 def large(size: int) -> bytes:
     return b"x" * size
-
-
-def writing(pid: int) -> bool:
-    try:
-        wchan = Path(f"/proc/{pid}/wchan").read_text()
-        number = Path(f"/proc/{pid}/syscall").read_text().split()[0]
-    except (OSError, IndexError):
-        return False
-    return "pipe_write" in wchan or number == {"x86_64": "1", "aarch64": "64"}.get(
-        os.uname().machine
-    )
 
 
 def round_trip(pool: Executor, calls: int) -> tuple[float, float]:

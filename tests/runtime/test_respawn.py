@@ -13,6 +13,7 @@ import pytest
 from service.errors import WorkerLostError
 from service.runtime.parsing import ParsePool
 from service.runtime.respawn import RespawningPool
+from tests.procs import running, writing
 
 
 def _pid() -> int:
@@ -45,26 +46,8 @@ def _slow_pid() -> int:
     return os.getpid()
 
 
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except OSError:
-        return False
-
-
 def _fails() -> None:
     raise ValueError("bad input")
-
-
-def _writing(pid: int) -> bool:
-    """Whether `pid` is blocked writing to a pipe (its answer is larger than the pipe)."""
-    try:
-        wchan = Path(f"/proc/{pid}/wchan").read_text()
-        number = Path(f"/proc/{pid}/syscall").read_text().split()[0]
-    except (OSError, IndexError):
-        return False
-    write = {"x86_64": "1", "aarch64": "64"}.get(os.uname().machine)
-    return "pipe_write" in wchan or number == write
 
 
 def test_work_whose_worker_died_runs_again_on_a_new_pool(tmp_path: Path) -> None:
@@ -98,7 +81,7 @@ def test_a_worker_killed_while_sending_its_answer_is_seen_dead() -> None:
         pid = pool.submit(_pid).result(60)
         answer = pool.submit(_large, 256 * 1024 * 1024)
         deadline = time.monotonic() + 60
-        while not _writing(pid):
+        while not writing(pid):
             assert time.monotonic() < deadline and not answer.done(), "never seen writing"
             time.sleep(0.001)
         os.kill(pid, signal.SIGKILL)
@@ -118,7 +101,7 @@ def test_a_worker_that_died_while_idle_is_replaced_without_costing_a_retry() -> 
         assert len(pids) == 2
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-        while any(_running(pid) for pid in pids):
+        while any(running(pid) for pid in pids):
             time.sleep(0.01)
         answers = {f.result(60) for f in [pool.submit(_slow_pid) for _ in range(4)]}
         assert answers and not answers & pids and pool.respawned == 2
