@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 _WRITE = {"x86_64": "1", "aarch64": "64"}  # the write system call's number
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry))
+    return out
+
+
+def named(pid: int, name: str) -> list[int]:
+    """The children of `pid` that call themselves `name` (their comm)."""
+    out = []
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{child}/comm").read_text().strip() == name:
+                out.append(child)
+    return out
 
 
 def running(pid: int) -> bool:

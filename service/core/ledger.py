@@ -5,8 +5,8 @@ Players post events all day long; checking a batch, inserting it and folding the
 into the figures are Python work that, in the server's process, would hold the interpreter
 lock while a listener's audio request waits for it. In a worker the scheduler puts the
 audio first: while the server is saturated, batches wait (their posts are answered later)
-and nothing is lost. With `process=False` (tests, an in-memory database) the same work runs on a
-thread of this process instead.
+and nothing is lost. Without a database URL to open again there (parsing on a thread, an
+in-memory database) the same work runs on a thread of this process instead.
 """
 
 from __future__ import annotations

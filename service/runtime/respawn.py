@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from multiprocessing.reduction import ForkingPickler
@@ -73,7 +73,7 @@ class _Call:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     left: int  # how many more times it may run if its worker dies
-    started: bool = field(default=False)
+    started: bool = False
 
 
 class RespawningPool(Executor):
@@ -141,7 +141,7 @@ class RespawningPool(Executor):
                 continue
             call.started = True
             try:
-                payload = bytes(ForkingPickler.dumps((call.fn, call.args, call.kwargs)))
+                payload = ForkingPickler.dumps((call.fn, call.args, call.kwargs))
             except Exception as exc:  # the call cannot be sent: the worker is not involved
                 call.future.set_exception(exc)
                 continue
@@ -170,20 +170,17 @@ class RespawningPool(Executor):
             _bury(worker, grace=5.0)
 
     def _deliver(
-        self, worker: tuple[BaseProcess, Connection] | None, payload: bytes
+        self, worker: tuple[BaseProcess, Connection] | None, payload: memoryview
     ) -> tuple[BaseProcess, Connection]:
         """Send a call to `worker` (started if there is none) and return it. A worker that
-        died while idle is replaced first, and the call does not count that death against
-        its retries: it never reached the worker. A new worker that cannot take the call
-        raises OSError."""
-        if worker is not None and not worker[0].is_alive():
-            self._lost(worker)
-            worker = None
+        died while idle fails the send at once (its end of the pipe is closed): it is
+        replaced, and the call does not count that death against its retries, since it
+        never reached the worker. A new worker that cannot take the call raises OSError."""
         if worker is not None:
             try:
                 worker[1].send_bytes(payload)
                 return worker
-            except OSError:  # it died just now, before reading the call
+            except OSError:
                 self._lost(worker)
         worker = self._start()
         try:

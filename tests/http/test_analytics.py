@@ -4,7 +4,6 @@ the dashboard), hostile batches refused with a problem and nothing counted from 
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import io
 import json
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from tests.fakes import Fakes, running_app, wait_ready
+from tests.procs import named
 
 pytestmark = pytest.mark.anyio
 
@@ -201,14 +201,9 @@ async def test_a_flood_from_one_client_is_refused_before_it_is_read(tmp_path: Pa
 
 def _events_worker() -> int:
     """The pid of this process's events worker (a child named langdu-events)."""
-    for task in Path("/proc").glob("[0-9]*"):
-        with contextlib.suppress(OSError):
-            stat = (task / "stat").read_text()
-            if stat.split(") ", 1)[1].split()[1] == str(os.getpid()) and (
-                (task / "comm").read_text().strip() == "langdu-events"
-            ):
-                return int(task.name)
-    raise AssertionError("no events worker")
+    found = named(os.getpid(), "langdu-events")
+    assert found, "no events worker"
+    return found[0]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

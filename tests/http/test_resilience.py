@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.procs import children, named, running
 from tests.server import Server, start_server
 
 pytestmark = pytest.mark.server
@@ -296,42 +297,14 @@ def test_killing_the_server_takes_its_engine_workers_with_it(tmp_path: Path) -> 
             r = c.post("/v1/articles", json={"text": long_text}, headers={"X-API-Key": "x"})
             assert r.status_code == 201
             time.sleep(1.0)
-        children = _children(s.proc.pid)
-        assert len(children) >= 2, "no engine or parsing worker was started"
+        workers = children(s.proc.pid)
+        assert len(workers) >= 2, "no engine or parsing worker was started"
     finally:
         s.stop(signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_alive(p) for p in children):
+    while time.monotonic() < deadline and any(running(p) for p in workers):
         time.sleep(0.1)
-    assert not [p for p in children if _alive(p)]
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in {"Z", "X"}
-
-
-def _named(pid: int, name: str) -> list[int]:
-    out = []
-    for child in _children(pid):
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{child}/comm").read_text().strip() == name:
-                out.append(child)
-    return out
+    assert not [p for p in workers if running(p)]
 
 
 def test_a_killed_text_worker_is_replaced_and_the_reading_finishes(server: Server) -> None:
@@ -343,9 +316,9 @@ def test_a_killed_text_worker_is_replaced_and_the_reading_finishes(server: Serve
         r = c.post("/v1/articles", json={"text": text}, headers={"X-API-Key": "other"})
         assert r.status_code == 201, r.text
         article = r.json()["id"]
-        text_workers = _named(server.proc.pid, "langdu-text")
+        text_workers = named(server.proc.pid, "langdu-text")
         assert text_workers, "no text front-end worker found"
-        background = [*text_workers, *_named(server.proc.pid, "langdu-espeak")]
+        background = [*text_workers, *named(server.proc.pid, "langdu-espeak")]
         assert {os.sched_getscheduler(pid) for pid in background} == {os.SCHED_BATCH}
         time.sleep(0.3)
         for pid in text_workers:
@@ -361,6 +334,6 @@ def test_a_killed_text_worker_is_replaced_and_the_reading_finishes(server: Serve
         assert info["sentences"] == 80, info
         audio = c.get(info["audio_url"])
         assert audio.status_code == 200 and len(audio.content) > 100_000
-        replaced = _named(server.proc.pid, "langdu-text")
+        replaced = named(server.proc.pid, "langdu-text")
         assert replaced and not set(replaced) & set(text_workers)
         assert _ready_audio(c, "杀掉之后的下一篇文章。" + SHORT)
